@@ -1,0 +1,37 @@
+# Shared by run-tests.sh and run-local.sh: finding (or getting) Postgres.
+# Sourced, not run.
+
+# Prints the directory holding initdb/pg_ctl, or nothing.
+postgres_bin_dir() {
+  local dir
+  for dir in $(echo "${PATH}" | tr ':' ' ') $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+      echo "$dir"
+      return 0
+    fi
+  done
+  return 0
+}
+
+# True when something accepts TCP connections on host:port.
+port_answers() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# Makes sure the tests or the stack can get a Postgres: a URL in the
+# environment, a server on 127.0.0.1:5432, or initdb/pg_ctl to start a
+# private one. Installs PostgreSQL from the distribution when none of these
+# is there and we are root on a Debian-like system.
+ensure_postgres() {
+  if [ -n "${TEST_DATABASE_URL:-}${DATABASE_URL:-}" ]; then return 0; fi
+  if port_answers 127.0.0.1 5432; then return 0; fi
+  if [ -n "$(postgres_bin_dir)" ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> no Postgres found: installing PostgreSQL from the distribution's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    return 0
+  fi
+  echo "No Postgres: set DATABASE_URL, run a server on 127.0.0.1:5432, or install PostgreSQL (initdb, pg_ctl)." >&2
+  return 1
+}

@@ -1,0 +1,111 @@
+//! Wiring: builds the service from its configuration (database, migrations,
+//! listener) and serves gRPC, with health and reflection, until told to
+//! stop. `build` binds before it returns, so tests can read the port back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use callbacks_proto::registry::v1::registry_service_server::RegistryServiceServer;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{Config, DEVELOPMENT_ENCRYPTION_KEY};
+use crate::crypto::Cipher;
+use crate::domain::UrlPolicy;
+use crate::grpc::RegistryGrpc;
+use crate::service::Registry;
+use crate::storage;
+
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    grpc: RegistryGrpc,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let key = match &config.encryption_key {
+            Some(key) => key.clone(),
+            None => {
+                tracing::warn!(
+                    "REGISTRY_ENCRYPTION_KEY is not set: sealing secrets with the well-known \
+                     development key; set a key of your own anywhere but on a laptop"
+                );
+                SecretString::from(DEVELOPMENT_ENCRYPTION_KEY.to_owned())
+            }
+        };
+        let cipher = Cipher::from_base64(&key).context("REGISTRY_ENCRYPTION_KEY")?;
+        let pool = storage::connect(&config.database_url, config.db_pool_size)
+            .await
+            .context("connecting to the registry database")?;
+        let registry = Arc::new(Registry::new(pool, cipher, config.secret_rotation_grace()));
+        let policy = UrlPolicy {
+            allow_http: config.allow_http_callbacks,
+            allowed_networks: config.allowed_callback_networks.clone(),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Self {
+            listener,
+            grpc: RegistryGrpc::new(registry, policy),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<RegistryServiceServer<RegistryGrpc>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(callbacks_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        tracing::info!(addr = %self.local_addr(), "registry listening");
+        tonic::transport::Server::builder()
+            .trace_fn(|request| tracing::info_span!("grpc", rpc.method = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(RegistryServiceServer::new(self.grpc))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await?;
+        tracing::info!("registry stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown signal received");
+}

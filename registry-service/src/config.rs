@@ -1,0 +1,94 @@
+//! Settings, from flags with environment fall-backs (`--help` lists them
+//! all). The defaults run against the local Postgres on 127.0.0.1:5432.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use ipnet::IpNet;
+use secrecy::SecretString;
+
+/// A well-known key for local use only: the service warns at start-up when
+/// it runs with it.
+pub const DEVELOPMENT_ENCRYPTION_KEY: &str = "cGFydG5lci1jYWxsYmFja3MtbG9jYWwtZGV2LWtleSE=";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "registry-service",
+    version,
+    about = "Partner Callbacks registry: partners, API keys, notification types and callback registrations over gRPC."
+)]
+pub struct Config {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "REGISTRY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// The registry's own database. Created at start-up if missing (when the
+    /// role may), then migrated.
+    #[arg(
+        long,
+        env = "REGISTRY_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/callbacks_registry",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Most database connections the pool opens.
+    #[arg(long, env = "REGISTRY_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// 32 bytes in base64 (e.g. `openssl rand -base64 32`): seals callback
+    /// passwords and signing secrets at rest. Without it a well-known
+    /// development key is used, with a warning.
+    #[arg(long, env = "REGISTRY_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub encryption_key: Option<SecretString>,
+
+    /// Accept plain `http://` callback URLs (local use only).
+    #[arg(long, env = "REGISTRY_ALLOW_HTTP_CALLBACKS")]
+    pub allow_http_callbacks: bool,
+
+    /// Non-public networks (CIDR, comma-separated) that callback URLs may
+    /// point at anyway, e.g. `127.0.0.0/8` for local testing.
+    #[arg(
+        long,
+        env = "REGISTRY_ALLOWED_CALLBACK_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub allowed_callback_networks: Vec<IpNet>,
+
+    /// How long a rotated-out signing secret stays valid, in seconds.
+    #[arg(
+        long,
+        env = "REGISTRY_SECRET_ROTATION_GRACE_SECS",
+        default_value_t = 86_400
+    )]
+    pub secret_rotation_grace_secs: u64,
+
+    /// `text` for people, `json` for log collectors.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_secret(raw: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+impl Config {
+    pub fn secret_rotation_grace(&self) -> Duration {
+        Duration::from_secs(self.secret_rotation_grace_secs)
+    }
+
+    /// Settings for tests and embedding: defaults, a free port, and `url`.
+    pub fn for_database(database_url: &str) -> Self {
+        let mut config = Self::parse_from(["registry-service"]);
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.database_url = database_url.to_owned();
+        config
+    }
+}

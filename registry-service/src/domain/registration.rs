@@ -1,0 +1,163 @@
+//! A callback registration and the error-state rules of the webhook
+//! reference (seed `003`):
+//!
+//! - a failed delivery puts the registration in error state, with the reason
+//!   and the moment the failing streak began;
+//! - delivery goes on regardless (the flag never stops attempts);
+//! - a successful delivery clears the error state;
+//! - changing the callback URL resets it to false.
+//!
+//! The rules are pure functions here; storage applies them inside a
+//! transaction that holds the row.
+
+use chrono::{DateTime, Utc};
+
+use super::{NotificationTypeId, PartnerId, RegistrationId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub id: RegistrationId,
+    pub partner_id: PartnerId,
+    pub notification_type: NotificationTypeId,
+    pub callback_url: String,
+    pub callback_user_name: Option<String>,
+    pub has_password: bool,
+    pub is_active: bool,
+    pub deactivated_at: Option<DateTime<Utc>>,
+    pub deactivation_reason: Option<String>,
+    pub error_state: ErrorState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `isInErrorState`, `errorStateReason`, `detectedErrorStateAt`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorState {
+    pub is_in_error_state: bool,
+    pub reason: Option<String>,
+    pub detected_at: Option<DateTime<Utc>>,
+}
+
+/// How one delivery attempt ended, as the dispatcher reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed {
+        reason: String,
+    },
+    /// The endpoint answered 410 Gone: the partner wants no more deliveries.
+    Gone {
+        reason: String,
+    },
+}
+
+/// A reason is shown to partners and operators; keep it short.
+pub const MAX_REASON_LENGTH: usize = 500;
+
+impl ErrorState {
+    /// The state after `outcome`, which finished at `at`.
+    ///
+    /// A failure while already failing keeps the start of the streak and
+    /// takes the newest reason. `Gone` is a failure too: the registration is
+    /// also deactivated, which is the caller's other half of the rule.
+    pub fn after(&self, outcome: &Outcome, at: DateTime<Utc>) -> ErrorState {
+        match outcome {
+            Outcome::Succeeded => ErrorState::default(),
+            Outcome::Failed { reason } | Outcome::Gone { reason } => ErrorState {
+                is_in_error_state: true,
+                reason: Some(truncate(reason, MAX_REASON_LENGTH)),
+                detected_at: if self.is_in_error_state {
+                    self.detected_at.or(Some(at))
+                } else {
+                    Some(at)
+                },
+            },
+        }
+    }
+
+    /// The state after the partner changed the callback URL from `old` to
+    /// `new`: reset when it changed, kept when the same URL was sent again.
+    pub fn after_url_change(&self, old: &str, new: &str) -> ErrorState {
+        if old == new {
+            self.clone()
+        } else {
+            ErrorState::default()
+        }
+    }
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((cut, _)) => s[..cut].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn failed(reason: &str) -> Outcome {
+        Outcome::Failed {
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn failure_sets_and_keeps_the_streak_start() {
+        let healthy = ErrorState::default();
+        let first = healthy.after(&failed("HTTP 500"), t(0));
+        assert!(first.is_in_error_state);
+        assert_eq!(first.reason.as_deref(), Some("HTTP 500"));
+        assert_eq!(first.detected_at, Some(t(0)));
+
+        let second = first.after(&failed("timeout after 15 s"), t(60));
+        assert_eq!(second.reason.as_deref(), Some("timeout after 15 s"));
+        assert_eq!(second.detected_at, Some(t(0)), "streak start is kept");
+    }
+
+    #[test]
+    fn success_clears() {
+        let failing = ErrorState::default().after(&failed("HTTP 500"), t(0));
+        assert_eq!(
+            failing.after(&Outcome::Succeeded, t(5)),
+            ErrorState::default()
+        );
+    }
+
+    #[test]
+    fn gone_is_a_failure() {
+        let gone = ErrorState::default().after(
+            &Outcome::Gone {
+                reason: "HTTP 410".into(),
+            },
+            t(1),
+        );
+        assert!(gone.is_in_error_state);
+    }
+
+    #[test]
+    fn url_change_resets_but_same_url_keeps() {
+        let failing = ErrorState::default().after(&failed("HTTP 500"), t(0));
+        assert_eq!(
+            failing.after_url_change("https://a.example.com", "https://b.example.com"),
+            ErrorState::default()
+        );
+        assert_eq!(
+            failing.after_url_change("https://a.example.com", "https://a.example.com"),
+            failing
+        );
+    }
+
+    #[test]
+    fn long_reasons_are_cut() {
+        let s = ErrorState::default().after(&failed(&"é".repeat(600)), t(0));
+        assert_eq!(s.reason.unwrap().chars().count(), MAX_REASON_LENGTH);
+    }
+}

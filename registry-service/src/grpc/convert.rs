@@ -1,0 +1,150 @@
+//! Domain values into wire messages. (Wire into domain happens in
+//! `mod.rs`, field by field, where each request is parsed.)
+
+use callbacks_proto::registry::v1 as pb;
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+use secrecy::ExposeSecret;
+
+use crate::domain::{ApiKey, NotificationType, Page, Partner, Registration};
+use crate::service::{IssuedKey, ResolvedCallback, SigningSecrets};
+
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// `None` for a timestamp outside chrono's range or with invalid nanos.
+pub fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(ts.nanos).ok()?;
+    DateTime::from_timestamp(ts.seconds, nanos)
+}
+
+pub fn page_info<T>(page: &Page<T>) -> pb::PageInfo {
+    pb::PageInfo {
+        page_number: page.number,
+        page_size: page.size,
+        has_previous_page: page.has_previous_page,
+        has_next_page: page.has_next_page,
+    }
+}
+
+impl From<Partner> for pb::Partner {
+    fn from(p: Partner) -> Self {
+        Self {
+            partner_id: p.id.to_string(),
+            name: p.name,
+            created_at: Some(timestamp(p.created_at)),
+            disabled_at: p.disabled_at.map(timestamp),
+        }
+    }
+}
+
+impl From<ApiKey> for pb::ApiKey {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            key_id: k.id.to_string(),
+            partner_id: k.partner_id.to_string(),
+            label: k.label,
+            token_prefix: k.token_prefix,
+            created_at: Some(timestamp(k.created_at)),
+            revoked_at: k.revoked_at.map(timestamp),
+        }
+    }
+}
+
+impl From<IssuedKey> for pb::IssuedApiKey {
+    fn from(k: IssuedKey) -> Self {
+        Self {
+            key: Some(k.key.into()),
+            token: k.token.expose_secret().to_owned(),
+        }
+    }
+}
+
+impl From<NotificationType> for pb::NotificationType {
+    fn from(t: NotificationType) -> Self {
+        Self {
+            notification_type_id: t.id.get(),
+            name: t.name,
+            description: t.description,
+            echoable: t.echoable,
+            created_at: Some(timestamp(t.created_at)),
+        }
+    }
+}
+
+impl From<Registration> for pb::Registration {
+    fn from(r: Registration) -> Self {
+        Self {
+            registration_id: r.id.to_string(),
+            partner_id: r.partner_id.to_string(),
+            notification_type: r.notification_type.get(),
+            callback_url: r.callback_url,
+            callback_user_name: r.callback_user_name,
+            has_password: r.has_password,
+            is_active: r.is_active,
+            deactivated_at: r.deactivated_at.map(timestamp),
+            deactivation_reason: r.deactivation_reason,
+            is_in_error_state: r.error_state.is_in_error_state,
+            error_state_reason: r.error_state.reason,
+            detected_error_state_at: r.error_state.detected_at.map(timestamp),
+            created_at: Some(timestamp(r.created_at)),
+            updated_at: Some(timestamp(r.updated_at)),
+        }
+    }
+}
+
+impl From<SigningSecrets> for pb::SigningSecrets {
+    fn from(s: SigningSecrets) -> Self {
+        let (previous, previous_expires_at) = match s.previous {
+            Some((secret, expires_at)) => (
+                Some(secret.expose_secret().to_owned()),
+                Some(timestamp(expires_at)),
+            ),
+            None => (None, None),
+        };
+        Self {
+            registration_id: s.registration_id.to_string(),
+            current: s.current.expose_secret().to_owned(),
+            previous,
+            previous_expires_at,
+        }
+    }
+}
+
+impl From<ResolvedCallback> for pb::ResolvedCallback {
+    fn from(r: ResolvedCallback) -> Self {
+        Self {
+            registration_id: r.registration_id.to_string(),
+            callback_url: r.callback_url,
+            callback_user_name: r.user_name,
+            callback_password: r.password.map(|p| p.expose_secret().to_owned()),
+            signing_secrets: r
+                .signing_secrets
+                .iter()
+                .map(|s| s.expose_secret().to_owned())
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        let now = Utc::now();
+        assert_eq!(from_timestamp(&timestamp(now)), Some(now));
+        assert_eq!(
+            from_timestamp(&Timestamp {
+                seconds: 0,
+                nanos: -1
+            }),
+            None
+        );
+    }
+}

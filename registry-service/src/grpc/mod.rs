@@ -1,0 +1,409 @@
+//! The gRPC edge: parses each request into domain values (collecting every
+//! field violation), calls the service, and converts the answer back.
+//! Nothing past this module sees a wire type.
+
+pub mod convert;
+pub mod status;
+
+use std::sync::Arc;
+
+use callbacks_proto::registry::v1 as pb;
+use pb::registry_service_server::RegistryService;
+use secrecy::SecretString;
+use tonic::{Request, Response, Status};
+
+use crate::domain::error::Violations;
+use crate::domain::text::{self, Credentials};
+use crate::domain::{
+    ApiKeyId, NotificationTypeId, Outcome, PageRequest, PartnerId, RegistrationId, RegistryError,
+    UrlPolicy,
+};
+use crate::service::{OutcomeReport, Registry, UpsertCallback};
+use crate::storage::registrations::ListFilter;
+use convert::{from_timestamp, page_info};
+
+#[derive(Debug, Clone)]
+pub struct RegistryGrpc {
+    registry: Arc<Registry>,
+    url_policy: Arc<UrlPolicy>,
+}
+
+impl RegistryGrpc {
+    pub fn new(registry: Arc<Registry>, url_policy: UrlPolicy) -> Self {
+        Self {
+            registry,
+            url_policy: Arc::new(url_policy),
+        }
+    }
+}
+
+type GrpcResult<T> = Result<Response<T>, Status>;
+
+/// Every `Violations::check` that returned `None` recorded a violation, so
+/// once `finish()` has passed, each checked value is `Some`.
+const CHECKED: &str = "finish() passed, so every checked value parsed";
+
+fn ok<T>(value: impl Into<T>) -> GrpcResult<T> {
+    Ok(Response::new(value.into()))
+}
+
+fn partner_id(raw: &str) -> Result<PartnerId, RegistryError> {
+    Ok(PartnerId::parse("partner_id", raw)?)
+}
+
+/// Parses the (partner, type) pair most callback RPCs are addressed by,
+/// reporting both fields at once when both are wrong.
+fn target(partner: &str, kind: i32) -> Result<(PartnerId, NotificationTypeId), RegistryError> {
+    let mut violations = Violations::default();
+    let partner = violations.check(PartnerId::parse("partner_id", partner));
+    let kind = violations.check(NotificationTypeId::parse("notification_type", kind));
+    violations.finish()?;
+    Ok((partner.expect(CHECKED), kind.expect(CHECKED)))
+}
+
+fn page(request: Option<pb::PageRequest>) -> Result<PageRequest, RegistryError> {
+    let request = request.unwrap_or_default();
+    Ok(PageRequest::parse(request.page_number, request.page_size)?)
+}
+
+#[tonic::async_trait]
+impl RegistryService for RegistryGrpc {
+    async fn create_partner(
+        &self,
+        request: Request<pb::CreatePartnerRequest>,
+    ) -> GrpcResult<pb::CreatePartnerResponse> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let name = violations.check(text::required("name", &request.name, 200));
+        let label = violations.check(text::optional("key_label", &request.key_label, 100));
+        violations.finish()?;
+        let (partner, key) = self
+            .registry
+            .create_partner(name.expect(CHECKED), label.expect(CHECKED))
+            .await?;
+        ok(pb::CreatePartnerResponse {
+            partner: Some(partner.into()),
+            api_key: Some(key.into()),
+        })
+    }
+
+    async fn get_partner(
+        &self,
+        request: Request<pb::GetPartnerRequest>,
+    ) -> GrpcResult<pb::Partner> {
+        let id = partner_id(&request.into_inner().partner_id)?;
+        ok(self.registry.get_partner(id).await?)
+    }
+
+    async fn list_partners(
+        &self,
+        request: Request<pb::ListPartnersRequest>,
+    ) -> GrpcResult<pb::ListPartnersResponse> {
+        let page = self
+            .registry
+            .list_partners(page(request.into_inner().page)?)
+            .await?;
+        ok(pb::ListPartnersResponse {
+            page: Some(page_info(&page)),
+            partners: page.items.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn disable_partner(
+        &self,
+        request: Request<pb::DisablePartnerRequest>,
+    ) -> GrpcResult<pb::Partner> {
+        let id = partner_id(&request.into_inner().partner_id)?;
+        ok(self.registry.disable_partner(id).await?)
+    }
+
+    async fn issue_api_key(
+        &self,
+        request: Request<pb::IssueApiKeyRequest>,
+    ) -> GrpcResult<pb::IssueApiKeyResponse> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let id = violations.check(PartnerId::parse("partner_id", &request.partner_id));
+        let label = violations.check(text::optional("label", &request.label, 100));
+        violations.finish()?;
+        let id = id.expect(CHECKED);
+        let label = label.expect(CHECKED);
+        let key = self.registry.issue_api_key(id, label).await?;
+        ok(pb::IssueApiKeyResponse {
+            api_key: Some(key.into()),
+        })
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> GrpcResult<pb::ListApiKeysResponse> {
+        let request = request.into_inner();
+        let id = partner_id(&request.partner_id)?;
+        let keys = self
+            .registry
+            .list_api_keys(id, request.include_revoked)
+            .await?;
+        ok(pb::ListApiKeysResponse {
+            keys: keys.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> GrpcResult<pb::ApiKey> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let partner = violations.check(PartnerId::parse("partner_id", &request.partner_id));
+        let key = violations.check(ApiKeyId::parse("key_id", &request.key_id));
+        violations.finish()?;
+        let partner = partner.expect(CHECKED);
+        let key = key.expect(CHECKED);
+        ok(self.registry.revoke_api_key(partner, key).await?)
+    }
+
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> GrpcResult<pb::AuthenticateResponse> {
+        let token = SecretString::from(request.into_inner().token);
+        let key = self.registry.authenticate(&token).await?;
+        ok(pb::AuthenticateResponse {
+            partner_id: key.partner_id.to_string(),
+            key_id: key.id.to_string(),
+        })
+    }
+
+    async fn list_notification_types(
+        &self,
+        _request: Request<pb::ListNotificationTypesRequest>,
+    ) -> GrpcResult<pb::ListNotificationTypesResponse> {
+        let types = self.registry.list_notification_types().await?;
+        ok(pb::ListNotificationTypesResponse {
+            notification_types: types.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn get_notification_type(
+        &self,
+        request: Request<pb::GetNotificationTypeRequest>,
+    ) -> GrpcResult<pb::NotificationType> {
+        let id = NotificationTypeId::parse(
+            "notification_type_id",
+            request.into_inner().notification_type_id,
+        )
+        .map_err(RegistryError::from)?;
+        ok(self.registry.get_notification_type(id).await?)
+    }
+
+    async fn create_notification_type(
+        &self,
+        request: Request<pb::CreateNotificationTypeRequest>,
+    ) -> GrpcResult<pb::NotificationType> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let id = violations.check(NotificationTypeId::parse(
+            "notification_type_id",
+            request.notification_type_id,
+        ));
+        let name = violations.check(text::type_name(&request.name));
+        let description =
+            violations.check(text::optional("description", &request.description, 1000));
+        violations.finish()?;
+        let id = id.expect(CHECKED);
+        let name = name.expect(CHECKED);
+        let description = description.expect(CHECKED);
+        ok(self
+            .registry
+            .create_notification_type(id, name, description, request.echoable)
+            .await?)
+    }
+
+    async fn upsert_callback(
+        &self,
+        request: Request<pb::UpsertCallbackRequest>,
+    ) -> GrpcResult<pb::UpsertCallbackResponse> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let partner = violations.check(PartnerId::parse("partner_id", &request.partner_id));
+        let kind = violations.check(NotificationTypeId::parse(
+            "notification_type",
+            request.notification_type,
+        ));
+        let url = violations.check(self.url_policy.parse(&request.callback_url));
+        let credentials = violations.check(Credentials::parse(
+            request.callback_user_name.as_deref(),
+            request.callback_password.as_deref(),
+        ));
+        violations.finish()?;
+        let partner_id = partner.expect(CHECKED);
+        let notification_type = kind.expect(CHECKED);
+        let callback_url = url.expect(CHECKED);
+        let credentials = credentials.expect(CHECKED);
+        let (registration, created) = self
+            .registry
+            .upsert_callback(UpsertCallback {
+                partner_id,
+                notification_type,
+                callback_url,
+                credentials,
+            })
+            .await?;
+        tracing::info!(
+            partner.id = %partner_id,
+            notification.type = notification_type.get(),
+            registration.id = %registration.id,
+            created,
+            "callback registered"
+        );
+        ok(pb::UpsertCallbackResponse {
+            registration: Some(registration.into()),
+            created,
+        })
+    }
+
+    async fn get_callback(
+        &self,
+        request: Request<pb::GetCallbackRequest>,
+    ) -> GrpcResult<pb::Registration> {
+        let request = request.into_inner();
+        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        ok(self.registry.get_callback(partner, kind).await?)
+    }
+
+    async fn list_callbacks(
+        &self,
+        request: Request<pb::ListCallbacksRequest>,
+    ) -> GrpcResult<pb::ListCallbacksResponse> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let partner = violations.check(PartnerId::parse("partner_id", &request.partner_id));
+        let registration_id = match request.registration_id.as_deref() {
+            Some(raw) => violations.check(RegistrationId::parse("registration_id", raw)),
+            None => None,
+        };
+        let page = violations.check(PageRequest::parse(
+            request.page.unwrap_or_default().page_number,
+            request.page.unwrap_or_default().page_size,
+        ));
+        violations.finish()?;
+        let partner = partner.expect(CHECKED);
+        let page = page.expect(CHECKED);
+        let filter = ListFilter {
+            is_active: request.is_active,
+            registration_id,
+        };
+        let page = self.registry.list_callbacks(partner, filter, page).await?;
+        ok(pb::ListCallbacksResponse {
+            page: Some(page_info(&page)),
+            registrations: page.items.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn delete_callback(
+        &self,
+        request: Request<pb::DeleteCallbackRequest>,
+    ) -> GrpcResult<pb::Registration> {
+        let request = request.into_inner();
+        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        let registration = self.registry.delete_callback(partner, kind).await?;
+        tracing::info!(partner.id = %partner, notification.type = kind.get(), "callback deleted");
+        ok(registration)
+    }
+
+    async fn get_signing_secret(
+        &self,
+        request: Request<pb::GetSigningSecretRequest>,
+    ) -> GrpcResult<pb::SigningSecrets> {
+        let request = request.into_inner();
+        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        ok(self.registry.get_signing_secrets(partner, kind).await?)
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        request: Request<pb::RotateSigningSecretRequest>,
+    ) -> GrpcResult<pb::SigningSecrets> {
+        let request = request.into_inner();
+        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        let secrets = self.registry.rotate_signing_secret(partner, kind).await?;
+        tracing::info!(partner.id = %partner, notification.type = kind.get(), "signing secret rotated");
+        ok(secrets)
+    }
+
+    async fn resolve_callback(
+        &self,
+        request: Request<pb::ResolveCallbackRequest>,
+    ) -> GrpcResult<pb::ResolvedCallback> {
+        let request = request.into_inner();
+        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        ok(self.registry.resolve_callback(partner, kind).await?)
+    }
+
+    async fn record_delivery_outcome(
+        &self,
+        request: Request<pb::RecordDeliveryOutcomeRequest>,
+    ) -> GrpcResult<pb::RecordDeliveryOutcomeResponse> {
+        use pb::record_delivery_outcome_request::Outcome as Wire;
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let id = violations.check(RegistrationId::parse(
+            "registration_id",
+            &request.registration_id,
+        ));
+        if request.callback_url.is_empty() {
+            violations.push(crate::domain::FieldViolation::new(
+                "callback_url",
+                "is required",
+            ));
+        }
+        let occurred_at = request.occurred_at.as_ref().and_then(from_timestamp);
+        if occurred_at.is_none() {
+            violations.push(crate::domain::FieldViolation::new(
+                "occurred_at",
+                "is required and must be a valid timestamp",
+            ));
+        }
+        let reason = |raw: String| {
+            if raw.trim().is_empty() {
+                "unspecified failure".to_owned()
+            } else {
+                raw
+            }
+        };
+        let outcome = match request.outcome {
+            Some(Wire::Succeeded(_)) => Some(Outcome::Succeeded),
+            Some(Wire::Failed(f)) => Some(Outcome::Failed {
+                reason: reason(f.reason),
+            }),
+            Some(Wire::Gone(g)) => Some(Outcome::Gone {
+                reason: reason(g.reason),
+            }),
+            None => {
+                violations.push(crate::domain::FieldViolation::new(
+                    "outcome",
+                    "is required: one of succeeded, failed, gone",
+                ));
+                None
+            }
+        };
+        violations.finish()?;
+        let registration_id = id.expect(CHECKED);
+        let occurred_at = occurred_at.expect(CHECKED);
+        let outcome = outcome.expect(CHECKED);
+        let (registration, applied) = self
+            .registry
+            .record_outcome(OutcomeReport {
+                registration_id,
+                callback_url: request.callback_url,
+                occurred_at,
+                outcome,
+            })
+            .await?;
+        ok(pb::RecordDeliveryOutcomeResponse {
+            registration: Some(registration.into()),
+            applied,
+        })
+    }
+}

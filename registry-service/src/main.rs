@@ -1,0 +1,12 @@
+//! `registry-service`: parse the settings, start, serve until SIGINT/SIGTERM.
+
+use clap::Parser;
+use registry_service::{Application, Config, init_logging, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    init_logging(config.log_format);
+    let app = Application::build(config).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}

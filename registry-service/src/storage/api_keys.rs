@@ -1,0 +1,99 @@
+//! Queries on `api_keys`. Keys are found by the hash of their token; the
+//! token itself is never stored.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::models::ApiKeyRow;
+use super::schema::{api_keys, partners};
+use crate::domain::{ApiKey, ApiKeyId, PartnerId, RegistryError};
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    partner_id: PartnerId,
+    label: &str,
+    token_hash: Vec<u8>,
+    token_prefix: String,
+) -> Result<ApiKey, RegistryError> {
+    let row = ApiKeyRow {
+        id: ApiKeyId::generate().as_uuid(),
+        partner_id: partner_id.as_uuid(),
+        label: label.to_owned(),
+        token_hash,
+        token_prefix,
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
+    let row = diesel::insert_into(api_keys::table)
+        .values(&row)
+        .returning(ApiKeyRow::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok(row.into())
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    partner_id: PartnerId,
+    include_revoked: bool,
+) -> Result<Vec<ApiKey>, RegistryError> {
+    let mut query = api_keys::table
+        .filter(api_keys::partner_id.eq(partner_id.as_uuid()))
+        .order((api_keys::created_at, api_keys::id))
+        .select(ApiKeyRow::as_select())
+        .into_boxed();
+    if !include_revoked {
+        query = query.filter(api_keys::revoked_at.is_null());
+    }
+    let rows = query.load(conn).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Revokes the partner's key; revoking twice keeps the first time.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    partner_id: PartnerId,
+    key_id: ApiKeyId,
+) -> Result<ApiKey, RegistryError> {
+    let owned = api_keys::table
+        .filter(api_keys::id.eq(key_id.as_uuid()))
+        .filter(api_keys::partner_id.eq(partner_id.as_uuid()));
+    let revoked = diesel::update(owned.filter(api_keys::revoked_at.is_null()))
+        .set(api_keys::revoked_at.eq(Utc::now()))
+        .returning(ApiKeyRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    let row = match revoked {
+        Some(row) => row,
+        None => owned
+            .select(ApiKeyRow::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!(
+                    "API key {key_id} does not exist for partner {partner_id}"
+                ))
+            })?,
+    };
+    Ok(row.into())
+}
+
+/// The live key with this token hash whose partner is enabled, if any.
+pub async fn find_live_by_hash(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> Result<Option<ApiKey>, RegistryError> {
+    let row = api_keys::table
+        .inner_join(partners::table)
+        .filter(api_keys::token_hash.eq(token_hash))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(partners::disabled_at.is_null())
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Into::into))
+}

@@ -1,0 +1,66 @@
+//! Queries on the notification-type catalogue.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::result::DatabaseErrorKind;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::models::NotificationTypeRow;
+use super::schema::notification_types;
+use super::violated_constraint;
+use crate::domain::{NotificationType, NotificationTypeId, RegistryError};
+
+pub async fn list(conn: &mut AsyncPgConnection) -> Result<Vec<NotificationType>, RegistryError> {
+    let rows = notification_types::table
+        .order(notification_types::id)
+        .select(NotificationTypeRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    id: NotificationTypeId,
+) -> Result<Option<NotificationType>, RegistryError> {
+    let row = notification_types::table
+        .find(id.get())
+        .select(NotificationTypeRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    id: NotificationTypeId,
+    name: &str,
+    description: &str,
+    echoable: bool,
+) -> Result<NotificationType, RegistryError> {
+    let row = NotificationTypeRow {
+        id: id.get(),
+        name: name.to_owned(),
+        description: description.to_owned(),
+        echoable,
+        created_at: Utc::now(),
+    };
+    diesel::insert_into(notification_types::table)
+        .values(&row)
+        .returning(NotificationTypeRow::as_returning())
+        .get_result(conn)
+        .await
+        .map(Into::into)
+        .map_err(|e| match violated_constraint(&e) {
+            Some((DatabaseErrorKind::UniqueViolation, "notification_types_pkey")) => {
+                RegistryError::AlreadyExists(format!("notification type {id} already exists"))
+            }
+            Some((DatabaseErrorKind::UniqueViolation, "notification_types_name_key")) => {
+                RegistryError::AlreadyExists(format!(
+                    "a notification type named {name:?} already exists"
+                ))
+            }
+            _ => e.into(),
+        })
+}

@@ -1,0 +1,180 @@
+//! Queries on `registrations`. At most one row per (partner, type) is
+//! active, which a partial unique index enforces; deactivated rows stay as
+//! history.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::models::{OutcomeChange, RegistrationRow, TargetChange};
+use super::schema::registrations;
+use crate::domain::{
+    NotificationTypeId, Page, PageRequest, PartnerId, RegistrationId, RegistryError,
+};
+
+type ActiveFilter = diesel::dsl::And<
+    diesel::dsl::And<
+        diesel::dsl::Eq<registrations::partner_id, uuid::Uuid>,
+        diesel::dsl::Eq<registrations::notification_type_id, i32>,
+    >,
+    diesel::dsl::Eq<registrations::is_active, bool>,
+>;
+
+/// The filter that picks the active registration of (partner, type).
+fn active(partner_id: PartnerId, notification_type: NotificationTypeId) -> ActiveFilter {
+    registrations::partner_id
+        .eq(partner_id.as_uuid())
+        .and(registrations::notification_type_id.eq(notification_type.get()))
+        .and(registrations::is_active.eq(true))
+}
+
+/// The active registration for (partner, type).
+pub async fn find_active(
+    conn: &mut AsyncPgConnection,
+    partner_id: PartnerId,
+    notification_type: NotificationTypeId,
+) -> Result<Option<RegistrationRow>, RegistryError> {
+    Ok(registrations::table
+        .filter(active(partner_id, notification_type))
+        .select(RegistrationRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Like [`find_active`], holding the row until the transaction ends.
+pub async fn lock_active(
+    conn: &mut AsyncPgConnection,
+    partner_id: PartnerId,
+    notification_type: NotificationTypeId,
+) -> Result<Option<RegistrationRow>, RegistryError> {
+    Ok(registrations::table
+        .filter(active(partner_id, notification_type))
+        .select(RegistrationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Holds the registration row until the transaction ends.
+pub async fn lock(
+    conn: &mut AsyncPgConnection,
+    id: RegistrationId,
+) -> Result<Option<RegistrationRow>, RegistryError> {
+    Ok(registrations::table
+        .find(id.as_uuid())
+        .select(RegistrationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Inserts a new active registration. `None` when another active one for
+/// the same (partner, type) won a race: the caller updates that one instead.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    row: &RegistrationRow,
+) -> Result<Option<RegistrationRow>, RegistryError> {
+    Ok(diesel::insert_into(registrations::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .returning(RegistrationRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn update_target(
+    conn: &mut AsyncPgConnection,
+    id: RegistrationId,
+    change: &TargetChange,
+) -> Result<RegistrationRow, RegistryError> {
+    Ok(diesel::update(registrations::table.find(id.as_uuid()))
+        .set(change)
+        .returning(RegistrationRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Soft delete: the row stays, inactive, with when and why.
+pub async fn deactivate(
+    conn: &mut AsyncPgConnection,
+    id: RegistrationId,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<RegistrationRow, RegistryError> {
+    Ok(diesel::update(registrations::table.find(id.as_uuid()))
+        .set((
+            registrations::is_active.eq(false),
+            registrations::deactivated_at.eq(at),
+            registrations::deactivation_reason.eq(reason),
+            registrations::updated_at.eq(at),
+        ))
+        .returning(RegistrationRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+pub async fn set_secrets(
+    conn: &mut AsyncPgConnection,
+    id: RegistrationId,
+    current: Vec<u8>,
+    previous: Vec<u8>,
+    previous_expires_at: DateTime<Utc>,
+) -> Result<RegistrationRow, RegistryError> {
+    Ok(diesel::update(registrations::table.find(id.as_uuid()))
+        .set((
+            registrations::signing_secret_sealed.eq(current),
+            registrations::previous_secret_sealed.eq(Some(previous)),
+            registrations::previous_secret_expires_at.eq(Some(previous_expires_at)),
+            registrations::updated_at.eq(Utc::now()),
+        ))
+        .returning(RegistrationRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+pub async fn apply_outcome(
+    conn: &mut AsyncPgConnection,
+    id: RegistrationId,
+    change: &OutcomeChange,
+) -> Result<RegistrationRow, RegistryError> {
+    Ok(diesel::update(registrations::table.find(id.as_uuid()))
+        .set(change)
+        .returning(RegistrationRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// The filters of the public list call.
+#[derive(Debug, Clone, Copy)]
+pub struct ListFilter {
+    pub is_active: Option<bool>,
+    pub registration_id: Option<RegistrationId>,
+}
+
+/// A partner's registrations, oldest first, active and history alike unless
+/// filtered.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    partner_id: PartnerId,
+    filter: ListFilter,
+    page: PageRequest,
+) -> Result<Page<RegistrationRow>, RegistryError> {
+    let mut query = registrations::table
+        .filter(registrations::partner_id.eq(partner_id.as_uuid()))
+        .select(RegistrationRow::as_select())
+        .order((registrations::created_at, registrations::id))
+        .offset(page.offset())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(is_active) = filter.is_active {
+        query = query.filter(registrations::is_active.eq(is_active));
+    }
+    if let Some(id) = filter.registration_id {
+        query = query.filter(registrations::id.eq(id.as_uuid()));
+    }
+    Ok(page.finish(query.load(conn).await?))
+}

@@ -1,0 +1,246 @@
+//! Signing secrets (Standard Webhooks `whsec_`), their rotation with a grace
+//! period, resolving a callback for delivery, and that passwords and secrets
+//! are sealed at rest.
+
+use base64::Engine as _;
+use callbacks_proto::registry::v1 as pb;
+use tonic::Code;
+
+use crate::{TestRegistry, expect_code, upsert_request};
+
+const URL: &str = "https://hooks.example.com/callbacks";
+
+fn secret_request(partner: &str) -> pb::GetSigningSecretRequest {
+    pb::GetSigningSecretRequest {
+        partner_id: partner.into(),
+        notification_type: 5,
+    }
+}
+
+fn key_bytes(secret: &str) -> Vec<u8> {
+    let b64 = secret.strip_prefix("whsec_").expect("whsec_ prefix");
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_rotate_with_a_grace_period() {
+    let mut r = TestRegistry::start().await;
+    let (partner, _) = r.partner("Acme").await;
+    r.upsert(&partner, 5, URL).await;
+
+    let before = r
+        .client
+        .get_signing_secret(secret_request(&partner))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(key_bytes(&before.current).len(), 32);
+    assert!(before.previous.is_none());
+    // Stable across reads.
+    let again = r
+        .client
+        .get_signing_secret(secret_request(&partner))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.current, before.current);
+
+    let rotated = r
+        .client
+        .rotate_signing_secret(pb::RotateSigningSecretRequest {
+            partner_id: partner.clone(),
+            notification_type: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(rotated.current, before.current);
+    assert_eq!(rotated.previous.as_deref(), Some(before.current.as_str()));
+    let expires = rotated.previous_expires_at.unwrap().seconds;
+    let in_a_day = chrono::Utc::now().timestamp() + 86_400;
+    assert!(
+        (expires - in_a_day).abs() < 60,
+        "grace period is 24 h by default"
+    );
+
+    // Delivery signs with both while both are valid: current first.
+    let resolved = r
+        .client
+        .resolve_callback(pb::ResolveCallbackRequest {
+            partner_id: partner.clone(),
+            notification_type: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resolved.signing_secrets,
+        [rotated.current.clone(), before.current.clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_previous_secret_is_dropped() {
+    let mut r = TestRegistry::start_with(|c| c.secret_rotation_grace_secs = 0).await;
+    let (partner, _) = r.partner("Acme").await;
+    r.upsert(&partner, 5, URL).await;
+    let rotated = r
+        .client
+        .rotate_signing_secret(pb::RotateSigningSecretRequest {
+            partner_id: partner.clone(),
+            notification_type: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        rotated.previous.is_none(),
+        "a zero grace period keeps no previous secret"
+    );
+    let resolved = r
+        .client
+        .resolve_callback(pb::ResolveCallbackRequest {
+            partner_id: partner,
+            notification_type: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.signing_secrets, [rotated.current]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_opens_credentials_that_rest_sealed() {
+    let mut r = TestRegistry::start().await;
+    let (partner, _) = r.partner("Acme").await;
+    let password = "correct horse battery staple";
+    let mut request = upsert_request(&partner, 5, URL);
+    request.callback_user_name = Some("acme-hooks".into());
+    request.callback_password = Some(password.into());
+    let registration = r
+        .client
+        .upsert_callback(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .registration
+        .unwrap();
+    assert!(
+        !format!("{registration:?}").contains(password),
+        "the password is never returned"
+    );
+
+    let resolved = r
+        .client
+        .resolve_callback(pb::ResolveCallbackRequest {
+            partner_id: partner.clone(),
+            notification_type: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.registration_id, registration.registration_id);
+    assert_eq!(resolved.callback_url, URL);
+    assert_eq!(resolved.callback_user_name.as_deref(), Some("acme-hooks"));
+    assert_eq!(resolved.callback_password.as_deref(), Some(password));
+    let secret = resolved.signing_secrets[0].clone();
+
+    // What a database dump would show: neither the password nor the secret,
+    // in text or in bytes.
+    let db = r.db.client().await.unwrap();
+    let rows = db
+        .query(
+            "SELECT t::text, callback_password_sealed, signing_secret_sealed FROM registrations t",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let text: String = rows[0].get(0);
+    let sealed_password: Vec<u8> = rows[0].get(1);
+    let sealed_secret: Vec<u8> = rows[0].get(2);
+    let secret_bytes = key_bytes(&secret);
+    let b64 = secret.trim_start_matches("whsec_");
+    assert!(!text.contains(password) && !text.contains(b64));
+    assert!(
+        !sealed_password
+            .windows(password.len())
+            .any(|w| w == password.as_bytes())
+    );
+    assert!(
+        !sealed_secret
+            .windows(secret_bytes.len())
+            .any(|w| w == secret_bytes.as_slice())
+    );
+    let hex_secret: String = secret_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!text.contains(&hex_secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_key_cannot_open_the_secrets() {
+    let first = TestRegistry::start().await;
+    let (mut r, db_url) = {
+        let mut r = first;
+        let (partner, _) = r.partner("Acme").await;
+        r.upsert(&partner, 5, URL).await;
+        let url = r.db.url().to_owned();
+        (r, (url, partner))
+    };
+    let (url, partner) = db_url;
+    // A second registry on the same database, with another key.
+    let other_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let config = {
+        let mut c = registry_service::Config::for_database(&url);
+        c.encryption_key = Some(other_key.into());
+        c
+    };
+    let app = registry_service::Application::build(config).await.unwrap();
+    let addr = app.local_addr();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut other = pb::registry_service_client::RegistryServiceClient::new(channel);
+    let status = expect_code(
+        other.get_signing_secret(secret_request(&partner)).await,
+        Code::Internal,
+    );
+    assert_eq!(
+        status.message(),
+        "internal error",
+        "no internals reach the caller"
+    );
+    // The right key still opens it.
+    assert!(
+        r.client
+            .get_signing_secret(secret_request(&partner))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_of_missing_registrations() {
+    let mut r = TestRegistry::start().await;
+    let (partner, _) = r.partner("Acme").await;
+    expect_code(
+        r.client.get_signing_secret(secret_request(&partner)).await,
+        Code::NotFound,
+    );
+    expect_code(
+        r.client
+            .rotate_signing_secret(pb::RotateSigningSecretRequest {
+                partner_id: partner,
+                notification_type: 5,
+            })
+            .await,
+        Code::NotFound,
+    );
+}

@@ -1,0 +1,16 @@
+//! Test infrastructure, and nothing else: it depends on no service crate, so
+//! a service that dev-depends on it never gets two copies of its own types.
+//!
+//! [`TestDb`] gives each test a fresh database of its own and drops it when
+//! the test ends. The server it lives on is found once per process:
+//!
+//! 1. `TEST_DATABASE_URL` (or `DATABASE_URL`) when set: a URL of the server,
+//!    whose database is used for administration;
+//! 2. else the server on `127.0.0.1:5432` (user `postgres`) if one answers;
+//! 3. else a private throw-away cluster made with the machine's
+//!    `initdb`/`pg_ctl`, stopped and deleted when the test process exits
+//!    (`TEST_POSTGRES=private` forces this one, to test it).
+
+pub mod postgres;
+
+pub use postgres::TestDb;

@@ -1,0 +1,318 @@
+//! Throw-away Postgres databases for tests; see the crate docs for where
+//! the server comes from.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::sync::OnceCell;
+use tokio_postgres::{Client, NoTls};
+
+/// The server every test database of this process is created on.
+#[derive(Debug)]
+struct Server {
+    /// A URL without a database name: `postgres://user@host:port`.
+    base: String,
+    /// The database used to create and drop the test databases.
+    admin_db: String,
+}
+
+impl Server {
+    fn url(&self, database: &str) -> String {
+        format!("{}/{database}", self.base)
+    }
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+/// A fresh, empty database, dropped (with its connections) when this value
+/// is dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    name: String,
+    url: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> anyhow::Result<Self> {
+        let server = SERVER.get_or_try_init(find_server).await?;
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin_url = server.url(&server.admin_db);
+        let admin = connect(&admin_url).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .with_context(|| format!("creating test database {name}"))?;
+        Ok(Self {
+            url: server.url(&name),
+            name,
+            admin_url,
+        })
+    }
+
+    /// The URL of this test's database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A plain client on this test's database, for looking at what the
+    /// services stored.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs outside any async context we can rely on (the test's
+        // runtime may be shutting down), so use a runtime of our own on a
+        // thread of our own.
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                connect(&admin_url).await?.batch_execute(&sql).await?;
+                Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("test-support: could not drop test database {}", self.name);
+        }
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<Client> {
+    let (client, connection) =
+        tokio::time::timeout(Duration::from_secs(10), tokio_postgres::connect(url, NoTls))
+            .await
+            .with_context(|| format!("connecting to {} timed out", redact(url)))?
+            .with_context(|| format!("connecting to {}", redact(url)))?;
+    tokio::spawn(async move {
+        // Ends when the client is dropped; errors after that are of no
+        // interest to a test.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The URL without its password, fit for an error message.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn find_server() -> anyhow::Result<Server> {
+    // `TEST_POSTGRES=private` skips the other sources, so that the fallback
+    // itself can be tested on a machine that has a server running.
+    if std::env::var("TEST_POSTGRES").is_ok_and(|v| v == "private") {
+        return tokio::task::spawn_blocking(start_private_cluster).await?;
+    }
+    for var in ["TEST_DATABASE_URL", "DATABASE_URL"] {
+        if let Ok(url) = std::env::var(var) {
+            return split_url(&url).with_context(|| format!("{var} is not a usable Postgres URL"));
+        }
+    }
+    let local = "postgres://postgres@127.0.0.1:5432";
+    if tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio_postgres::connect(&format!("{local}/postgres"), NoTls),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok())
+    {
+        return Ok(Server {
+            base: local.to_owned(),
+            admin_db: "postgres".to_owned(),
+        });
+    }
+    tokio::task::spawn_blocking(start_private_cluster).await?
+}
+
+/// `postgres://u:p@h:5432/db?x` -> base `postgres://u:p@h:5432`, admin `db`.
+fn split_url(url: &str) -> anyhow::Result<Server> {
+    let (head, query) = url.split_once('?').unwrap_or((url, ""));
+    if !query.is_empty() {
+        bail!("query parameters are not supported in the test database URL");
+    }
+    let scheme_end = head.find("://").context("missing scheme")? + 3;
+    let (base, db) = match head[scheme_end..].find('/') {
+        Some(slash) => (&head[..scheme_end + slash], &head[scheme_end + slash + 1..]),
+        None => (head, ""),
+    };
+    Ok(Server {
+        base: base.to_owned(),
+        admin_db: if db.is_empty() {
+            "postgres".to_owned()
+        } else {
+            db.to_owned()
+        },
+    })
+}
+
+/// Where `initdb` and `pg_ctl` are: on `PATH`, or in Debian's versioned
+/// directory.
+fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                return Ok(dir);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .find(|bin| bin.join("initdb").is_file())
+        .context(
+            "no Postgres answers on 127.0.0.1:5432, TEST_DATABASE_URL is not set, and no initdb \
+             was found to start a private cluster: install PostgreSQL (e.g. apt-get install postgresql)",
+        )
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `initdb` refuses to run as root, so as root the cluster belongs to the
+/// `postgres` user.
+fn run_as_owner(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn start_private_cluster() -> anyhow::Result<Server> {
+    let bin = postgres_bin_dir()?;
+    let root =
+        std::env::temp_dir().join(format!("test-support-pg-{}", uuid::Uuid::new_v4().simple()));
+    let data = root.join("data");
+    std::fs::create_dir_all(&root)?;
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&root)
+            .status()?;
+        anyhow::ensure!(status.success(), "chown of {} failed", root.display());
+    }
+    let status = run_as_owner(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running initdb")?;
+    anyhow::ensure!(status.success(), "initdb failed");
+    let port = free_port()?;
+    let options = format!(
+        "-p {port} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c max_connections=200",
+        root.display()
+    );
+    let status = run_as_owner(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-o", &options, "-l"])
+        .arg(root.join("log"))
+        .args(["-w", "-t", "60", "start"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running pg_ctl start")?;
+    anyhow::ensure!(
+        status.success(),
+        "pg_ctl start failed; see {}",
+        root.join("log").display()
+    );
+    spawn_reaper(&bin, &data, &root)?;
+    // `pg_ctl -w` returned only once the server accepts connections.
+    let base = format!("postgres://postgres@127.0.0.1:{port}");
+    eprintln!("test-support: started a private Postgres cluster on port {port}");
+    Ok(Server {
+        base,
+        admin_db: "postgres".to_owned(),
+    })
+}
+
+/// Test processes end without running destructors of statics, so a small
+/// shell watches this process and stops and deletes the cluster once it is
+/// gone.
+fn spawn_reaper(bin: &Path, data: &Path, root: &Path) -> anyhow::Result<()> {
+    let owner = if is_root() {
+        "runuser -u postgres -- "
+    } else {
+        ""
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {owner}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{root}'",
+        pid = std::process::id(),
+        pg_ctl = bin.join("pg_ctl").display(),
+        data = data.display(),
+        root = root.display(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting the cluster reaper")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_server_and_admin_database() {
+        let s = split_url("postgres://u:p@db:5433/admin").unwrap();
+        assert_eq!(
+            (s.base.as_str(), s.admin_db.as_str()),
+            ("postgres://u:p@db:5433", "admin")
+        );
+        let s = split_url("postgres://u@db").unwrap();
+        assert_eq!(
+            (s.base.as_str(), s.admin_db.as_str()),
+            ("postgres://u@db", "postgres")
+        );
+        assert!(split_url("postgres://u@db/x?sslmode=require").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h:1/d"), "postgres://u@h:1/d");
+        assert_eq!(redact("postgres://h/d"), "postgres://h/d");
+    }
+}
