@@ -35,3 +35,22 @@ ensure_postgres() {
   echo "No Postgres: set DATABASE_URL, run a server on 127.0.0.1:5432, or install PostgreSQL (initdb, pg_ctl)." >&2
   return 1
 }
+
+# Prints the path of a Python virtualenv holding openapi-spec-validator,
+# creating it on first use (PyPI is the only thing it needs).
+openapi_validator_venv() {
+  local venv="${PARTNER_CALLBACKS_CACHE:-$HOME/.cache/partner-callbacks}/venv"
+  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+    if ! command -v python3 >/dev/null || ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+        python3 -m venv "$venv" >/dev/null
+      else
+        echo "python3 with venv is needed to validate the OpenAPI document" >&2
+        return 1
+      fi
+    fi
+    "$venv/bin/pip" install -q openapi-spec-validator >&2
+  fi
+  echo "$venv"
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs what exists of Partner Callbacks locally: today the registry service.
+# Runs what exists of Partner Callbacks locally: the registry and the
+# gateway, with a demo partner, and prints curl lines that work as printed.
 #
 # Postgres comes from DATABASE_URL when set, else the server on
 # 127.0.0.1:5432 when one answers, else a private cluster under .local/pg
@@ -12,6 +13,8 @@ source deploy/lib.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/partner-callbacks/target}"
 REGISTRY_PORT="${REGISTRY_PORT:-50051}"
+GATEWAY_PORT="${GATEWAY_PORT:-8080}"
+ADMIN_KEY="${GATEWAY_ADMIN_API_KEY:-local-admin-key-not-for-production}"
 started_pids=()
 private_pg=""
 
@@ -55,32 +58,67 @@ else
 fi
 
 echo "==> building"
-cargo build --locked -p registry-service
+cargo build --locked -p registry-service -p gateway
 
+wait_for() { # name, pid, check command...
+  local name=$1 pid=$2
+  shift 2
+  for _ in $(seq 1 300); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "$name exited; see its log above" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "$name did not become ready" >&2
+  exit 1
+}
+
+REGISTRY_DATABASE_URL="${REGISTRY_DATABASE_URL:-$DATABASE_BASE/callbacks_registry}"
 echo "==> starting the registry on 127.0.0.1:$REGISTRY_PORT"
 REGISTRY_LISTEN="127.0.0.1:$REGISTRY_PORT" \
-REGISTRY_DATABASE_URL="${REGISTRY_DATABASE_URL:-$DATABASE_BASE/callbacks_registry}" \
+REGISTRY_DATABASE_URL="$REGISTRY_DATABASE_URL" \
+REGISTRY_ALLOW_HTTP_CALLBACKS="${REGISTRY_ALLOW_HTTP_CALLBACKS:-true}" \
 REGISTRY_ALLOWED_CALLBACK_NETWORKS="${REGISTRY_ALLOWED_CALLBACK_NETWORKS:-127.0.0.0/8}" \
   "$CARGO_TARGET_DIR/debug/registry-service" &
 started_pids+=($!)
+wait_for registry $! port_answers 127.0.0.1 "$REGISTRY_PORT"
 
-for _ in $(seq 1 300); do
-  port_answers 127.0.0.1 "$REGISTRY_PORT" && break
-  kill -0 "${started_pids[0]}" 2>/dev/null || { echo "the registry exited; see its log above" >&2; exit 1; }
-  sleep 0.1
-done
+GATEWAY="http://127.0.0.1:$GATEWAY_PORT"
+echo "==> starting the gateway on $GATEWAY"
+GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" \
+GATEWAY_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT" \
+GATEWAY_ADMIN_API_KEY="$ADMIN_KEY" \
+  "$CARGO_TARGET_DIR/debug/gateway" &
+started_pids+=($!)
+wait_for gateway $! curl -sf -o /dev/null "$GATEWAY/readyz"
+
+echo "==> creating a demo partner"
+demo="$(curl -sf -X POST "$GATEWAY/v1/admin/partners" -H "authorization: Bearer $ADMIN_KEY" \
+  -H 'content-type: application/json' -d '{"name":"Demo partner","keyLabel":"local"}')"
+json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
+PARTNER="$(echo "$demo" | json_field "['partner']['partnerUniqueId']")"
+KEY="$(echo "$demo" | json_field "['apiKey']['token']")"
 
 cat <<MSG
 
 Partner Callbacks is running:
+  gateway (REST)                   $GATEWAY   (OpenAPI: $GATEWAY/openapi.json)
   registry (gRPC, reflection on)   127.0.0.1:$REGISTRY_PORT
-  registry database                ${REGISTRY_DATABASE_URL:-$DATABASE_BASE/callbacks_registry}
+  registry database                $REGISTRY_DATABASE_URL
+  admin key                        $ADMIN_KEY
 
-Try it with grpcurl:
+A demo partner was created:
+  PARTNER=$PARTNER
+  KEY=$KEY
+
+Register a callback, list it, read its signing secret, delete it:
+  curl -s -X PUT $GATEWAY/$PARTNER/callbacks/5 -H "authorization: Bearer $KEY" \\
+    -H 'content-type: application/json' -d '{"callBackUrl":"https://hooks.example.com/cb"}'
+  curl -s $GATEWAY/$PARTNER/callbacks -H "authorization: Bearer $KEY"
+  curl -s $GATEWAY/$PARTNER/callbacks/5/secret -H "authorization: Bearer $KEY"
+  curl -s -X DELETE $GATEWAY/$PARTNER/callbacks/5 -H "authorization: Bearer $KEY" -w '%{http_code}\\n'
+
+Explore the registry directly:
   grpcurl -plaintext 127.0.0.1:$REGISTRY_PORT list
-  grpcurl -plaintext -d '{"name":"Demo partner"}' 127.0.0.1:$REGISTRY_PORT callbacks.registry.v1.RegistryService/CreatePartner
-  grpcurl -plaintext -d '{"partnerId":"<id from above>","notificationType":5,"callbackUrl":"https://hooks.example.com/cb"}' \\
-    127.0.0.1:$REGISTRY_PORT callbacks.registry.v1.RegistryService/UpsertCallback
 
 Ctrl-C stops everything this script started.
 MSG

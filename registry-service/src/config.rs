@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 use secrecy::SecretString;
+use service_kit::LogFormat;
 
 /// A well-known key for local use only: the service warns at start-up when
 /// it runs with it.
@@ -67,12 +68,6 @@ pub struct Config {
     /// `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 fn parse_secret(raw: &str) -> Result<SecretString, String> {

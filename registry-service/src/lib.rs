@@ -16,18 +16,5 @@ pub mod grpc;
 pub mod service;
 pub mod storage;
 
-pub use app::{Application, shutdown_signal};
-pub use config::{Config, LogFormat};
-
-/// Installs the global log subscriber: `RUST_LOG` filters (default `info`),
-/// `format` picks human or JSON lines.
-pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,hyper=warn,tower=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-}
+pub use app::Application;
+pub use config::Config;

@@ -1,7 +1,8 @@
 //! `registry-service`: parse the settings, start, serve until SIGINT/SIGTERM.
 
 use clap::Parser;
-use registry_service::{Application, Config, init_logging, shutdown_signal};
+use registry_service::{Application, Config};
+use service_kit::{init_logging, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,0 +1,96 @@
+//! Wiring: the router (routes, OpenAPI document, fallbacks, body limit,
+//! request ids, panic safety net) and the server. `build` binds before it
+//! returns, so tests can read the port back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::{Json, Router, middleware};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::problem::ApiError;
+use crate::request_id;
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+/// The OpenAPI document, built once.
+fn openapi_document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(routes::openapi)
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+pub async fn openapi_json() -> impl IntoResponse {
+    Json(openapi_document())
+}
+
+/// The whole HTTP application for `state`.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (router, _) = routes::api().split_for_parts();
+    router
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        // Outermost, so that every response (fallbacks and panics included)
+        // carries X-Request-Id and every problem document names it.
+        .layer(middleware::from_fn(request_id::middleware))
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = AppState::new(&config).context("configuring the backends")?;
+        if config.admin_api_key.is_none() {
+            tracing::warn!("GATEWAY_ADMIN_API_KEY is not set: the operator endpoints are disabled");
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Self {
+            listener,
+            router: router(state, config.max_body_bytes),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}

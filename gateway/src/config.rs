@@ -1,0 +1,80 @@
+//! Settings, from flags with environment fall-backs (`--help` lists them
+//! all). The defaults talk to a registry on 127.0.0.1:50051.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use secrecy::SecretString;
+use service_kit::LogFormat;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "Partner Callbacks gateway: the partners' REST API, over the registry's and dispatcher's gRPC APIs."
+)]
+pub struct Config {
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The registry's gRPC endpoint.
+    #[arg(
+        long,
+        env = "GATEWAY_REGISTRY_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub registry_url: String,
+
+    /// The dispatcher's gRPC endpoint. Until it is set, test notifications
+    /// answer 503.
+    #[arg(long, env = "GATEWAY_DISPATCHER_URL")]
+    pub dispatcher_url: Option<String>,
+
+    /// The operators' key for `/v1/admin/…`. Without it those endpoints
+    /// refuse every request.
+    #[arg(long, env = "GATEWAY_ADMIN_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub admin_api_key: Option<SecretString>,
+
+    /// How long a successful API-key check is remembered, in seconds. A
+    /// revoked key stops working within this time.
+    #[arg(long, env = "GATEWAY_AUTH_CACHE_TTL_SECS", default_value_t = 30)]
+    pub auth_cache_ttl_secs: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long a backend gRPC call may take, in seconds.
+    #[arg(long, env = "GATEWAY_BACKEND_TIMEOUT_SECS", default_value_t = 10)]
+    pub backend_timeout_secs: u64,
+
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+fn parse_secret(raw: &str) -> Result<SecretString, String> {
+    if raw.len() < 16 {
+        return Err("must be at least 16 characters".into());
+    }
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+impl Config {
+    pub fn auth_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.auth_cache_ttl_secs)
+    }
+
+    pub fn backend_timeout(&self) -> Duration {
+        Duration::from_secs(self.backend_timeout_secs)
+    }
+
+    /// Defaults on a free port, talking to the registry at `registry_url`.
+    pub fn for_registry(registry_url: &str) -> Self {
+        let mut config = Self::parse_from(["gateway"]);
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.registry_url = registry_url.to_owned();
+        config
+    }
+}

@@ -1,0 +1,301 @@
+//! The JSON of the public contract: camelCase names, as in the seed
+//! documents. These structs are the OpenAPI schemas too; the wire types of
+//! gRPC are converted into them here and go no further.
+
+use callbacks_proto::registry::v1 as pb;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `PUT /{partnerUniqueID}/callbacks/{notificationType}`. The body is the
+/// whole desired state: credentials left out are cleared.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "callBackUrl": "https://hooks.partner.example/callbacks",
+    "callBackUserName": "partner-hooks",
+    "callBackPassword": "correct horse battery staple"
+}))]
+pub struct UpsertCallbackBody {
+    /// Absolute `https` URL, at most 2,048 characters, without user-info or
+    /// fragment, on a public host.
+    #[schema(max_length = 2048)]
+    pub call_back_url: String,
+    /// Basic-auth user name sent with each delivery.
+    #[serde(default)]
+    pub call_back_user_name: Option<String>,
+    /// Basic-auth password; needs `callBackUserName`. Never returned.
+    #[serde(default)]
+    pub call_back_password: Option<String>,
+}
+
+/// A callback registration (seed 003's attributes).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    #[schema(format = Uuid)]
+    pub registration_id: String,
+    #[schema(format = Uuid)]
+    pub partner_unique_id: String,
+    pub notification_type: i32,
+    pub call_back_url: String,
+    pub call_back_user_name: Option<String>,
+    /// Whether a password is registered; the password itself is never
+    /// returned.
+    pub has_password: bool,
+    pub is_active: bool,
+    pub deactivated_at: Option<DateTime<Utc>>,
+    /// Why it was deactivated: deleted by the partner, or the endpoint
+    /// answered 410 Gone.
+    pub deactivation_reason: Option<String>,
+    /// True when the last delivery attempt failed; cleared by a success or a
+    /// new URL. Deliveries go on regardless.
+    pub is_in_error_state: bool,
+    pub error_state_reason: Option<String>,
+    /// When the current failing streak began.
+    pub detected_error_state_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One page of a partner's registrations.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationPage {
+    pub results: Vec<Registration>,
+    pub page_number: u32,
+    pub page_size: u32,
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+}
+
+/// The Standard Webhooks secret a partner verifies our signatures with.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "registrationId": "0190f3c4-5e7a-7c1d-9a52-6f1b2c3d4e5f",
+    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "previousSecret": null,
+    "previousSecretExpiresAt": null
+}))]
+pub struct SigningSecret {
+    #[schema(format = Uuid)]
+    pub registration_id: String,
+    /// `whsec_` + base64 of the key.
+    pub secret: String,
+    /// The secret before the last rotation, still valid until
+    /// `previousSecretExpiresAt`; deliveries carry a signature for each.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// `202` answer to a test notification.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EchoAccepted {
+    #[schema(format = Uuid)]
+    pub delivery_id: String,
+    /// Where the delivery's outcome can be read.
+    pub delivery_url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+// ------------------------------------------------------------- operators
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme Payments", "keyLabel": "production"}))]
+pub struct CreatePartnerBody {
+    /// 1 to 200 characters.
+    pub name: String,
+    /// A label for the first API key.
+    #[serde(default)]
+    pub key_label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Partner {
+    #[schema(format = Uuid)]
+    pub partner_unique_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerPage {
+    pub results: Vec<Partner>,
+    pub page_number: u32,
+    pub page_size: u32,
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    #[schema(format = Uuid)]
+    pub key_id: String,
+    #[schema(format = Uuid)]
+    pub partner_unique_id: String,
+    pub label: String,
+    /// The first characters of the token, to tell keys apart.
+    pub token_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new key. `token` is shown here once and stored nowhere.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedPartner {
+    pub partner: Partner,
+    pub api_key: IssuedApiKey,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssueApiKeyBody {
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyList {
+    pub results: Vec<ApiKey>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationType {
+    pub notification_type_id: i32,
+    pub name: String,
+    pub description: String,
+    /// Whether partners may fire test notifications of this type.
+    pub echoable: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationTypeList {
+    pub results: Vec<NotificationType>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"notificationTypeId": 12, "name": "settlement.completed", "description": "A settlement finished", "echoable": false}))]
+pub struct CreateNotificationTypeBody {
+    pub notification_type_id: i32,
+    /// Lowercase letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub echoable: bool,
+}
+
+// ----------------------------------------------------- from the wire types
+
+/// Timestamps from our own backends are always set and in range; a missing
+/// one reads as the epoch rather than failing the whole answer.
+fn time(ts: Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    maybe_time(ts).unwrap_or_default()
+}
+
+fn maybe_time(ts: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    let ts = ts?;
+    DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
+}
+
+impl From<pb::Registration> for Registration {
+    fn from(r: pb::Registration) -> Self {
+        Self {
+            registration_id: r.registration_id,
+            partner_unique_id: r.partner_id,
+            notification_type: r.notification_type,
+            call_back_url: r.callback_url,
+            call_back_user_name: r.callback_user_name,
+            has_password: r.has_password,
+            is_active: r.is_active,
+            deactivated_at: maybe_time(r.deactivated_at),
+            deactivation_reason: r.deactivation_reason,
+            is_in_error_state: r.is_in_error_state,
+            error_state_reason: r.error_state_reason,
+            detected_error_state_at: maybe_time(r.detected_error_state_at),
+            created_at: time(r.created_at),
+            updated_at: time(r.updated_at),
+        }
+    }
+}
+
+impl From<pb::SigningSecrets> for SigningSecret {
+    fn from(s: pb::SigningSecrets) -> Self {
+        Self {
+            registration_id: s.registration_id,
+            secret: s.current,
+            previous_secret: s.previous,
+            previous_secret_expires_at: maybe_time(s.previous_expires_at),
+        }
+    }
+}
+
+impl From<pb::Partner> for Partner {
+    fn from(p: pb::Partner) -> Self {
+        Self {
+            partner_unique_id: p.partner_id,
+            name: p.name,
+            created_at: time(p.created_at),
+            disabled_at: maybe_time(p.disabled_at),
+        }
+    }
+}
+
+impl From<pb::ApiKey> for ApiKey {
+    fn from(k: pb::ApiKey) -> Self {
+        Self {
+            key_id: k.key_id,
+            partner_unique_id: k.partner_id,
+            label: k.label,
+            token_prefix: k.token_prefix,
+            created_at: time(k.created_at),
+            revoked_at: maybe_time(k.revoked_at),
+        }
+    }
+}
+
+impl From<pb::IssuedApiKey> for IssuedApiKey {
+    fn from(k: pb::IssuedApiKey) -> Self {
+        Self {
+            key: k.key.unwrap_or_default().into(),
+            token: k.token,
+        }
+    }
+}
+
+impl From<pb::NotificationType> for NotificationType {
+    fn from(t: pb::NotificationType) -> Self {
+        Self {
+            notification_type_id: t.notification_type_id,
+            name: t.name,
+            description: t.description,
+            echoable: t.echoable,
+            created_at: time(t.created_at),
+        }
+    }
+}

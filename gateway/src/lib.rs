@@ -1,0 +1,21 @@
+//! The gateway: the partners' public REST API (the contract of the seed
+//! documents), translated to the registry's and dispatcher's gRPC APIs. It
+//! keeps no state of its own beyond a short-lived cache of API-key checks,
+//! so replicas scale behind any load balancer.
+//!
+//! [`routes`] holds the handlers with their OpenAPI descriptions; [`dto`]
+//! the JSON shapes; [`auth`] who may call what; [`problem`] every error as
+//! an RFC 9457 document and the one gRPC → HTTP status mapping;
+//! [`request_id`] the `X-Request-Id` of every response.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod dto;
+pub mod problem;
+pub mod request_id;
+pub mod routes;
+pub mod state;
+
+pub use app::Application;
+pub use config::Config;

@@ -1,0 +1,328 @@
+//! A partner's callback registrations: create or update, list, get, delete
+//! (soft), and the signing secret.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use callbacks_proto::registry::v1 as pb;
+use http::StatusCode;
+
+use super::{ApiJson, ApiPath, ApiQuery, guid, type_id};
+use crate::auth::Partner;
+use crate::dto::{Registration, RegistrationPage, SigningSecret, UpsertCallbackBody};
+use crate::problem::{ApiError, InvalidParam, Problem};
+use crate::state::{AppState, grpc_request};
+
+/// Checks the key against `{partnerUniqueID}` and parses `{notificationType}`.
+fn target(auth: &Partner, partner: &str, kind: &str) -> Result<(String, i32), ApiError> {
+    let partner = guid("partnerUniqueID", partner)?;
+    auth.require(partner)?;
+    Ok((partner.to_string(), type_id("notificationType", kind)?))
+}
+
+/// Create or update a callback.
+///
+/// Registers the URL that receives the partner's notifications of this type,
+/// or replaces the URL and credentials of the active registration. Changing
+/// the URL clears the error state.
+#[utoipa::path(
+    put,
+    path = "/{partnerUniqueID}/callbacks/{notificationType}",
+    tag = "callbacks",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("notificationType" = i32, Path, description = "The notification type, e.g. 5"),
+    ),
+    request_body(content = UpsertCallbackBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = Registration),
+        (status = 200, description = "Updated", body = Registration),
+        (status = 400, description = "Invalid body, URL or unsupported type", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn put_callback(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<UpsertCallbackBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let response = state
+        .registry()
+        .upsert_callback(grpc_request(pb::UpsertCallbackRequest {
+            partner_id,
+            notification_type,
+            callback_url: body.call_back_url,
+            callback_user_name: body.call_back_user_name,
+            callback_password: body.call_back_password,
+        }))
+        .await?
+        .into_inner();
+    let status = if response.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let registration: Registration = response.registration.unwrap_or_default().into();
+    Ok((status, Json(registration)))
+}
+
+/// One active registration.
+#[utoipa::path(
+    get,
+    path = "/{partnerUniqueID}/callbacks/{notificationType}",
+    tag = "callbacks",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("notificationType" = i32, Path, description = "The notification type"),
+    ),
+    responses(
+        (status = 200, description = "The active registration", body = Registration),
+        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn get_callback(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath((partner, kind)): ApiPath<(String, String)>,
+) -> Result<Json<Registration>, ApiError> {
+    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let registration = state
+        .registry()
+        .get_callback(grpc_request(pb::GetCallbackRequest {
+            partner_id,
+            notification_type,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(registration.into()))
+}
+
+/// Delete a callback.
+///
+/// A soft delete: the registration stays in the list with `isActive=false`
+/// and `deactivatedAt`, and nothing more is delivered to it.
+#[utoipa::path(
+    delete,
+    path = "/{partnerUniqueID}/callbacks/{notificationType}",
+    tag = "callbacks",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("notificationType" = i32, Path, description = "The notification type"),
+    ),
+    responses(
+        (status = 204, description = "Deactivated"),
+        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn delete_callback(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath((partner, kind)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    state
+        .registry()
+        .delete_callback(grpc_request(pb::DeleteCallbackRequest {
+            partner_id,
+            notification_type,
+        }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses the list's query parameters, reporting every bad one at once.
+fn list_query(
+    partner_id: String,
+    query: &HashMap<String, String>,
+) -> Result<pb::ListCallbacksRequest, ApiError> {
+    let mut invalid = Vec::new();
+    let mut bad = |name: &str, reason: &str| {
+        invalid.push(InvalidParam {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    let is_active = match query.get("isActive").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            bad("isActive", "must be true or false");
+            None
+        }
+    };
+    let registration_id = match query.get("registrationId") {
+        None => None,
+        Some(raw) => match uuid::Uuid::try_parse(raw) {
+            Ok(id) => Some(id.to_string()),
+            Err(_) => {
+                bad("registrationId", "must be a GUID");
+                None
+            }
+        },
+    };
+    let mut number = |name: &str, default: u32| match query.get(name) {
+        None => default,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                bad(name, "must be a positive integer");
+                default
+            }
+        },
+    };
+    let page_number = number("pageNumber", 1);
+    let page_size = number("pageSize", 20);
+    if !invalid.is_empty() {
+        return Err(ApiError::invalid(invalid));
+    }
+    Ok(pb::ListCallbacksRequest {
+        partner_id,
+        is_active,
+        registration_id,
+        page: Some(pb::PageRequest {
+            page_number,
+            page_size,
+        }),
+    })
+}
+
+/// List a partner's callbacks.
+///
+/// Active and deactivated registrations, oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/{partnerUniqueID}/callbacks",
+    tag = "callbacks",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("isActive" = Option<bool>, Query, description = "Only active (true) or only deactivated (false) registrations"),
+        ("registrationId" = Option<uuid::Uuid>, Query, description = "Only this registration"),
+        ("pageNumber" = Option<u32>, Query, description = "1-based page number (default 1)"),
+        ("pageSize" = Option<u32>, Query, description = "1 to 100 (default 20)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = RegistrationPage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn list_callbacks(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath(partner): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
+) -> Result<Json<RegistrationPage>, ApiError> {
+    let partner = guid("partnerUniqueID", &partner)?;
+    auth.require(partner)?;
+    let request = list_query(partner.to_string(), &query)?;
+    let response = state
+        .registry()
+        .list_callbacks(grpc_request(request))
+        .await?
+        .into_inner();
+    let page = response.page.unwrap_or_default();
+    Ok(Json(RegistrationPage {
+        results: response.registrations.into_iter().map(Into::into).collect(),
+        page_number: page.page_number,
+        page_size: page.page_size,
+        has_previous_page: page.has_previous_page,
+        has_next_page: page.has_next_page,
+    }))
+}
+
+/// The signing secret.
+///
+/// The Standard Webhooks secret (`whsec_…`) to verify the `webhook-signature`
+/// header of our deliveries with; during a rotation's grace period the
+/// previous secret too.
+#[utoipa::path(
+    get,
+    path = "/{partnerUniqueID}/callbacks/{notificationType}/secret",
+    tag = "callbacks",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("notificationType" = i32, Path, description = "The notification type"),
+    ),
+    responses(
+        (status = 200, description = "The secret", body = SigningSecret),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn get_secret(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath((partner, kind)): ApiPath<(String, String)>,
+) -> Result<Json<SigningSecret>, ApiError> {
+    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let secrets = state
+        .registry()
+        .get_signing_secret(grpc_request(pb::GetSigningSecretRequest {
+            partner_id,
+            notification_type,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(secrets.into()))
+}
+
+/// Rotate the signing secret.
+///
+/// Makes a new secret. The previous one stays valid beside it for a grace
+/// period (24 h by default), and deliveries are signed with both meanwhile,
+/// so receivers can switch without downtime.
+#[utoipa::path(
+    post,
+    path = "/{partnerUniqueID}/callbacks/{notificationType}/secret/rotate",
+    tag = "callbacks",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("notificationType" = i32, Path, description = "The notification type"),
+    ),
+    responses(
+        (status = 200, description = "The new secret, and the previous one", body = SigningSecret),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath((partner, kind)): ApiPath<(String, String)>,
+) -> Result<Json<SigningSecret>, ApiError> {
+    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let secrets = state
+        .registry()
+        .rotate_signing_secret(grpc_request(pb::RotateSigningSecretRequest {
+            partner_id,
+            notification_type,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(secrets.into()))
+}

@@ -1,0 +1,185 @@
+//! Test (echo) notifications: `POST /v1/callbacks/echo/{partnerUniqueID}/{notificationTypeID}`.
+//!
+//! The body (the seed's rawBody) is what the partner's endpoint will
+//! receive, byte for byte. It must be a JSON object carrying exactly one of
+//! `processUniqueId` and `simulationUniqueId`; both or neither is a 400.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use callbacks_proto::dispatcher::v1 as dispatch;
+use callbacks_proto::registry::v1 as pb;
+use http::{HeaderMap, StatusCode, header};
+use tonic::Code;
+
+use super::{ApiPath, RawBody, guid, type_id};
+use crate::auth::Partner;
+use crate::dto::EchoAccepted;
+use crate::problem::{ApiError, InvalidParam, Problem};
+use crate::state::{AppState, grpc_request};
+
+const PROCESS_ID: &str = "processUniqueId";
+const SIMULATION_ID: &str = "simulationUniqueId";
+
+/// Checks the rawBody against the seed's rule, without changing it.
+pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+    let given = |key: &str| object.get(key).is_some_and(|v| !v.is_null());
+    let both = || {
+        [PROCESS_ID, SIMULATION_ID]
+            .map(|name| InvalidParam {
+                name: name.to_owned(),
+                reason: "provide exactly one of processUniqueId and simulationUniqueId".to_owned(),
+            })
+            .to_vec()
+    };
+    match (given(PROCESS_ID), given(SIMULATION_ID)) {
+        (true, false) | (false, true) => Ok(()),
+        (true, true) | (false, false) => Err(ApiError::invalid(both())),
+    }
+}
+
+/// Fire a test notification.
+///
+/// Sends the request body, unchanged, to the partner's registered callback
+/// URL as a test notification of the given type, signed and with
+/// credentials like any delivery. Exactly one of `processUniqueId` and
+/// `simulationUniqueId` must be in the body.
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks/echo/{partnerUniqueID}/{notificationTypeID}",
+    tag = "echo",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("notificationTypeID" = i32, Path, description = "An echo-able notification type (5, 6 or 7)"),
+    ),
+    request_body(
+        content = Object,
+        content_type = "application/json",
+        description = "The rawBody to deliver: a JSON object with exactly one of processUniqueId and simulationUniqueId",
+        example = json!({"processUniqueId": "7c0e5d5e-2b1e-4f7a-9d0e-2f4b5c6d7e8f", "status": "completed"})
+    ),
+    responses(
+        (status = 202, description = "Accepted for delivery", body = EchoAccepted),
+        (status = 400, description = "Both or neither id, not a JSON object, or a type that is not echo-able", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No active registration for the type", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Delivery is not available", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn echo(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let partner = guid("partnerUniqueID", &partner)?;
+    auth.require(partner)?;
+    let notification_type = type_id("notificationTypeID", &kind)?;
+    check_raw_body(&headers, &body)?;
+
+    let mut registry = state.registry();
+    let catalogue = registry
+        .get_notification_type(grpc_request(pb::GetNotificationTypeRequest {
+            notification_type_id: notification_type,
+        }))
+        .await;
+    match catalogue {
+        Ok(t) if t.get_ref().echoable => {}
+        Ok(_) => {
+            return Err(ApiError::invalid_field(
+                "notificationTypeID",
+                format!("notification type {notification_type} cannot be echoed"),
+            ));
+        }
+        Err(status) if status.code() == Code::NotFound => {
+            return Err(ApiError::invalid_field(
+                "notificationTypeID",
+                format!("{notification_type} is not a supported notification type"),
+            ));
+        }
+        Err(status) => return Err(status.into()),
+    }
+    // 404 when there is nothing to deliver to, before involving delivery.
+    registry
+        .get_callback(grpc_request(pb::GetCallbackRequest {
+            partner_id: partner.to_string(),
+            notification_type,
+        }))
+        .await?;
+
+    let sent = state
+        .dispatcher()?
+        .send_test_notification(grpc_request(dispatch::SendTestNotificationRequest {
+            partner_id: partner.to_string(),
+            notification_type,
+            raw_body: body.to_vec(),
+        }))
+        .await?
+        .into_inner();
+    let accepted = EchoAccepted {
+        delivery_url: format!("/v1/callbacks/deliveries/{}", sent.delivery_id),
+        delivery_id: sent.delivery_id,
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn exactly_one_id() {
+        let h = json_headers();
+        assert!(check_raw_body(&h, br#"{"processUniqueId":"a"}"#).is_ok());
+        assert!(check_raw_body(&h, br#"{"simulationUniqueId":"a","x":1}"#).is_ok());
+        for bad in [
+            &br#"{"processUniqueId":"a","simulationUniqueId":"b"}"#[..],
+            br#"{}"#,
+            br#"{"processUniqueId":null}"#,
+            br#"[1,2]"#,
+            br#"{"#,
+        ] {
+            assert_eq!(
+                check_raw_body(&h, bad).unwrap_err().status(),
+                StatusCode::BAD_REQUEST
+            );
+        }
+        assert_eq!(
+            check_raw_body(&HeaderMap::new(), br#"{"processUniqueId":"a"}"#)
+                .unwrap_err()
+                .status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The REST routes, each annotated for the OpenAPI document, and the
+//! extractors that turn malformed input into problem documents instead of
+//! axum's plain-text rejections.
+
+pub mod admin;
+pub mod callbacks;
+pub mod echo;
+pub mod health;
+
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::problem::{ApiError, body_rejection};
+use crate::state::AppState;
+
+/// A JSON body whose rejections are problem documents.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Path segments whose rejections are problem documents.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Query parameters whose rejections are problem documents.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// The raw body, bounded by the body limit.
+#[derive(Debug)]
+pub struct RawBody(pub bytes::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Self(bytes::Bytes::from_request(request, state).await?))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request(format!("invalid path: {}", rejection.body_text()))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        body_rejection(rejection.status(), rejection.body_text())
+    }
+}
+
+/// `partnerUniqueID` (or another GUID path segment, named by `name`).
+pub fn guid(name: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::invalid_field(name, "must be a GUID"))
+}
+
+/// A notification type id from the path: a positive integer.
+pub fn type_id(name: &str, raw: &str) -> Result<i32, ApiError> {
+    match raw.parse::<i32>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::invalid_field(name, "must be a positive integer")),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Partner Callbacks",
+        description = "Register HTTPS callback URLs per notification type, manage them, fire test \
+                       notifications and read their error state. Errors are RFC 9457 problem \
+                       documents; every response carries X-Request-Id.",
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "callbacks", description = "A partner's callback registrations"),
+        (name = "echo", description = "Test notifications"),
+        (name = "operators", description = "Partners, API keys and notification types (admin key)"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "partnerApiKey",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "adminApiKey",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Every route, with its OpenAPI description collected alongside, so the
+/// document cannot list a route the gateway does not serve or miss one it
+/// does.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(callbacks::list_callbacks))
+        .routes(routes!(
+            callbacks::put_callback,
+            callbacks::get_callback,
+            callbacks::delete_callback
+        ))
+        .routes(routes!(callbacks::get_secret))
+        .routes(routes!(callbacks::rotate_secret))
+        .routes(routes!(echo::echo))
+        .routes(routes!(admin::create_partner, admin::list_partners))
+        .routes(routes!(admin::get_partner))
+        .routes(routes!(admin::issue_api_key, admin::list_api_keys))
+        .routes(routes!(admin::revoke_api_key))
+        .routes(routes!(
+            admin::list_notification_types,
+            admin::create_notification_type
+        ))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(crate::app::openapi_json))
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = api().split_for_parts();
+    api
+}

@@ -1,0 +1,80 @@
+//! What every handler shares: the gRPC clients (one HTTP/2 connection each,
+//! multiplexed), the authentication cache and the admin key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callbacks_proto::dispatcher::v1::dispatcher_service_client::DispatcherServiceClient;
+use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use secrecy::SecretString;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::auth::AuthCache;
+use crate::config::Config;
+use crate::problem::ApiError;
+use crate::request_id;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    registry: RegistryServiceClient<Channel>,
+    registry_health: HealthClient<Channel>,
+    dispatcher: Option<DispatcherServiceClient<Channel>>,
+    pub auth_cache: Arc<AuthCache>,
+    pub admin_api_key: Option<SecretString>,
+}
+
+/// A lazily connected channel: the gateway starts (and answers `/healthz`)
+/// while its backends are still coming up; `/readyz` tells when they are.
+fn channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let registry = channel(&config.registry_url, config.backend_timeout())?;
+        let dispatcher = config
+            .dispatcher_url
+            .as_deref()
+            .map(|url| channel(url, config.backend_timeout()))
+            .transpose()?;
+        Ok(Self {
+            registry: RegistryServiceClient::new(registry.clone()),
+            registry_health: HealthClient::new(registry),
+            dispatcher: dispatcher.map(DispatcherServiceClient::new),
+            auth_cache: Arc::new(AuthCache::new(config.auth_cache_ttl())),
+            admin_api_key: config.admin_api_key.clone(),
+        })
+    }
+
+    pub fn registry(&self) -> RegistryServiceClient<Channel> {
+        self.registry.clone()
+    }
+
+    pub fn registry_health(&self) -> HealthClient<Channel> {
+        self.registry_health.clone()
+    }
+
+    /// The dispatcher client, or 503 while none is configured.
+    pub fn dispatcher(&self) -> Result<DispatcherServiceClient<Channel>, ApiError> {
+        self.dispatcher.clone().ok_or_else(|| {
+            ApiError::unavailable(
+                "test notifications are not available yet: this gateway has no dispatcher configured",
+            )
+        })
+    }
+}
+
+/// A gRPC request carrying the current `X-Request-Id`, so that backend logs
+/// can be matched with the partner's request.
+pub fn grpc_request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = request_id::current().to_string().parse() {
+        request.metadata_mut().insert(request_id::HEADER, value);
+    }
+    request
+}

@@ -1,0 +1,149 @@
+//! End-to-end tests of the public contract: real HTTP into the gateway,
+//! real gRPC to a real registry, a fresh Postgres database per test.
+
+// A failed unwrap is a failed test, which is what a test wants.
+#![allow(clippy::unwrap_used)]
+
+mod admin;
+mod auth;
+mod callbacks;
+mod echo;
+mod openapi;
+mod request_id;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use test_support::TestDb;
+use tokio::sync::oneshot;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const URL: &str = "https://hooks.example.com/callbacks";
+
+/// A registry and a gateway in front of it. Both stop when dropped.
+#[derive(Debug)]
+pub struct Stack {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+fn spawn_until_dropped<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> oneshot::Sender<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(run(stopped));
+    stop
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut gateway::Config)) -> Self {
+        let db = TestDb::new().await.unwrap();
+        let registry =
+            registry_service::Application::build(registry_service::Config::for_database(db.url()))
+                .await
+                .unwrap();
+        let registry_url = format!("http://{}", registry.local_addr());
+        let registry_stop = spawn_until_dropped(|stopped| {
+            registry.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+        });
+        let mut config = gateway::Config::for_registry(&registry_url);
+        config.admin_api_key = Some(ADMIN_KEY.to_owned().into());
+        adjust(&mut config);
+        let app = gateway::Application::build(config).await.unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let gateway_stop = spawn_until_dropped(|stopped| {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+        });
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            db,
+            _stops: vec![gateway_stop, registry_stop],
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// A request with a partner's (or the admin's) bearer key.
+    pub fn as_key(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path).bearer_auth(key)
+    }
+
+    /// A new partner, made through the operator API: (id, API key).
+    pub async fn partner(&self, name: &str) -> (String, String) {
+        let response = self
+            .as_key(ADMIN_KEY, Method::POST, "/v1/admin/partners")
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["partner"]["partnerUniqueId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            body["apiKey"]["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// `PUT /{partner}/callbacks/{type}` with `body`.
+    pub async fn put_callback(&self, key: &str, partner: &str, kind: i32, body: Value) -> Response {
+        self.as_key(key, Method::PUT, &format!("/{partner}/callbacks/{kind}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts a problem document with `status`, and returns it.
+pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let header_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let problem: Value = response.json().await.unwrap();
+    for member in ["type", "title", "detail"] {
+        assert!(problem[member].is_string(), "{member} missing in {problem}");
+    }
+    assert_eq!(problem["status"], status.as_u16());
+    assert_eq!(problem["requestId"], header_id.as_str());
+    problem
+}
+
+/// Asserts a 400 whose `invalidParams` names `field` with a reason
+/// containing `reason`.
+pub async fn expect_invalid(response: Response, field: &str, reason: &str) -> Value {
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+    let params = problem["invalidParams"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        params
+            .iter()
+            .any(|p| p["name"] == field && p["reason"].as_str().unwrap().contains(reason)),
+        "no invalid param {field} ({reason}) in {problem}"
+    );
+    problem
+}
