@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs what exists of Partner Callbacks locally: the registry and the
+# Runs Partner Callbacks locally: the registry, the dispatcher and the
 # gateway, with a demo partner, and prints curl lines that work as printed.
 #
 # Postgres comes from DATABASE_URL when set, else the server on
@@ -14,6 +14,7 @@ source deploy/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/partner-callbacks/target}"
 REGISTRY_PORT="${REGISTRY_PORT:-50051}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
+DISPATCHER_PORT="${DISPATCHER_PORT:-50052}"
 ADMIN_KEY="${GATEWAY_ADMIN_API_KEY:-local-admin-key-not-for-production}"
 started_pids=()
 private_pg=""
@@ -58,7 +59,7 @@ else
 fi
 
 echo "==> building"
-cargo build --locked -p registry-service -p gateway
+cargo build --locked -p registry-service -p dispatcher-service -p gateway
 
 wait_for() { # name, pid, check command...
   local name=$1 pid=$2
@@ -82,10 +83,22 @@ REGISTRY_ALLOWED_CALLBACK_NETWORKS="${REGISTRY_ALLOWED_CALLBACK_NETWORKS:-127.0.
 started_pids+=($!)
 wait_for registry $! port_answers 127.0.0.1 "$REGISTRY_PORT"
 
+DISPATCHER_DATABASE_URL="${DISPATCHER_DATABASE_URL:-$DATABASE_BASE/callbacks_dispatch}"
+echo "==> starting the dispatcher on 127.0.0.1:$DISPATCHER_PORT"
+DISPATCHER_LISTEN="127.0.0.1:$DISPATCHER_PORT" \
+DISPATCHER_DATABASE_URL="$DISPATCHER_DATABASE_URL" \
+DISPATCHER_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT" \
+DISPATCHER_ALLOW_HTTP_CALLBACKS="${DISPATCHER_ALLOW_HTTP_CALLBACKS:-true}" \
+DISPATCHER_ALLOWED_CALLBACK_NETWORKS="${DISPATCHER_ALLOWED_CALLBACK_NETWORKS:-127.0.0.0/8}" \
+  "$CARGO_TARGET_DIR/debug/dispatcher-service" &
+started_pids+=($!)
+wait_for dispatcher $! port_answers 127.0.0.1 "$DISPATCHER_PORT"
+
 GATEWAY="http://127.0.0.1:$GATEWAY_PORT"
 echo "==> starting the gateway on $GATEWAY"
 GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" \
 GATEWAY_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT" \
+GATEWAY_DISPATCHER_URL="http://127.0.0.1:$DISPATCHER_PORT" \
 GATEWAY_ADMIN_API_KEY="$ADMIN_KEY" \
   "$CARGO_TARGET_DIR/debug/gateway" &
 started_pids+=($!)
@@ -103,7 +116,8 @@ cat <<MSG
 Partner Callbacks is running:
   gateway (REST)                   $GATEWAY   (OpenAPI: $GATEWAY/openapi.json)
   registry (gRPC, reflection on)   127.0.0.1:$REGISTRY_PORT
-  registry database                $REGISTRY_DATABASE_URL
+  dispatcher (gRPC, reflection on) 127.0.0.1:$DISPATCHER_PORT
+  databases                        $REGISTRY_DATABASE_URL, $DISPATCHER_DATABASE_URL
   admin key                        $ADMIN_KEY
 
 A demo partner was created:
@@ -117,8 +131,13 @@ Register a callback, list it, read its signing secret, delete it:
   curl -s $GATEWAY/$PARTNER/callbacks/5/secret -H "authorization: Bearer $KEY"
   curl -s -X DELETE $GATEWAY/$PARTNER/callbacks/5 -H "authorization: Bearer $KEY" -w '%{http_code}\\n'
 
-Explore the registry directly:
-  grpcurl -plaintext 127.0.0.1:$REGISTRY_PORT list
+Fire a test notification, then read its delivery (deliveryUrl in the answer):
+  curl -s -X POST $GATEWAY/v1/callbacks/echo/$PARTNER/5 -H "authorization: Bearer $KEY" \\
+    -H 'content-type: application/json' -d '{"processUniqueId":"demo-1"}'
+
+Publish an event as a platform service would (gRPC):
+  grpcurl -plaintext -d '{"partnerId":"$PARTNER","notificationType":5,"payloadJson":"{\\"processUniqueId\\":\\"p-1\\"}"}' \\
+    127.0.0.1:$DISPATCHER_PORT callbacks.dispatcher.v1.DispatcherService/Publish
 
 Ctrl-C stops everything this script started.
 MSG

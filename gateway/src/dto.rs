@@ -299,3 +299,92 @@ impl From<pb::NotificationType> for NotificationType {
         }
     }
 }
+
+// ------------------------------------------------------------ deliveries
+
+/// One attempt to deliver.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    pub attempt_number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u32,
+    /// The HTTP status the endpoint answered, if it answered.
+    pub response_status: Option<u32>,
+    /// Why the attempt failed: `HTTP 500`, `timeout after 15 s`, …
+    pub error: Option<String>,
+    /// The first bytes of the answer.
+    pub response_excerpt: String,
+}
+
+/// A delivery of one event to one registration, with its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    #[schema(format = Uuid)]
+    pub delivery_id: String,
+    #[schema(format = Uuid)]
+    pub event_id: String,
+    #[schema(format = Uuid)]
+    pub partner_unique_id: String,
+    pub notification_type: i32,
+    /// `pending`, `delivered`, `failed` or `cancelled`.
+    pub status: String,
+    /// A test (echo) notification.
+    pub is_test: bool,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// Oldest first; empty in lists.
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPage {
+    pub results: Vec<Delivery>,
+    pub page_number: u32,
+    pub page_size: u32,
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+}
+
+pub fn delivery_status_name(status: i32) -> String {
+    use callbacks_proto::dispatcher::v1::DeliveryStatus;
+    match DeliveryStatus::try_from(status) {
+        Ok(DeliveryStatus::Pending) => "pending",
+        Ok(DeliveryStatus::Delivered) => "delivered",
+        Ok(DeliveryStatus::Failed) => "failed",
+        Ok(DeliveryStatus::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+    .to_owned()
+}
+
+impl From<callbacks_proto::dispatcher::v1::Delivery> for Delivery {
+    fn from(d: callbacks_proto::dispatcher::v1::Delivery) -> Self {
+        Self {
+            delivery_id: d.delivery_id,
+            event_id: d.event_id,
+            partner_unique_id: d.partner_id,
+            notification_type: d.notification_type,
+            status: delivery_status_name(d.status),
+            is_test: d.is_test,
+            attempt_count: d.attempt_count,
+            next_attempt_at: maybe_time(d.next_attempt_at),
+            created_at: time(d.created_at),
+            attempts: d
+                .attempts
+                .into_iter()
+                .map(|a| DeliveryAttempt {
+                    attempt_number: a.attempt_number,
+                    started_at: time(a.started_at),
+                    duration_ms: a.duration_ms,
+                    response_status: a.response_status,
+                    error: a.error,
+                    response_excerpt: a.response_excerpt,
+                })
+                .collect(),
+        }
+    }
+}

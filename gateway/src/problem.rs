@@ -208,6 +208,8 @@ fn rest_name(grpc_field: &str) -> &str {
         "page_size" => "pageSize",
         "key_id" => "keyId",
         "key_label" => "keyLabel",
+        "delivery_id" => "deliveryId",
+        "raw_body" => "rawBody",
         other => other,
     }
 }

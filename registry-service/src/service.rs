@@ -60,6 +60,7 @@ pub struct ResolvedCallback {
     pub password: Option<SecretString>,
     /// Current first, then the previous one during its grace period.
     pub signing_secrets: Vec<SecretString>,
+    pub is_in_error_state: bool,
 }
 
 /// A delivery outcome as the dispatcher reports it.
@@ -452,6 +453,7 @@ impl Registry {
         signing_secrets.extend(secrets.previous.map(|(secret, _)| secret));
         Ok(ResolvedCallback {
             registration_id: id,
+            is_in_error_state: row.is_in_error_state,
             callback_url: row.callback_url,
             user_name: row.callback_user_name,
             password,

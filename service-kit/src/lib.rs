@@ -1,6 +1,13 @@
 //! What every Partner Callbacks binary does the same way, written once:
-//! how it logs and how it learns to stop. Services depend on this; it
-//! depends on no service.
+//! how it logs and learns to stop ([`init_logging`], [`shutdown_signal`]),
+//! which addresses count as public ([`net`]), how a service starts its own
+//! database ([`db`], feature `db`), and how validation errors look
+//! ([`validation`]). Services depend on this; it depends on no service.
+
+#[cfg(feature = "db")]
+pub mod db;
+pub mod net;
+pub mod validation;
 
 /// `text` for people, `json` for log collectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

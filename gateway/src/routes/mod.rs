@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod callbacks;
+pub mod deliveries;
 pub mod echo;
 pub mod health;
 
@@ -82,6 +83,7 @@ pub fn type_id(name: &str, raw: &str) -> Result<i32, ApiError> {
     tags(
         (name = "callbacks", description = "A partner's callback registrations"),
         (name = "echo", description = "Test notifications"),
+        (name = "deliveries", description = "The delivery log, and redelivery"),
         (name = "operators", description = "Partners, API keys and notification types (admin key)"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -118,6 +120,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(callbacks::get_secret))
         .routes(routes!(callbacks::rotate_secret))
         .routes(routes!(echo::echo))
+        .routes(routes!(deliveries::get_delivery))
+        .routes(routes!(deliveries::redeliver))
+        .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(admin::create_partner, admin::list_partners))
         .routes(routes!(admin::get_partner))
         .routes(routes!(admin::issue_api_key, admin::list_api_keys))

@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod callbacks;
+mod deliveries;
 mod echo;
 mod openapi;
 mod request_id;
@@ -19,13 +20,33 @@ use tokio::sync::oneshot;
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub const URL: &str = "https://hooks.example.com/callbacks";
 
-/// A registry and a gateway in front of it. Both stop when dropped.
+/// A registry and a gateway in front of it; with [`Stack::with_delivery`]
+/// also a dispatcher and an HTTPS receiver. All stop when dropped.
 #[derive(Debug)]
 pub struct Stack {
     pub base: String,
     pub http: reqwest::Client,
     pub db: TestDb,
+    /// Present when the stack delivers.
+    pub delivery: Option<Delivery>,
     _stops: Vec<oneshot::Sender<()>>,
+}
+
+/// The delivery half of a stack.
+#[derive(Debug)]
+pub struct Delivery {
+    pub receiver: test_support::WebhookReceiver,
+    _db: TestDb,
+    _ca_file: CaFile,
+}
+
+#[derive(Debug)]
+struct CaFile(std::path::PathBuf);
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn spawn_until_dropped<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> oneshot::Sender<()>
@@ -43,19 +64,63 @@ impl Stack {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut gateway::Config)) -> Self {
+        Self::build(false, adjust).await
+    }
+
+    /// The whole system: registry, dispatcher (trusting the receiver's CA,
+    /// loopback admitted) and gateway, plus an HTTPS receiver.
+    pub async fn with_delivery() -> Self {
+        Self::build(true, |_| {}).await
+    }
+
+    async fn build(delivering: bool, adjust: impl FnOnce(&mut gateway::Config)) -> Self {
         let db = TestDb::new().await.unwrap();
-        let registry =
-            registry_service::Application::build(registry_service::Config::for_database(db.url()))
-                .await
-                .unwrap();
+        let mut registry_config = registry_service::Config::for_database(db.url());
+        if delivering {
+            registry_config.allowed_callback_networks = vec!["127.0.0.0/8".parse().unwrap()];
+        }
+        let registry = registry_service::Application::build(registry_config)
+            .await
+            .unwrap();
         let registry_url = format!("http://{}", registry.local_addr());
         let registry_stop = spawn_until_dropped(|stopped| {
             registry.run_until_stopped(async {
                 let _ = stopped.await;
             })
         });
+        let mut stops = vec![registry_stop];
         let mut config = gateway::Config::for_registry(&registry_url);
         config.admin_api_key = Some(ADMIN_KEY.to_owned().into());
+        let delivery = if delivering {
+            let receiver = test_support::WebhookReceiver::start_https().await.unwrap();
+            let ca_file = CaFile(
+                std::env::temp_dir().join(format!("gateway-it-ca-{}.pem", uuid::Uuid::new_v4())),
+            );
+            std::fs::write(&ca_file.0, receiver.ca_pem().unwrap()).unwrap();
+            let dispatch_db = TestDb::new().await.unwrap();
+            let mut dispatcher_config =
+                dispatcher_service::Config::for_database(dispatch_db.url(), &registry_url);
+            dispatcher_config.allowed_callback_networks = vec!["127.0.0.0/8".parse().unwrap()];
+            dispatcher_config.extra_ca_files = vec![ca_file.0.clone()];
+            dispatcher_config.retry_schedule = "200ms".into();
+            dispatcher_config.poll_interval = std::time::Duration::from_millis(200);
+            let dispatcher = dispatcher_service::Application::build(dispatcher_config)
+                .await
+                .unwrap();
+            config.dispatcher_url = Some(format!("http://{}", dispatcher.local_addr()));
+            stops.push(spawn_until_dropped(|stopped| {
+                dispatcher.run_until_stopped(async {
+                    let _ = stopped.await;
+                })
+            }));
+            Some(Delivery {
+                receiver,
+                _db: dispatch_db,
+                _ca_file: ca_file,
+            })
+        } else {
+            None
+        };
         adjust(&mut config);
         let app = gateway::Application::build(config).await.unwrap();
         let base = format!("http://{}", app.local_addr());
@@ -64,11 +129,13 @@ impl Stack {
                 let _ = stopped.await;
             })
         });
+        stops.insert(0, gateway_stop);
         Self {
             base,
             http: reqwest::Client::new(),
             db,
-            _stops: vec![gateway_stop, registry_stop],
+            delivery,
+            _stops: stops,
         }
     }
 

@@ -2,35 +2,12 @@
 //! to one status code (`grpc/status.rs`); storage maps constraint violations
 //! into them by constraint name.
 
-use std::fmt;
-
-/// One broken rule on one input field, reported to the caller as is: it
-/// names the field and the rule, never an internal detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldViolation {
-    pub field: &'static str,
-    pub rule: String,
-}
-
-impl FieldViolation {
-    pub fn new(field: &'static str, rule: impl Into<String>) -> Self {
-        Self {
-            field,
-            rule: rule.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldViolation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.rule)
-    }
-}
+pub use service_kit::validation::{FieldViolation, Invalid, Violations, describe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The caller's input broke one or more rules.
-    #[error("invalid argument: {}", join(.0))]
+    #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// The named thing does not exist (or is not the caller's).
     #[error("{0}")]
@@ -65,41 +42,8 @@ impl From<FieldViolation> for RegistryError {
     }
 }
 
-fn join(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// Collects the violations of several fields so that a caller hears about all
-/// of them at once, not one per round trip.
-#[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
-
-impl Violations {
-    /// Keeps the value when it parsed, records the violation when it did not.
-    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(violation) => {
-                self.0.push(violation);
-                None
-            }
-        }
-    }
-
-    pub fn push(&mut self, violation: FieldViolation) {
-        self.0.push(violation);
-    }
-
-    /// `Ok(())` when nothing was recorded.
-    pub fn finish(self) -> Result<(), RegistryError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(RegistryError::InvalidArgument(self.0))
-        }
+impl From<Invalid> for RegistryError {
+    fn from(invalid: Invalid) -> Self {
+        Self::InvalidArgument(invalid.0)
     }
 }

@@ -127,6 +127,7 @@ impl From<ResolvedCallback> for pb::ResolvedCallback {
                 .iter()
                 .map(|s| s.expose_secret().to_owned())
                 .collect(),
+            is_in_error_state: r.is_in_error_state,
         }
     }
 }

@@ -12,7 +12,6 @@ use pb::registry_service_server::RegistryService;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
-use crate::domain::error::Violations;
 use crate::domain::text::{self, Credentials};
 use crate::domain::{
     ApiKeyId, NotificationTypeId, Outcome, PageRequest, PartnerId, RegistrationId, RegistryError,
@@ -21,6 +20,7 @@ use crate::domain::{
 use crate::service::{OutcomeReport, Registry, UpsertCallback};
 use crate::storage::registrations::ListFilter;
 use convert::{from_timestamp, page_info};
+use service_kit::validation::{CHECKED, Violations};
 
 #[derive(Debug, Clone)]
 pub struct RegistryGrpc {
@@ -38,10 +38,6 @@ impl RegistryGrpc {
 }
 
 type GrpcResult<T> = Result<Response<T>, Status>;
-
-/// Every `Violations::check` that returned `None` recorded a violation, so
-/// once `finish()` has passed, each checked value is `Some`.
-const CHECKED: &str = "finish() passed, so every checked value parsed";
 
 fn ok<T>(value: impl Into<T>) -> GrpcResult<T> {
     Ok(Response::new(value.into()))

@@ -5,8 +5,7 @@
 //! documents. Internal errors are logged here, once, with their cause chain,
 //! and reach the caller as a bare `INTERNAL`.
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic::Status;
 
 use crate::domain::RegistryError;
 
@@ -14,18 +13,7 @@ impl From<RegistryError> for Status {
     fn from(error: RegistryError) -> Self {
         match error {
             RegistryError::InvalidArgument(violations) => {
-                let message = violations
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let details = ErrorDetails::with_bad_request(
-                    violations
-                        .into_iter()
-                        .map(|v| FieldViolation::new(v.field, v.rule))
-                        .collect::<Vec<_>>(),
-                );
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                service_kit::validation::invalid_argument(violations)
             }
             RegistryError::NotFound(what) => Status::not_found(what),
             RegistryError::AlreadyExists(what) => Status::already_exists(what),

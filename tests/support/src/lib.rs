@@ -10,7 +10,17 @@
 //! 3. else a private throw-away cluster made with the machine's
 //!    `initdb`/`pg_ctl`, stopped and deleted when the test process exits
 //!    (`TEST_POSTGRES=private` forces this one, to test it).
+//!
+//! [`WebhookReceiver`] is an in-process HTTPS (or plain HTTP) webhook endpoint
+//! with its own throw-away CA: it records every request and answers as the
+//! test scripts it, per path ([`Reply`]: statuses, queues, delays, hangs).
+//!
+//! [`eventually`] waits, with a deadline, for a condition no event signals.
 
 pub mod postgres;
+pub mod receiver;
+pub mod wait;
 
 pub use postgres::TestDb;
+pub use receiver::{ReceivedRequest, Reply, WebhookReceiver};
+pub use wait::eventually;

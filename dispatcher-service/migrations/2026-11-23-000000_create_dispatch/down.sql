@@ -1,0 +1,3 @@
+DROP TABLE attempts;
+DROP TABLE deliveries;
+DROP TABLE events;

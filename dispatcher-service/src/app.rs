@@ -1,0 +1,135 @@
+//! Wiring: database, registry client, HTTP client, the delivery loop and
+//! the gRPC server (with health and reflection). `build` binds before it
+//! returns, so tests can read the port back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use callbacks_proto::dispatcher::v1::dispatcher_service_server::DispatcherServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::delivery::http::{Deliverer, HttpSettings};
+use crate::delivery::worker::{Worker, WorkerSettings};
+use crate::grpc::DispatcherGrpc;
+use crate::registry::RegistryClient;
+use crate::service::Dispatcher;
+use crate::storage;
+
+pub struct Application {
+    listener: TcpListener,
+    grpc: DispatcherGrpc,
+    worker: Option<Arc<Worker>>,
+    reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let policy = config.retry_policy()?;
+        anyhow::ensure!(
+            config.lease > config.response_timeout + config.connect_timeout,
+            "DISPATCHER_LEASE must exceed the connect and response timeouts together"
+        );
+        let pool = storage::connect(&config.database_url, config.db_pool_size)
+            .await
+            .context("connecting to the dispatch database")?;
+        let (registry, reporter) =
+            RegistryClient::new(&config.registry_url, config.registry_cache_ttl)?;
+        let worker = if config.delivery_workers {
+            let deliverer = Deliverer::new(HttpSettings {
+                connect_timeout: config.connect_timeout,
+                response_timeout: config.response_timeout,
+                allowed_networks: config.allowed_callback_networks.clone(),
+                allow_http: config.allow_http_callbacks,
+                extra_ca_files: config.extra_ca_files.clone(),
+            })
+            .context("building the HTTPS client")?;
+            Some(Worker::new(
+                pool.clone(),
+                registry.clone(),
+                deliverer,
+                policy,
+                WorkerSettings {
+                    batch_size: config.batch_size,
+                    lease: config.lease,
+                    poll_interval: config.poll_interval,
+                    max_in_flight: config.max_in_flight,
+                    per_endpoint: config.per_endpoint_concurrency,
+                    defer_for: std::time::Duration::from_secs(1),
+                    shutdown_grace: config.shutdown_grace,
+                },
+            ))
+        } else {
+            tracing::warn!("delivery workers are off: events are stored, not delivered");
+            None
+        };
+        let dispatcher = Arc::new(Dispatcher::new(pool, registry, worker.clone()));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Self {
+            listener,
+            grpc: DispatcherGrpc::new(dispatcher, config.max_payload_bytes),
+            worker,
+            reporter: Box::pin(reporter),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown`; then stops claiming, lets in-flight attempts
+    /// finish within the grace period and releases the rest.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<DispatcherServiceServer<DispatcherGrpc>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(callbacks_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reporter = tokio::spawn(self.reporter);
+        let worker = self
+            .worker
+            .map(|worker| tokio::spawn(worker.run(stop.clone())));
+        tracing::info!(addr = %self.listener.local_addr()?, "dispatcher listening");
+        let stop_serving = stop.clone();
+        let served = tonic::transport::Server::builder()
+            .trace_fn(|request| tracing::info_span!("grpc", rpc.method = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(DispatcherServiceServer::new(self.grpc))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
+                shutdown.await;
+                stop_serving.cancel();
+            })
+            .await;
+        stop.cancel();
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        reporter.abort();
+        tracing::info!("dispatcher stopped");
+        served.map_err(Into::into)
+    }
+}

@@ -1,0 +1,142 @@
+//! Settings, from flags with environment fall-backs (`--help` lists them
+//! all). Durations take humantime values: `500ms`, `15s`, `2m`, `1h`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use ipnet::IpNet;
+use service_kit::LogFormat;
+
+use crate::domain::RetryPolicy;
+
+/// The default retry schedule: about two days in all.
+pub const DEFAULT_SCHEDULE: &str = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "dispatcher-service",
+    version,
+    about = "Partner Callbacks dispatcher: durable publish and HTTPS delivery with retries."
+)]
+pub struct Config {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "DISPATCHER_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+
+    /// The dispatcher's own database. Created at start-up if missing (when
+    /// the role may), then migrated.
+    #[arg(
+        long,
+        env = "DISPATCHER_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/callbacks_dispatch",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    #[arg(long, env = "DISPATCHER_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// The registry's gRPC endpoint.
+    #[arg(
+        long,
+        env = "DISPATCHER_REGISTRY_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub registry_url: String,
+
+    /// How long a resolved callback (URL, credentials, secrets) is reused.
+    #[arg(long, env = "DISPATCHER_REGISTRY_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub registry_cache_ttl: Duration,
+
+    /// Waits between attempts, comma-separated; one attempt more is made
+    /// than there are waits.
+    #[arg(long, env = "DISPATCHER_RETRY_SCHEDULE", default_value = DEFAULT_SCHEDULE)]
+    pub retry_schedule: String,
+
+    /// Each wait is spread by up to ± this fraction.
+    #[arg(long, env = "DISPATCHER_RETRY_JITTER", default_value_t = 0.2)]
+    pub retry_jitter: f64,
+
+    /// The longest `Retry-After` honoured.
+    #[arg(long, env = "DISPATCHER_MAX_RETRY_AFTER", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_retry_after: Duration,
+
+    #[arg(long, env = "DISPATCHER_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// The whole exchange with a partner's endpoint, answer included.
+    #[arg(long, env = "DISPATCHER_RESPONSE_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub response_timeout: Duration,
+
+    /// How long a claimed delivery stays exclusive to a worker; must exceed
+    /// the response timeout.
+    #[arg(long, env = "DISPATCHER_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
+    #[arg(long, env = "DISPATCHER_BATCH_SIZE", default_value_t = 128)]
+    pub batch_size: u32,
+
+    /// Most attempts in flight in this process.
+    #[arg(long, env = "DISPATCHER_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Most attempts in flight to one registration.
+    #[arg(long, env = "DISPATCHER_PER_ENDPOINT_CONCURRENCY", default_value_t = 8)]
+    pub per_endpoint_concurrency: usize,
+
+    #[arg(long, env = "DISPATCHER_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+
+    /// On SIGTERM, how long in-flight attempts may finish before their
+    /// deliveries are released to other replicas.
+    #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Non-public networks (CIDR, comma-separated) deliveries may go to
+    /// anyway, e.g. `127.0.0.0/8` for local testing.
+    #[arg(
+        long,
+        env = "DISPATCHER_ALLOWED_CALLBACK_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub allowed_callback_networks: Vec<IpNet>,
+
+    /// Deliver to plain `http://` URLs too (local use only).
+    #[arg(long, env = "DISPATCHER_ALLOW_HTTP_CALLBACKS")]
+    pub allow_http_callbacks: bool,
+
+    /// PEM files of extra certificate authorities to trust (comma-separated).
+    #[arg(long, env = "DISPATCHER_EXTRA_CA_FILES", value_delimiter = ',')]
+    pub extra_ca_files: Vec<PathBuf>,
+
+    /// Largest payload (or test rawBody) accepted, in bytes.
+    #[arg(long, env = "DISPATCHER_MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
+    pub max_payload_bytes: usize,
+
+    /// Run the delivery workers (off: accept and store only).
+    #[arg(long, env = "DISPATCHER_DELIVERY_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub delivery_workers: bool,
+
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn retry_policy(&self) -> anyhow::Result<RetryPolicy> {
+        let schedule = RetryPolicy::parse_schedule(&self.retry_schedule)
+            .map_err(|e| anyhow::anyhow!("DISPATCHER_RETRY_SCHEDULE: {e}"))?;
+        RetryPolicy::new(schedule, self.retry_jitter, self.max_retry_after)
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// Defaults on a free port, for tests and embedding.
+    pub fn for_database(database_url: &str, registry_url: &str) -> Self {
+        let mut config = Self::parse_from(["dispatcher-service"]);
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.database_url = database_url.to_owned();
+        config.registry_url = registry_url.to_owned();
+        config
+    }
+}

@@ -1,0 +1,399 @@
+//! One delivery attempt over HTTP(S).
+//!
+//! - **Outbound safety.** Host names are resolved by [`GuardedResolver`],
+//!   which drops every non-public address (unless the operator allowed its
+//!   network) and hands the connector only the addresses it checked, so the
+//!   connection goes to a checked address (no DNS rebinding window). IP
+//!   literals are checked before connecting.
+//! - **One client** (hyper-util, rustls, pooled keep-alive connections,
+//!   HTTP/1.1 and HTTP/2) serves every attempt; nothing is set up per
+//!   delivery.
+//! - **Bounded**: connect timeout, a deadline for the whole exchange, at most
+//!   `MAX_BODY_READ` bytes of the answer read. Redirects are never followed.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use ipnet::IpNet;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use secrecy::ExposeSecret;
+use service_kit::net::check_outbound;
+use uuid::Uuid;
+
+use crate::domain::AttemptResult;
+use crate::domain::attempt::parse_retry_after;
+use crate::domain::signature;
+use crate::registry::Target;
+
+/// How much of an answer is read; the rest is dropped with the connection.
+const MAX_BODY_READ: usize = 64 * 1024;
+/// How much of it is kept in the attempt log.
+const EXCERPT_LEN: usize = 1024;
+const USER_AGENT_VALUE: &str = concat!("partner-callbacks/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub connect_timeout: Duration,
+    /// For the whole exchange: connect, send, answer, read.
+    pub response_timeout: Duration,
+    pub allowed_networks: Vec<IpNet>,
+    pub allow_http: bool,
+    /// PEM files of extra certificate authorities to trust.
+    pub extra_ca_files: Vec<PathBuf>,
+}
+
+/// Why a host was not called: every address it resolved to is non-public.
+#[derive(Debug, thiserror::Error)]
+#[error("refused: {0}")]
+pub struct OutboundRefused(String);
+
+/// Resolves host names and keeps only the addresses we may call.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    allowed: Arc<Vec<IpNet>>,
+}
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allowed = self.allowed.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = Vec::new();
+            let admitted: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|addr| match check_outbound(addr.ip(), &allowed) {
+                    Ok(()) => true,
+                    Err(range) => {
+                        refused.push(format!("{} is {range}", addr.ip()));
+                        false
+                    }
+                })
+                .collect();
+            if admitted.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    OutboundRefused(format!(
+                        "{host} resolves to no public address ({})",
+                        refused.join(", ")
+                    )),
+                ));
+            }
+            Ok(admitted.into_iter())
+        })
+    }
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+
+/// The result of one attempt, with what the attempt log keeps.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub result: AttemptResult,
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    client: HttpsClient,
+    settings: Arc<HttpSettings>,
+}
+
+fn tls_config(extra_ca_files: &[PathBuf]) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for file in extra_ca_files {
+        let certificates = CertificateDer::pem_file_iter(file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("parsing {}: {e}", file.display()))?;
+        anyhow::ensure!(
+            !certificates.is_empty(),
+            "{} holds no certificate",
+            file.display()
+        );
+        for certificate in certificates {
+            roots.add(certificate)?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+/// `15 s`, `0.5 s`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// A short, stable reason for a request that got no answer, found by
+/// walking the error's whole cause chain.
+fn describe_failure(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut io_kind = None;
+    let mut dns = false;
+    let mut innermost = error.to_string();
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<OutboundRefused>() {
+            return refused.to_string();
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return format!("TLS error: {tls}");
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(refused) = inner.downcast_ref::<OutboundRefused>() {
+                    return refused.to_string();
+                }
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return format!("TLS error: {tls}");
+                }
+            }
+            io_kind = Some(io.kind());
+        }
+        let text = e.to_string();
+        dns |= text.contains("dns error") || text.contains("failed to lookup address");
+        innermost = text;
+        source = e.source();
+    }
+    match io_kind {
+        Some(io::ErrorKind::ConnectionRefused) => "connection refused".into(),
+        Some(io::ErrorKind::ConnectionReset) => "connection reset".into(),
+        Some(io::ErrorKind::TimedOut) => "connect timeout".into(),
+        _ if dns => "DNS lookup failed".into(),
+        _ => format!("connection failed: {innermost}"),
+    }
+}
+
+impl Deliverer {
+    pub fn new(settings: HttpSettings) -> anyhow::Result<Self> {
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+            allowed: Arc::new(settings.allowed_networks.clone()),
+        });
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(&settings.extra_ca_files)?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(https);
+        Ok(Self {
+            client,
+            settings: Arc::new(settings),
+        })
+    }
+
+    pub fn response_timeout(&self) -> Duration {
+        self.settings.response_timeout
+    }
+
+    /// Checks what can be checked before connecting: the scheme and, for an
+    /// IP literal, the address.
+    fn check_target(&self, uri: &Uri) -> Result<(), String> {
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if self.settings.allow_http => {}
+            Some(other) => return Err(format!("refused: {other} URLs are not allowed")),
+            None => return Err("refused: the URL has no scheme".into()),
+        }
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            check_outbound(ip, &self.settings.allowed_networks)
+                .map_err(|range| format!("refused: {ip} is {range}"))?;
+        }
+        Ok(())
+    }
+
+    fn build_request(
+        &self,
+        uri: Uri,
+        target: &Target,
+        webhook_id: Uuid,
+        body: &Bytes,
+        traceparent: Option<&str>,
+    ) -> Result<Request<Full<Bytes>>, String> {
+        let timestamp = Utc::now().timestamp();
+        let signature = signature::sign(
+            &target.signing_keys,
+            &webhook_id.to_string(),
+            timestamp,
+            body,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header("webhook-id", webhook_id.to_string())
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature);
+        if let Some(user) = &target.user_name {
+            let password = target
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret())
+                .unwrap_or_default();
+            let mut value = HeaderValue::from_str(&format!(
+                "Basic {}",
+                STANDARD.encode(format!("{user}:{password}"))
+            ))
+            .map_err(|_| "the credentials are not valid in a header".to_owned())?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(traceparent) = traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
+            request = request.header("traceparent", traceparent);
+        }
+        request
+            .body(Full::new(body.clone()))
+            .map_err(|e| format!("invalid request: {e}"))
+    }
+
+    /// POSTs `body` to the target and classifies what happened.
+    pub async fn attempt(
+        &self,
+        target: &Target,
+        webhook_id: Uuid,
+        body: &Bytes,
+        traceparent: Option<&str>,
+    ) -> AttemptOutcome {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let finish = |result, excerpt| AttemptOutcome {
+            result,
+            started_at,
+            duration: clock.elapsed(),
+            excerpt,
+        };
+        let uri = match target.url.parse::<Uri>() {
+            Ok(uri) => uri,
+            Err(_) => {
+                return finish(
+                    AttemptResult::no_answer("refused: the URL is not valid"),
+                    String::new(),
+                );
+            }
+        };
+        let request = match self
+            .check_target(&uri)
+            .and_then(|()| self.build_request(uri, target, webhook_id, body, traceparent))
+        {
+            Ok(request) => request,
+            Err(reason) => return finish(AttemptResult::no_answer(reason), String::new()),
+        };
+        let deadline = tokio::time::Instant::now() + self.settings.response_timeout;
+        let timed_out = || {
+            AttemptResult::no_answer(format!(
+                "timeout after {}",
+                seconds(self.settings.response_timeout)
+            ))
+        };
+        let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+            Err(_) => return finish(timed_out(), String::new()),
+            Ok(Err(error)) => {
+                return finish(
+                    AttemptResult::no_answer(describe_failure(&error)),
+                    String::new(),
+                );
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, Utc::now()));
+        let mut body = response.into_body();
+        let mut read = Vec::new();
+        // Read a bounded prefix within what is left of the deadline; a body
+        // that trickles past it does not change the status it came with.
+        while read.len() < MAX_BODY_READ {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        read.extend_from_slice(data);
+                    }
+                }
+                _ => break,
+            }
+        }
+        read.truncate(EXCERPT_LEN);
+        let excerpt = String::from_utf8_lossy(&read).into_owned();
+        finish(AttemptResult::from_status(status, retry_after), excerpt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(seconds(Duration::from_secs(15)), "15 s");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
+    }
+
+    #[test]
+    fn failures_are_named() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(describe_failure(&refused), "connection refused");
+        let guard = io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            OutboundRefused("x resolves to no public address".into()),
+        );
+        assert_eq!(
+            describe_failure(&guard),
+            "refused: x resolves to no public address"
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! The delivery loop of one dispatcher process.
+//!
+//! ```text
+//!  claim (≤ free in-flight slots) ──▶ one task per delivery ──▶ completer
+//!      ▲   FOR UPDATE SKIP LOCKED        resolve (cached)          batches outcomes
+//!      │   + lease token                 endpoint slot or defer    into one fenced write,
+//!  NOTIFY / poll                         HTTP attempt              then reports state changes
+//! ```
+//!
+//! Isolation: a global semaphore bounds the attempts in flight, and each
+//! registration has a few slots of its own. A delivery whose endpoint has no
+//! free slot is parked in memory, holding its lease but no global slot; the
+//! task that finishes an attempt on that endpoint takes the next parked
+//! delivery, so a busy endpoint is kept exactly at its concurrency. Parking
+//! is bounded per endpoint and in all; beyond that, and for deliveries
+//! parked longer than half a lease, the delivery goes back to the queue
+//! unattempted. An endpoint that hangs until its timeout therefore occupies
+//! its own slots and its small parking space, never the others'.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::http::Deliverer;
+use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, RetryPolicy};
+use crate::registry::{RegistryClient, Resolution, Target};
+use crate::storage::queue::{self, AttemptRecord, Claimed, Completion};
+use crate::storage::{DbPool, WAKE_CHANNEL};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Most deliveries claimed by one claim.
+    pub batch_size: u32,
+    /// How long a claim is exclusive; must outlast an attempt.
+    pub lease: Duration,
+    /// How often to look for due work when nothing wakes us.
+    pub poll_interval: Duration,
+    pub max_in_flight: usize,
+    pub per_endpoint: usize,
+    /// How soon a delivery deferred for a busy endpoint (or an unreachable
+    /// registry) comes due again.
+    pub defer_for: Duration,
+    /// On shutdown, how long in-flight attempts may run before they are
+    /// abandoned and their deliveries released.
+    pub shutdown_grace: Duration,
+}
+
+/// One finished task: the write to make, and what to tell the registry once
+/// the write has landed.
+#[derive(Debug)]
+struct Done {
+    completion: Completion,
+    report: Option<(Arc<Target>, AttemptResult)>,
+}
+
+/// A registration's slots and the deliveries waiting for one.
+#[derive(Debug)]
+struct Endpoint {
+    slots: Arc<Semaphore>,
+    parked: VecDeque<(Claimed, Arc<Target>, Instant)>,
+}
+
+/// A delivery ready to attempt: one of its endpoint's slots is held.
+#[derive(Debug)]
+struct Work {
+    permit: OwnedSemaphorePermit,
+    claimed: Claimed,
+    target: Arc<Target>,
+}
+
+/// Where a resolved delivery goes next.
+#[derive(Debug)]
+enum Placement {
+    Attempt(Work),
+    Parked,
+    /// The endpoint is saturated and its parking full.
+    Refused(Box<Claimed>),
+}
+
+/// Parked deliveries allowed per endpoint, as a multiple of its slots.
+const PARK_PER_SLOT: usize = 4;
+/// Parked deliveries allowed in all, as a multiple of the in-flight bound.
+const PARK_PER_IN_FLIGHT: usize = 4;
+
+#[derive(Debug)]
+pub struct Worker {
+    pool: DbPool,
+    registry: Arc<RegistryClient>,
+    deliverer: Deliverer,
+    policy: RetryPolicy,
+    settings: WorkerSettings,
+    wake: Arc<Notify>,
+    endpoints: Mutex<HashMap<Uuid, Endpoint>>,
+    /// Claimed and not yet completed: released if shutdown abandons them.
+    in_flight: Mutex<HashMap<Uuid, Uuid>>,
+}
+
+/// A uniform draw in `[0, 1)` for retry jitter.
+fn jitter_draw() -> f64 {
+    let bits = Uuid::new_v4().as_u64_pair().0 >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+fn release(claimed: &Claimed, after: Duration, error: Option<String>) -> Completion {
+    Completion {
+        delivery_id: claimed.id,
+        lease_token: claimed.lease_token,
+        status: DeliveryStatus::Pending,
+        next_attempt_at: Utc::now() + after,
+        attempt: None,
+        error,
+    }
+}
+
+impl Worker {
+    pub fn new(
+        pool: DbPool,
+        registry: Arc<RegistryClient>,
+        deliverer: Deliverer,
+        policy: RetryPolicy,
+        settings: WorkerSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            registry,
+            deliverer,
+            policy,
+            settings,
+            wake: Arc::new(Notify::new()),
+            endpoints: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Wakes the claim loop (new work was published here).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn parked_total(&self) -> usize {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        endpoints.values().map(|e| e.parked.len()).sum()
+    }
+
+    /// A slot on the delivery's endpoint, or a place in its parking.
+    fn place(&self, claimed: Claimed, target: Arc<Target>) -> Placement {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let endpoint = endpoints
+            .entry(target.registration_id)
+            .or_insert_with(|| Endpoint {
+                slots: Arc::new(Semaphore::new(self.settings.per_endpoint)),
+                parked: VecDeque::new(),
+            });
+        match endpoint.slots.clone().try_acquire_owned() {
+            Ok(permit) => Placement::Attempt(Work {
+                permit,
+                claimed,
+                target,
+            }),
+            Err(_) if endpoint.parked.len() < self.settings.per_endpoint * PARK_PER_SLOT => {
+                endpoint.parked.push_back((claimed, target, Instant::now()));
+                Placement::Parked
+            }
+            Err(_) => Placement::Refused(Box::new(claimed)),
+        }
+    }
+
+    /// The next parked delivery for `registration`, keeping `permit`; or, if
+    /// none is left, gives the slot back. Both under one lock, so a delivery
+    /// is never parked just after its endpoint's last slot holder looked.
+    /// Deliveries parked past half a lease are returned as stale.
+    fn next_parked(
+        &self,
+        registration: Uuid,
+        permit: OwnedSemaphorePermit,
+    ) -> (Option<Work>, Vec<Claimed>) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stale = Vec::new();
+        let Some(endpoint) = endpoints.get_mut(&registration) else {
+            return (None, stale);
+        };
+        while let Some((claimed, target, since)) = endpoint.parked.pop_front() {
+            if since.elapsed() > self.settings.lease / 2 {
+                stale.push(claimed);
+            } else {
+                return (
+                    Some(Work {
+                        permit,
+                        claimed,
+                        target,
+                    }),
+                    stale,
+                );
+            }
+        }
+        drop(permit);
+        (None, stale)
+    }
+
+    /// Claims and delivers until `shutdown`, then finishes or releases what
+    /// is in flight.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let (done_tx, done_rx) = mpsc::channel::<Done>(4096);
+        let completer = tokio::spawn(complete(self.pool.clone(), self.registry.clone(), done_rx));
+        let listener = tokio::spawn(listen(
+            self.pool.clone(),
+            self.wake.clone(),
+            shutdown.clone(),
+        ));
+        let slots = Arc::new(Semaphore::new(self.settings.max_in_flight));
+        let mut tasks = JoinSet::new();
+
+        while !shutdown.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = slots.acquire() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let park_room = (self.settings.max_in_flight * PARK_PER_IN_FLIGHT)
+                .saturating_sub(self.parked_total());
+            let limit = self
+                .settings
+                .batch_size
+                .min(u32::try_from(free.min(park_room.max(1))).unwrap_or(u32::MAX));
+            let claimed = match self.claim(limit).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(error = %error, "claiming deliveries failed; retrying");
+                    Vec::new()
+                }
+            };
+            let drained = (claimed.len() as u32) < limit;
+            for delivery in claimed {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // Cannot happen (we claimed at most the free slots, and
+                    // only this loop takes them), but never drop a claim.
+                    let _ = done_tx
+                        .send(Done {
+                            completion: release(&delivery, Duration::ZERO, None),
+                            report: None,
+                        })
+                        .await;
+                    continue;
+                };
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(delivery.id, delivery.lease_token);
+                tasks.spawn(self.clone().deliver(delivery, slot, done_tx.clone()));
+            }
+            if drained {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        }
+
+        tracing::info!(in_flight = tasks.len(), "delivery loop stopping");
+        let finished = tokio::time::timeout(self.settings.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        // Whatever is still marked in flight was abandoned: make it due now.
+        let abandoned: Vec<(Uuid, Uuid)> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for (delivery_id, lease_token) in abandoned {
+            let completion = Completion {
+                delivery_id,
+                lease_token,
+                status: DeliveryStatus::Pending,
+                next_attempt_at: Utc::now(),
+                attempt: None,
+                error: None,
+            };
+            let _ = done_tx
+                .send(Done {
+                    completion,
+                    report: None,
+                })
+                .await;
+        }
+        drop(done_tx);
+        let _ = completer.await;
+        listener.abort();
+        tracing::info!("delivery loop stopped");
+    }
+
+    async fn claim(&self, limit: u32) -> Result<Vec<Claimed>, DispatchError> {
+        let mut conn = self.pool.get().await?;
+        queue::claim(&mut conn, limit, self.settings.lease).await
+    }
+
+    async fn deliver(
+        self: Arc<Self>,
+        claimed: Claimed,
+        _slot: OwnedSemaphorePermit,
+        done: mpsc::Sender<Done>,
+    ) {
+        let target = match self
+            .registry
+            .resolve(claimed.partner_id, claimed.notification_type)
+            .await
+        {
+            Ok(Resolution::Active(target)) => target,
+            Ok(Resolution::NoSubscriber) => {
+                let completion = Completion {
+                    delivery_id: claimed.id,
+                    lease_token: claimed.lease_token,
+                    status: DeliveryStatus::Cancelled,
+                    next_attempt_at: Utc::now(),
+                    attempt: None,
+                    error: Some("no active registration".into()),
+                };
+                self.finish(
+                    &done,
+                    Done {
+                        completion,
+                        report: None,
+                    },
+                )
+                .await;
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(delivery.id = %claimed.id, error = %error, "cannot resolve the callback; deferring");
+                let completion = release(&claimed, self.settings.defer_for, None);
+                self.finish(
+                    &done,
+                    Done {
+                        completion,
+                        report: None,
+                    },
+                )
+                .await;
+                return;
+            }
+        };
+        let mut next = match self.place(claimed, target) {
+            Placement::Attempt(work) => Some(work),
+            Placement::Parked => None,
+            Placement::Refused(claimed) => {
+                // Its endpoint is saturated and its parking full: back to the
+                // queue, unattempted.
+                let completion = release(&claimed, self.settings.defer_for, None);
+                self.finish(
+                    &done,
+                    Done {
+                        completion,
+                        report: None,
+                    },
+                )
+                .await;
+                return;
+            }
+        };
+        // Holding one of the endpoint's slots (and our global slot), attempt
+        // this delivery, then whatever was parked behind it.
+        while let Some(Work {
+            permit,
+            claimed,
+            target,
+        }) = next
+        {
+            let outcome = self.attempt(&claimed, target.clone()).await;
+            self.finish(&done, outcome).await;
+            let (following, stale) = self.next_parked(target.registration_id, permit);
+            for claimed in stale {
+                let completion = release(&claimed, Duration::ZERO, None);
+                self.finish(
+                    &done,
+                    Done {
+                        completion,
+                        report: None,
+                    },
+                )
+                .await;
+            }
+            next = following;
+        }
+    }
+
+    /// Hands a finished delivery to the completer.
+    async fn finish(&self, done: &mpsc::Sender<Done>, outcome: Done) {
+        let id = outcome.completion.delivery_id;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if done.send(outcome).await.is_err() {
+            tracing::error!(delivery.id = %id, "completer gone; the lease will expire and the delivery be retried");
+        }
+    }
+
+    async fn attempt(&self, claimed: &Claimed, target: Arc<Target>) -> Done {
+        let body = Bytes::from(claimed.payload.clone());
+        let outcome = self
+            .deliverer
+            .attempt(&target, claimed.id, &body, claimed.trace_context.as_deref())
+            .await;
+        let now = Utc::now();
+        let (status, next_attempt_at) = match &outcome.result {
+            AttemptResult::Delivered { .. } => (DeliveryStatus::Delivered, now),
+            AttemptResult::Gone { .. } => (DeliveryStatus::Cancelled, now),
+            AttemptResult::Failed { retry_after, .. } => {
+                let failed = u32::try_from(claimed.series_attempts).unwrap_or_default() + 1;
+                match self.policy.next(failed, jitter_draw(), *retry_after) {
+                    NextStep::RetryAfter(wait) => (DeliveryStatus::Pending, now + wait),
+                    NextStep::GiveUp => (DeliveryStatus::Failed, now),
+                }
+            }
+        };
+        tracing::info!(
+            delivery.id = %claimed.id,
+            delivery.attempt = claimed.attempt_count + 1,
+            partner.id = %claimed.partner_id,
+            notification.type = claimed.notification_type,
+            http.response.status_code = outcome.result.status(),
+            outcome = status.as_str(),
+            error = outcome.result.reason(),
+            "delivery attempt"
+        );
+        Done {
+            completion: Completion {
+                delivery_id: claimed.id,
+                lease_token: claimed.lease_token,
+                status,
+                next_attempt_at,
+                error: outcome.result.reason(),
+                attempt: Some(AttemptRecord {
+                    registration_id: target.registration_id,
+                    started_at: outcome.started_at,
+                    duration_ms: i32::try_from(outcome.duration.as_millis()).unwrap_or(i32::MAX),
+                    response_status: outcome.result.status().map(i32::from),
+                    response_excerpt: outcome.excerpt.clone(),
+                }),
+            },
+            report: Some((target, outcome.result)),
+        }
+    }
+}
+
+/// Writes finished attempts in batches; reports to the registry only the
+/// outcomes whose write landed (a fenced-off worker reports nothing).
+async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::Receiver<Done>) {
+    let mut batch = Vec::with_capacity(256);
+    while done.recv_many(&mut batch, 256).await > 0 {
+        let completions: Vec<Completion> = batch.iter().map(|d| d.completion.clone()).collect();
+        let mut applied = None;
+        for round in 1..=10u32 {
+            let result = async {
+                let mut conn = pool.get().await?;
+                queue::complete(&mut conn, &completions).await
+            }
+            .await;
+            match result {
+                Ok(ids) => {
+                    applied = Some(ids);
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, round, "writing delivery outcomes failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200) * round).await;
+                }
+            }
+        }
+        let Some(applied) = applied else {
+            // The leases will run out and the deliveries be attempted again:
+            // late, perhaps twice, never lost.
+            tracing::error!(
+                count = completions.len(),
+                "gave up writing delivery outcomes"
+            );
+            batch.clear();
+            continue;
+        };
+        let lost_lease = completions.len() - applied.len();
+        if lost_lease > 0 {
+            tracing::warn!(
+                count = lost_lease,
+                "outcomes not written: their leases had been taken over"
+            );
+        }
+        let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
+        for d in batch.drain(..) {
+            if let (true, Some((target, result))) =
+                (applied.contains(&d.completion.delivery_id), d.report)
+            {
+                registry.report(&target, &result, Utc::now());
+            }
+        }
+    }
+}
+
+/// `LISTEN`s for new work and wakes the claim loop; reconnects when the
+/// connection drops. Polling in the loop covers any gap.
+async fn listen(pool: DbPool, wake: Arc<Notify>, shutdown: CancellationToken) {
+    use diesel_async::RunQueryDsl;
+    use futures_util::StreamExt;
+    while !shutdown.is_cancelled() {
+        let connection = async {
+            let mut conn = pool.dedicated_connection().await?;
+            diesel::sql_query(format!("LISTEN {WAKE_CHANNEL}"))
+                .execute(&mut conn)
+                .await?;
+            Ok::<_, anyhow::Error>(conn)
+        }
+        .await;
+        match connection {
+            Ok(mut conn) => {
+                let mut notifications = std::pin::pin!(conn.notifications_stream());
+                loop {
+                    tokio::select! {
+                        next = notifications.next() => match next {
+                            Some(Ok(_)) => wake.notify_one(),
+                            _ => break,
+                        },
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot LISTEN for new deliveries; polling meanwhile")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! A delivery and its attempt log, as partners and operators read them.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::DeliveryStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub partner_id: Uuid,
+    pub notification_type: i32,
+    pub status: DeliveryStatus,
+    pub is_test: bool,
+    pub attempt_count: u32,
+    /// When the next attempt is due, for pending deliveries.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u32,
+    pub response_status: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: String,
+}

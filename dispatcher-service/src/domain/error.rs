@@ -1,0 +1,42 @@
+//! The dispatcher's errors, as meanings; `grpc/status.rs` maps each to one
+//! status code.
+
+pub use service_kit::validation::{FieldViolation, Invalid, Violations};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("invalid argument: {}", service_kit::validation::describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A backend we depend on (the registry) did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Our fault; logged at the edge, opaque to the caller.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl DispatchError {
+    pub fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, rule)])
+    }
+
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(source.into())
+    }
+}
+
+impl From<FieldViolation> for DispatchError {
+    fn from(violation: FieldViolation) -> Self {
+        Self::InvalidArgument(vec![violation])
+    }
+}
+
+impl From<Invalid> for DispatchError {
+    fn from(invalid: Invalid) -> Self {
+        Self::InvalidArgument(invalid.0)
+    }
+}

@@ -1,0 +1,78 @@
+//! Domain values into wire messages.
+
+use callbacks_proto::dispatcher::v1 as pb;
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+
+use crate::domain::{Attempt, Delivery, DeliveryStatus};
+use crate::storage::events::Stored;
+
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
+    }
+}
+
+pub fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
+}
+
+pub fn status(status: DeliveryStatus) -> pb::DeliveryStatus {
+    match status {
+        DeliveryStatus::Pending => pb::DeliveryStatus::Pending,
+        DeliveryStatus::Delivered => pb::DeliveryStatus::Delivered,
+        DeliveryStatus::Failed => pb::DeliveryStatus::Failed,
+        DeliveryStatus::Cancelled => pb::DeliveryStatus::Cancelled,
+    }
+}
+
+pub fn from_status(status: pb::DeliveryStatus) -> Option<DeliveryStatus> {
+    match status {
+        pb::DeliveryStatus::Unspecified => None,
+        pb::DeliveryStatus::Pending => Some(DeliveryStatus::Pending),
+        pb::DeliveryStatus::Delivered => Some(DeliveryStatus::Delivered),
+        pb::DeliveryStatus::Failed => Some(DeliveryStatus::Failed),
+        pb::DeliveryStatus::Cancelled => Some(DeliveryStatus::Cancelled),
+    }
+}
+
+impl From<Stored> for pb::PublishResponse {
+    fn from(s: Stored) -> Self {
+        Self {
+            event_id: s.event_id.to_string(),
+            delivery_id: s.delivery_id.map(|id| id.to_string()),
+            duplicate: s.duplicate,
+        }
+    }
+}
+
+impl From<Attempt> for pb::Attempt {
+    fn from(a: Attempt) -> Self {
+        Self {
+            attempt_number: a.number,
+            started_at: Some(timestamp(a.started_at)),
+            duration_ms: a.duration_ms,
+            response_status: a.response_status.map(u32::from),
+            error: a.error,
+            response_excerpt: a.response_excerpt,
+        }
+    }
+}
+
+impl From<Delivery> for pb::Delivery {
+    fn from(d: Delivery) -> Self {
+        Self {
+            delivery_id: d.id.to_string(),
+            event_id: d.event_id.to_string(),
+            partner_id: d.partner_id.to_string(),
+            notification_type: d.notification_type,
+            status: status(d.status).into(),
+            is_test: d.is_test,
+            attempt_count: d.attempt_count,
+            next_attempt_at: d.next_attempt_at.map(timestamp),
+            created_at: Some(timestamp(d.created_at)),
+            attempts: d.attempts.into_iter().map(Into::into).collect(),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The gRPC edge: parses each request into validated values (every field
+//! violation reported at once), calls the service, converts the answer.
+
+pub mod convert;
+pub mod status;
+
+use std::sync::Arc;
+
+use callbacks_proto::dispatcher::v1 as pb;
+use chrono::Utc;
+use pb::dispatcher_service_server::DispatcherService;
+use service_kit::validation::{CHECKED, FieldViolation, Violations};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::service::{Dispatcher, PublishInput};
+use crate::storage::deliveries::ListFilter;
+use convert::{from_status, from_timestamp};
+
+/// The most events one `PublishBatch` may carry.
+pub const MAX_BATCH: usize = 1000;
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct DispatcherGrpc {
+    dispatcher: Arc<Dispatcher>,
+    max_payload_bytes: usize,
+}
+
+impl DispatcherGrpc {
+    pub fn new(dispatcher: Arc<Dispatcher>, max_payload_bytes: usize) -> Self {
+        Self {
+            dispatcher,
+            max_payload_bytes,
+        }
+    }
+
+    /// Checks one publish request; `field` prefixes the names (for batches).
+    fn parse_publish(
+        &self,
+        request: pb::PublishRequest,
+        trace: Option<String>,
+    ) -> Result<PublishInput, Vec<FieldViolation>> {
+        let mut v = Violations::default();
+        let partner_id = v.check(guid("partner_id", &request.partner_id));
+        let notification_type = v.check(positive("notification_type", request.notification_type));
+        let payload = v.check(json_payload(
+            "payload_json",
+            request.payload_json.into_bytes(),
+            self.max_payload_bytes,
+        ));
+        if let Some(key) = &request.idempotency_key
+            && (key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY)
+        {
+            v.push(FieldViolation::new(
+                "idempotency_key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+            ));
+        }
+        let occurred_at = match &request.occurred_at {
+            None => Some(Utc::now()),
+            Some(ts) => {
+                let parsed = from_timestamp(ts);
+                if parsed.is_none() {
+                    v.push(FieldViolation::new(
+                        "occurred_at",
+                        "must be a valid timestamp",
+                    ));
+                }
+                parsed
+            }
+        };
+        v.finish().map_err(|invalid| invalid.0)?;
+        Ok(PublishInput {
+            partner_id: partner_id.expect(CHECKED),
+            notification_type: notification_type.expect(CHECKED),
+            payload: payload.expect(CHECKED),
+            idempotency_key: request.idempotency_key,
+            occurred_at: occurred_at.expect(CHECKED),
+            trace_context: trace,
+        })
+    }
+}
+
+fn guid(field: &'static str, raw: &str) -> Result<Uuid, FieldViolation> {
+    if raw.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    Uuid::try_parse(raw).map_err(|_| FieldViolation::new(field, "must be a GUID"))
+}
+
+fn positive(field: &'static str, raw: i32) -> Result<i32, FieldViolation> {
+    if raw > 0 {
+        Ok(raw)
+    } else {
+        Err(FieldViolation::new(field, "must be a positive integer"))
+    }
+}
+
+/// A JSON document of bounded size, kept byte for byte.
+fn json_payload(
+    field: &'static str,
+    bytes: Vec<u8>,
+    max: usize,
+) -> Result<Vec<u8>, FieldViolation> {
+    if bytes.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    if bytes.len() > max {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {max} bytes"),
+        ));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+        .map_err(|e| FieldViolation::new(field, format!("must be valid JSON ({e})")))?;
+    Ok(bytes)
+}
+
+/// The caller's W3C trace context, to store with the event.
+fn traceparent<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+type GrpcResult<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl DispatcherService for DispatcherGrpc {
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> GrpcResult<pb::PublishResponse> {
+        let trace = traceparent(&request);
+        let input = self
+            .parse_publish(request.into_inner(), trace)
+            .map_err(service_kit::validation::invalid_argument)?;
+        let stored = self.dispatcher.publish(vec![input]).await?;
+        let first = stored
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::internal("internal error"))?;
+        Ok(Response::new(first.into()))
+    }
+
+    async fn publish_batch(
+        &self,
+        request: Request<pb::PublishBatchRequest>,
+    ) -> GrpcResult<pb::PublishBatchResponse> {
+        let trace = traceparent(&request);
+        let events = request.into_inner().events;
+        if events.is_empty() || events.len() > MAX_BATCH {
+            return Err(service_kit::validation::invalid_argument(vec![
+                FieldViolation::new("events", format!("must hold 1 to {MAX_BATCH} events")),
+            ]));
+        }
+        let mut inputs = Vec::with_capacity(events.len());
+        let mut violations = Vec::new();
+        for (index, event) in events.into_iter().enumerate() {
+            match self.parse_publish(event, trace.clone()) {
+                Ok(input) => inputs.push(input),
+                Err(found) => violations.extend(found.into_iter().map(|v| {
+                    FieldViolation::new("events", format!("[{index}].{}: {}", v.field, v.rule))
+                })),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(service_kit::validation::invalid_argument(violations));
+        }
+        let stored = self.dispatcher.publish(inputs).await?;
+        Ok(Response::new(pb::PublishBatchResponse {
+            results: stored.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn send_test_notification(
+        &self,
+        request: Request<pb::SendTestNotificationRequest>,
+    ) -> GrpcResult<pb::SendTestNotificationResponse> {
+        let trace = traceparent(&request);
+        let request = request.into_inner();
+        let mut v = Violations::default();
+        let partner = v.check(guid("partner_id", &request.partner_id));
+        let kind = v.check(positive("notification_type", request.notification_type));
+        let body = v.check(json_payload(
+            "raw_body",
+            request.raw_body,
+            self.max_payload_bytes,
+        ));
+        v.finish()?;
+        let delivery_id = self
+            .dispatcher
+            .send_test(
+                partner.expect(CHECKED),
+                kind.expect(CHECKED),
+                body.expect(CHECKED),
+                trace,
+            )
+            .await?;
+        Ok(Response::new(pb::SendTestNotificationResponse {
+            delivery_id: delivery_id.to_string(),
+        }))
+    }
+
+    async fn get_delivery(
+        &self,
+        request: Request<pb::GetDeliveryRequest>,
+    ) -> GrpcResult<pb::Delivery> {
+        let request = request.into_inner();
+        let mut v = Violations::default();
+        let id = v.check(guid("delivery_id", &request.delivery_id));
+        let partner = request
+            .partner_id
+            .as_deref()
+            .map(|p| v.check(guid("partner_id", p)));
+        v.finish()?;
+        let delivery = self
+            .dispatcher
+            .get_delivery(id.expect(CHECKED), partner.map(|p| p.expect(CHECKED)))
+            .await?;
+        Ok(Response::new(delivery.into()))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> GrpcResult<pb::ListDeliveriesResponse> {
+        let request = request.into_inner();
+        let mut v = Violations::default();
+        let partner = v.check(guid("partner_id", &request.partner_id));
+        let kind = request
+            .notification_type
+            .map(|t| v.check(positive("notification_type", t)));
+        let status = match request.status {
+            None => None,
+            Some(raw) => match pb::DeliveryStatus::try_from(raw).ok().and_then(from_status) {
+                Some(status) => Some(status),
+                None => {
+                    v.push(FieldViolation::new(
+                        "status",
+                        "must be pending, delivered, failed or cancelled",
+                    ));
+                    None
+                }
+            },
+        };
+        let page_number = if request.page_number == 0 {
+            1
+        } else {
+            request.page_number
+        };
+        let page_size = if request.page_size == 0 {
+            20
+        } else {
+            request.page_size
+        };
+        if page_size > 100 {
+            v.push(FieldViolation::new(
+                "page_size",
+                "must be between 1 and 100",
+            ));
+        }
+        if page_number > 100_000 {
+            v.push(FieldViolation::new(
+                "page_number",
+                "must be between 1 and 100000",
+            ));
+        }
+        v.finish()?;
+        let filter = ListFilter {
+            partner_id: partner.expect(CHECKED),
+            notification_type: kind.map(|k| k.expect(CHECKED)),
+            status,
+        };
+        let (deliveries, has_next_page) = self
+            .dispatcher
+            .list_deliveries(filter, page_number, page_size)
+            .await?;
+        Ok(Response::new(pb::ListDeliveriesResponse {
+            deliveries: deliveries.into_iter().map(Into::into).collect(),
+            page_number,
+            page_size,
+            has_previous_page: page_number > 1,
+            has_next_page,
+        }))
+    }
+
+    async fn redeliver(&self, request: Request<pb::RedeliverRequest>) -> GrpcResult<pb::Delivery> {
+        let request = request.into_inner();
+        let mut v = Violations::default();
+        let id = v.check(guid("delivery_id", &request.delivery_id));
+        let partner = request
+            .partner_id
+            .as_deref()
+            .map(|p| v.check(guid("partner_id", p)));
+        v.finish()?;
+        let delivery = self
+            .dispatcher
+            .redeliver(id.expect(CHECKED), partner.map(|p| p.expect(CHECKED)))
+            .await?;
+        Ok(Response::new(delivery.into()))
+    }
+}

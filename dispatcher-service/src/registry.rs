@@ -1,0 +1,272 @@
+//! What the dispatcher asks the registry, and how rarely it asks.
+//!
+//! - **Resolution** ((partner, type) -> URL, credentials, secrets) is cached
+//!   for a short TTL, so the hot path makes no registry call per delivery,
+//!   and a changed URL is picked up within the TTL. "No active
+//!   registration" is cached too.
+//! - **The catalogue** of notification types is cached the same way, to
+//!   refuse unknown types at publish.
+//! - **Outcomes** are reported when they change the registration's error
+//!   state: every failure (it sets or updates the reason) but a success
+//!   only when the registration is believed to be in error state. Reports
+//!   go through a queue to a background task, so delivery never waits on
+//!   the registry.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callbacks_proto::registry::v1 as pb;
+use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use tokio::sync::mpsc;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+
+use crate::domain::signature::SigningKey;
+use crate::domain::{AttemptResult, DispatchError};
+
+/// Where and how to deliver to a registration.
+#[derive(Debug)]
+pub struct Target {
+    pub registration_id: Uuid,
+    pub url: String,
+    pub user_name: Option<String>,
+    pub password: Option<SecretString>,
+    pub signing_keys: Vec<SigningKey>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    Active(Arc<Target>),
+    NoSubscriber,
+}
+
+type Key = (Uuid, i32);
+
+#[derive(Debug)]
+pub struct RegistryClient {
+    client: RegistryServiceClient<Channel>,
+    ttl: Duration,
+    resolutions: Mutex<HashMap<Key, (Resolution, Instant)>>,
+    catalogue: Mutex<(HashSet<i32>, Option<Instant>)>,
+    /// Registrations believed to be in error state.
+    failing: Mutex<HashSet<Uuid>>,
+    reports: mpsc::Sender<pb::RecordDeliveryOutcomeRequest>,
+}
+
+const MAX_CACHED: usize = 100_000;
+
+impl RegistryClient {
+    /// A client of the registry at `url`; also returns the reporter task to
+    /// spawn.
+    pub fn new(
+        url: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<(Arc<Self>, impl Future<Output = ()> + Send + 'static)> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let client = RegistryServiceClient::new(channel);
+        let (reports, queue) = mpsc::channel(10_000);
+        let this = Arc::new(Self {
+            client: client.clone(),
+            ttl,
+            resolutions: Mutex::new(HashMap::new()),
+            catalogue: Mutex::new((HashSet::new(), None)),
+            failing: Mutex::new(HashSet::new()),
+            reports,
+        });
+        Ok((
+            this.clone(),
+            report_outcomes(client, queue, Arc::downgrade(&this)),
+        ))
+    }
+
+    fn cached(&self, key: Key) -> Option<Resolution> {
+        let cache = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(resolution, _)| resolution.clone())
+    }
+
+    /// Where (partner, type) delivers now; from the cache when fresh.
+    pub async fn resolve(
+        &self,
+        partner: Uuid,
+        notification_type: i32,
+    ) -> Result<Resolution, DispatchError> {
+        let key = (partner, notification_type);
+        if let Some(hit) = self.cached(key) {
+            return Ok(hit);
+        }
+        let answer = self
+            .client
+            .clone()
+            .resolve_callback(pb::ResolveCallbackRequest {
+                partner_id: partner.to_string(),
+                notification_type,
+            })
+            .await;
+        let resolution = match answer {
+            Ok(response) => {
+                let r = response.into_inner();
+                let registration_id =
+                    Uuid::try_parse(&r.registration_id).map_err(DispatchError::internal)?;
+                let signing_keys = r
+                    .signing_secrets
+                    .into_iter()
+                    .map(|s| SigningKey::from_secret(&SecretString::from(s)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(DispatchError::internal)?;
+                self.note_error_state(registration_id, r.is_in_error_state);
+                Resolution::Active(Arc::new(Target {
+                    registration_id,
+                    url: r.callback_url,
+                    user_name: r.callback_user_name,
+                    password: r.callback_password.map(SecretString::from),
+                    signing_keys,
+                }))
+            }
+            // No active registration, or the partner is disabled.
+            Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => {
+                Resolution::NoSubscriber
+            }
+            Err(status) => {
+                return Err(DispatchError::Unavailable(format!(
+                    "the registry could not resolve the callback: {}",
+                    status.message()
+                )));
+            }
+        };
+        let mut cache = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(key, (resolution.clone(), Instant::now()));
+        Ok(resolution)
+    }
+
+    /// Whether `notification_type` is in the registry's catalogue.
+    pub async fn type_exists(&self, notification_type: i32) -> Result<bool, DispatchError> {
+        {
+            let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = catalogue.1.is_some_and(|at| at.elapsed() < self.ttl);
+            if fresh && catalogue.0.contains(&notification_type) {
+                return Ok(true);
+            }
+        }
+        // Unknown or stale: refresh once, then answer.
+        let types = self
+            .client
+            .clone()
+            .list_notification_types(pb::ListNotificationTypesRequest {})
+            .await
+            .map_err(|s| {
+                DispatchError::Unavailable(format!("the registry is unavailable: {}", s.message()))
+            })?
+            .into_inner()
+            .notification_types;
+        let ids: HashSet<i32> = types.iter().map(|t| t.notification_type_id).collect();
+        let exists = ids.contains(&notification_type);
+        *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) = (ids, Some(Instant::now()));
+        Ok(exists)
+    }
+
+    fn note_error_state(&self, registration: Uuid, in_error: bool) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if in_error {
+            failing.insert(registration);
+        } else {
+            failing.remove(&registration);
+        }
+    }
+
+    /// Reports `result` if it changes (or may change) the error state.
+    pub fn report(&self, target: &Target, result: &AttemptResult, at: DateTime<Utc>) {
+        use pb::record_delivery_outcome_request::Outcome;
+        let outcome = match result {
+            AttemptResult::Delivered { .. } => {
+                let was_failing = self
+                    .failing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&target.registration_id);
+                if !was_failing {
+                    return;
+                }
+                Outcome::Succeeded(pb::DeliverySucceeded {})
+            }
+            AttemptResult::Gone { .. } => {
+                // Deactivated: forget the cached resolution at once.
+                self.resolutions.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (r, _)| {
+                    !matches!(r, Resolution::Active(t) if t.registration_id == target.registration_id)
+                });
+                Outcome::Gone(pb::EndpointGone {
+                    reason: result.reason().unwrap_or_default(),
+                })
+            }
+            AttemptResult::Failed { reason, .. } => {
+                self.note_error_state(target.registration_id, true);
+                Outcome::Failed(pb::DeliveryFailed {
+                    reason: reason.clone(),
+                })
+            }
+        };
+        let request = pb::RecordDeliveryOutcomeRequest {
+            registration_id: target.registration_id.to_string(),
+            callback_url: target.url.clone(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: at.timestamp(),
+                nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
+            }),
+            outcome: Some(outcome),
+        };
+        if self.reports.try_send(request).is_err() {
+            // The flag is corrected by the next outcome that is reported.
+            tracing::warn!(registration.id = %target.registration_id, "outcome report queue full; report dropped");
+        }
+    }
+}
+
+/// Sends queued outcome reports, retrying a few times while the registry is
+/// unavailable. Ends when the client is dropped.
+async fn report_outcomes(
+    client: RegistryServiceClient<Channel>,
+    mut queue: mpsc::Receiver<pb::RecordDeliveryOutcomeRequest>,
+    owner: std::sync::Weak<RegistryClient>,
+) {
+    while let Some(request) = queue.recv().await {
+        let mut backoff = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            match client
+                .clone()
+                .record_delivery_outcome(request.clone())
+                .await
+            {
+                Ok(response) => {
+                    if let (Some(owner), Some(reg)) =
+                        (owner.upgrade(), response.into_inner().registration)
+                        && let Ok(id) = Uuid::try_parse(&reg.registration_id)
+                    {
+                        owner.note_error_state(id, reg.is_in_error_state);
+                    }
+                    break;
+                }
+                Err(status) if status.code() == Code::Unavailable && attempt < 5 => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(status) => {
+                    tracing::warn!(registration.id = %request.registration_id, grpc.status = ?status.code(), "could not report a delivery outcome");
+                    break;
+                }
+            }
+        }
+    }
+}

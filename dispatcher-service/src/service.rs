@@ -1,0 +1,194 @@
+//! The dispatcher's use cases between the gRPC edge and storage: durable
+//! publish (single and batch), test notifications, and the delivery log.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use uuid::Uuid;
+
+use crate::delivery::worker::Worker;
+use crate::domain::error::FieldViolation;
+use crate::domain::{Delivery, DispatchError};
+use crate::registry::{RegistryClient, Resolution};
+use crate::storage::DbPool;
+use crate::storage::deliveries::{self, ListFilter};
+use crate::storage::events::{self, Stored};
+use crate::storage::models::NewEvent;
+
+/// One event to publish, already validated.
+#[derive(Debug, Clone)]
+pub struct PublishInput {
+    pub partner_id: Uuid,
+    pub notification_type: i32,
+    pub payload: Vec<u8>,
+    pub idempotency_key: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub trace_context: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Dispatcher {
+    pool: DbPool,
+    registry: Arc<RegistryClient>,
+    /// The local delivery loop, woken when this process stores new work.
+    worker: Option<Arc<Worker>>,
+}
+
+impl Dispatcher {
+    pub fn new(pool: DbPool, registry: Arc<RegistryClient>, worker: Option<Arc<Worker>>) -> Self {
+        Self {
+            pool,
+            registry,
+            worker,
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(worker) = &self.worker {
+            worker.wake();
+        }
+    }
+
+    /// Stores the events (all or none) and answers once they are committed.
+    /// Unknown types are refused; an event whose partner has no active
+    /// registration for its type is stored without a delivery.
+    pub async fn publish(&self, inputs: Vec<PublishInput>) -> Result<Vec<Stored>, DispatchError> {
+        let types: HashSet<i32> = inputs.iter().map(|i| i.notification_type).collect();
+        let mut unknown = Vec::new();
+        for kind in types {
+            if !self.registry.type_exists(kind).await? {
+                unknown.push(kind);
+            }
+        }
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return Err(FieldViolation::new(
+                "notification_type",
+                format!("{unknown:?} is not a supported notification type"),
+            )
+            .into());
+        }
+        let mut subscribed = HashMap::new();
+        for input in &inputs {
+            let key = (input.partner_id, input.notification_type);
+            if subscribed.contains_key(&key) {
+                continue;
+            }
+            let has_subscriber = match self.registry.resolve(key.0, key.1).await {
+                Ok(Resolution::Active(_)) => true,
+                Ok(Resolution::NoSubscriber) => false,
+                // The registry is down: store a delivery anyway; the attempt
+                // resolves again and cancels it if there is no subscriber.
+                Err(error) => {
+                    tracing::warn!(error = %error, "publishing without knowing the subscriber");
+                    true
+                }
+            };
+            subscribed.insert(key, has_subscriber);
+        }
+        let rows: Vec<NewEvent> = inputs
+            .into_iter()
+            .map(|input| NewEvent {
+                id: Uuid::now_v7(),
+                has_subscriber: subscribed[&(input.partner_id, input.notification_type)],
+                partner_id: input.partner_id,
+                notification_type: input.notification_type,
+                payload: input.payload,
+                idempotency_key: input.idempotency_key,
+                is_test: false,
+                occurred_at: input.occurred_at,
+                trace_context: input.trace_context,
+            })
+            .collect();
+        let mut conn = self.pool.get().await?;
+        let stored = conn
+            .transaction(async |conn| events::insert(conn, &rows).await)
+            .await?;
+        if stored
+            .iter()
+            .any(|s| s.delivery_id.is_some() && !s.duplicate)
+        {
+            self.wake();
+        }
+        Ok(stored)
+    }
+
+    /// Queues `raw_body` as a test notification to the active registration.
+    pub async fn send_test(
+        &self,
+        partner_id: Uuid,
+        notification_type: i32,
+        raw_body: Vec<u8>,
+        trace_context: Option<String>,
+    ) -> Result<Uuid, DispatchError> {
+        match self.registry.resolve(partner_id, notification_type).await? {
+            Resolution::Active(_) => {}
+            Resolution::NoSubscriber => {
+                return Err(DispatchError::NotFound(format!(
+                    "partner {partner_id} has no active callback for notification type {notification_type}"
+                )));
+            }
+        }
+        let row = NewEvent {
+            id: Uuid::now_v7(),
+            partner_id,
+            notification_type,
+            payload: raw_body,
+            idempotency_key: None,
+            is_test: true,
+            has_subscriber: true,
+            occurred_at: Utc::now(),
+            trace_context,
+        };
+        let mut conn = self.pool.get().await?;
+        let stored = conn
+            .transaction(async |conn| events::insert(conn, &[row]).await)
+            .await?;
+        self.wake();
+        stored
+            .first()
+            .and_then(|s| s.delivery_id)
+            .ok_or_else(|| DispatchError::internal("a test event was stored without its delivery"))
+    }
+
+    pub async fn get_delivery(
+        &self,
+        id: Uuid,
+        partner: Option<Uuid>,
+    ) -> Result<Delivery, DispatchError> {
+        let mut conn = self.pool.get().await?;
+        deliveries::get(&mut conn, id, partner)
+            .await?
+            .ok_or_else(|| DispatchError::NotFound(format!("delivery {id} does not exist")))
+    }
+
+    /// A page of a partner's deliveries, newest first; the bool says whether
+    /// a next page exists.
+    pub async fn list_deliveries(
+        &self,
+        filter: ListFilter,
+        page_number: u32,
+        page_size: u32,
+    ) -> Result<(Vec<Delivery>, bool), DispatchError> {
+        let mut conn = self.pool.get().await?;
+        let offset = i64::from(page_number - 1) * i64::from(page_size);
+        let mut rows =
+            deliveries::list(&mut conn, filter, offset, i64::from(page_size) + 1).await?;
+        let has_next = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        Ok((rows, has_next))
+    }
+
+    pub async fn redeliver(
+        &self,
+        id: Uuid,
+        partner: Option<Uuid>,
+    ) -> Result<Delivery, DispatchError> {
+        let mut conn = self.pool.get().await?;
+        let delivery = deliveries::redeliver(&mut conn, id, partner).await?;
+        self.wake();
+        Ok(delivery)
+    }
+}

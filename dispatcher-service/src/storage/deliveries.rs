@@ -1,0 +1,117 @@
+//! Reading deliveries and their attempt logs, and redelivery.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::WAKE_CHANNEL;
+use super::models::{AttemptRow, DeliveryRow};
+use super::schema::{attempts, deliveries};
+use crate::domain::{Delivery, DeliveryStatus, DispatchError};
+
+async fn attempts_of(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Vec<AttemptRow>, DispatchError> {
+    Ok(attempts::table
+        .filter(attempts::delivery_id.eq(id))
+        .order(attempts::attempt_number)
+        .select(AttemptRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// The delivery with its attempts; with `partner`, only if it is theirs.
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    partner: Option<Uuid>,
+) -> Result<Option<Delivery>, DispatchError> {
+    let mut query = deliveries::table
+        .find(id)
+        .select(DeliveryRow::as_select())
+        .into_boxed();
+    if let Some(partner) = partner {
+        query = query.filter(deliveries::partner_id.eq(partner));
+    }
+    let Some(row) = query.first(conn).await.optional()? else {
+        return Ok(None);
+    };
+    let attempts = attempts_of(conn, id).await?;
+    Ok(Some(row.into_domain(attempts)))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ListFilter {
+    pub partner_id: Uuid,
+    pub notification_type: Option<i32>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// A partner's deliveries, newest first; `limit` rows from `offset`, without
+/// their attempt logs.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: ListFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<Delivery>, DispatchError> {
+    let mut query = deliveries::table
+        .filter(deliveries::partner_id.eq(filter.partner_id))
+        .select(DeliveryRow::as_select())
+        .order((deliveries::created_at.desc(), deliveries::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .into_boxed();
+    if let Some(kind) = filter.notification_type {
+        query = query.filter(deliveries::notification_type.eq(kind));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(deliveries::status.eq(status.as_str()));
+    }
+    let rows = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| row.into_domain(Vec::new()))
+        .collect())
+}
+
+/// Makes a finished delivery due again, as a new series of attempts.
+/// `FailedPrecondition` while it is still pending.
+pub async fn redeliver(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    partner: Option<Uuid>,
+) -> Result<Delivery, DispatchError> {
+    let existing = get(conn, id, partner)
+        .await?
+        .ok_or_else(|| DispatchError::NotFound(format!("delivery {id} does not exist")))?;
+    if existing.status == DeliveryStatus::Pending {
+        return Err(DispatchError::FailedPrecondition(format!(
+            "delivery {id} is still pending; it will be attempted on schedule"
+        )));
+    }
+    let updated = diesel::update(deliveries::table.find(id))
+        .filter(deliveries::status.ne(DeliveryStatus::Pending.as_str()))
+        .set((
+            deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+            deliveries::next_attempt_at.eq(diesel::dsl::now),
+            deliveries::series_attempts.eq(0),
+            deliveries::lease_token.eq(None::<Uuid>),
+            deliveries::completed_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+            deliveries::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    if updated == 0 {
+        return Err(DispatchError::FailedPrecondition(format!(
+            "delivery {id} was redelivered concurrently"
+        )));
+    }
+    diesel::sql_query(format!("NOTIFY {WAKE_CHANNEL}"))
+        .execute(conn)
+        .await?;
+    get(conn, id, partner)
+        .await?
+        .ok_or_else(|| DispatchError::NotFound(format!("delivery {id} does not exist")))
+}

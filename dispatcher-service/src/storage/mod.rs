@@ -1,0 +1,37 @@
+//! Postgres through diesel-async: the durable event log, the delivery queue
+//! and the attempt log. `queue.rs` holds the hot path (claim, complete)
+//! as single statements; `events.rs` and `deliveries.rs` the rest.
+
+pub mod deliveries;
+pub mod events;
+pub mod models;
+pub mod queue;
+pub mod schema;
+
+use diesel::result::Error as DieselError;
+use diesel_async::pooled_connection::bb8::RunError;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+pub use service_kit::db::DbPool;
+
+use crate::domain::DispatchError;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The channel `NOTIFY`d when new work is due, so idle workers wake at once.
+pub const WAKE_CHANNEL: &str = "deliveries_due";
+
+pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DbPool> {
+    service_kit::db::connect(database_url, pool_size, MIGRATIONS).await
+}
+
+impl From<DieselError> for DispatchError {
+    fn from(e: DieselError) -> Self {
+        DispatchError::internal(e)
+    }
+}
+
+impl From<RunError> for DispatchError {
+    fn from(e: RunError) -> Self {
+        DispatchError::internal(e)
+    }
+}

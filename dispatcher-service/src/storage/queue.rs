@@ -1,0 +1,217 @@
+//! The delivery queue, shared by every dispatcher replica.
+//!
+//! - **Claim**: one statement takes up to N due deliveries with
+//!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), mints a
+//!   fresh lease token for each, and pushes `next_attempt_at` to the end of
+//!   the lease. A worker that dies simply lets the lease run out: the
+//!   delivery is due again and another worker claims it.
+//! - **Complete**: one statement writes a batch of outcomes, each only where
+//!   the lease token is still the one minted at its claim. A worker whose
+//!   lease expired and was taken over writes nothing (fencing), so it
+//!   cannot overwrite the outcome of the worker that took over.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, Bool, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{QueryableByName, sql_types};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::domain::{DeliveryStatus, DispatchError};
+
+/// A claimed delivery with what is needed to attempt it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub lease_token: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub partner_id: Uuid,
+    #[diesel(sql_type = Int4)]
+    pub notification_type: i32,
+    #[diesel(sql_type = Int4)]
+    pub attempt_count: i32,
+    #[diesel(sql_type = Int4)]
+    pub series_attempts: i32,
+    #[diesel(sql_type = Bool)]
+    pub is_test: bool,
+    #[diesel(sql_type = sql_types::Bytea)]
+    pub payload: Vec<u8>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub trace_context: Option<String>,
+}
+
+/// Claims up to `limit` due deliveries for `lease`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<Claimed>, DispatchError> {
+    let lease_ms = i32::try_from(lease.as_millis()).unwrap_or(i32::MAX);
+    let claimed = diesel::sql_query(
+        "WITH due AS (
+             SELECT id FROM deliveries
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE deliveries d
+         SET lease_token = gen_random_uuid(),
+             next_attempt_at = now() + make_interval(secs => $2 / 1000.0),
+             updated_at = now()
+         FROM due, events e
+         WHERE d.id = due.id AND e.id = d.event_id
+         RETURNING d.id, d.lease_token, d.event_id, d.partner_id, d.notification_type,
+                   d.attempt_count, d.series_attempts, d.is_test, e.payload, e.trace_context",
+    )
+    .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+    .bind::<Int4, _>(lease_ms)
+    .load(conn)
+    .await?;
+    Ok(claimed)
+}
+
+/// How a claimed delivery ends this round.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub delivery_id: Uuid,
+    pub lease_token: Uuid,
+    /// `Pending` with `next_attempt_at` to retry (or to release unattempted).
+    pub status: DeliveryStatus,
+    pub next_attempt_at: DateTime<Utc>,
+    /// The attempt made, if one was: counted and logged. `None` releases or
+    /// cancels without counting.
+    pub attempt: Option<AttemptRecord>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub registration_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    pub response_status: Option<i32>,
+    pub response_excerpt: String,
+}
+
+#[derive(QueryableByName)]
+struct AppliedId {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Writes `completions` in one statement and answers the ids whose lease
+/// was still theirs (the others were taken over and changed nothing).
+pub async fn complete(
+    conn: &mut AsyncPgConnection,
+    completions: &[Completion],
+) -> Result<Vec<Uuid>, DispatchError> {
+    if completions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::with_capacity(completions.len());
+    let mut tokens = Vec::with_capacity(completions.len());
+    let mut statuses = Vec::with_capacity(completions.len());
+    let mut next_at = Vec::with_capacity(completions.len());
+    let mut counted = Vec::with_capacity(completions.len());
+    let mut errors = Vec::with_capacity(completions.len());
+    let mut registrations = Vec::with_capacity(completions.len());
+    let mut started = Vec::with_capacity(completions.len());
+    let mut durations = Vec::with_capacity(completions.len());
+    let mut response_statuses = Vec::with_capacity(completions.len());
+    let mut excerpts = Vec::with_capacity(completions.len());
+    for c in completions {
+        ids.push(c.delivery_id);
+        tokens.push(c.lease_token);
+        statuses.push(c.status.as_str().to_owned());
+        next_at.push(c.next_attempt_at);
+        counted.push(c.attempt.is_some());
+        errors.push(c.error.clone());
+        registrations.push(c.attempt.as_ref().map(|a| a.registration_id));
+        started.push(
+            c.attempt
+                .as_ref()
+                .map_or(c.next_attempt_at, |a| a.started_at),
+        );
+        durations.push(c.attempt.as_ref().map_or(0, |a| a.duration_ms));
+        response_statuses.push(c.attempt.as_ref().and_then(|a| a.response_status));
+        excerpts.push(
+            c.attempt
+                .as_ref()
+                .map(|a| a.response_excerpt.clone())
+                .unwrap_or_default(),
+        );
+    }
+    let applied: Vec<AppliedId> = diesel::sql_query(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bool[],
+                                  $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[])
+                 AS t(id, token, status, next_at, counted, error, registration_id, started_at,
+                      duration_ms, response_status, excerpt)
+         ),
+         updated AS (
+             UPDATE deliveries d
+             SET status = i.status,
+                 next_attempt_at = i.next_at,
+                 lease_token = NULL,
+                 attempt_count = d.attempt_count + i.counted::int,
+                 series_attempts = d.series_attempts + i.counted::int,
+                 last_error = CASE WHEN i.counted OR i.status <> 'pending' THEN i.error ELSE d.last_error END,
+                 last_response_status = CASE WHEN i.counted THEN i.response_status ELSE d.last_response_status END,
+                 updated_at = now(),
+                 completed_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
+             FROM input i
+             WHERE d.id = i.id AND d.lease_token = i.token
+             RETURNING d.id, d.attempt_count
+         ),
+         logged AS (
+             INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at,
+                                   duration_ms, response_status, error, response_excerpt)
+             SELECT u.id, u.attempt_count, i.registration_id, i.started_at, i.duration_ms,
+                    i.response_status, i.error, i.excerpt
+             FROM updated u JOIN input i ON i.id = u.id
+             WHERE i.counted
+             ON CONFLICT DO NOTHING
+         )
+         SELECT id FROM updated",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<SqlUuid>, _>(tokens)
+    .bind::<Array<Text>, _>(statuses)
+    .bind::<Array<Timestamptz>, _>(next_at)
+    .bind::<Array<Bool>, _>(counted)
+    .bind::<Array<Nullable<Text>>, _>(errors)
+    .bind::<Array<Nullable<SqlUuid>>, _>(registrations)
+    .bind::<Array<Timestamptz>, _>(started)
+    .bind::<Array<Int4>, _>(durations)
+    .bind::<Array<Nullable<Int4>>, _>(response_statuses)
+    .bind::<Array<Text>, _>(excerpts)
+    .load(conn)
+    .await?;
+    Ok(applied.into_iter().map(|a| a.id).collect())
+}
+
+/// Pending deliveries and how long the oldest due one has waited.
+pub async fn depth(conn: &mut AsyncPgConnection) -> Result<(i64, Option<f64>), DispatchError> {
+    #[derive(QueryableByName)]
+    struct Depth {
+        #[diesel(sql_type = sql_types::BigInt)]
+        pending: i64,
+        #[diesel(sql_type = Nullable<sql_types::Double>)]
+        oldest_due_seconds: Option<f64>,
+    }
+    let depth: Depth = diesel::sql_query(
+        "SELECT count(*) AS pending,
+                extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE next_attempt_at <= now()))::float8
+                    AS oldest_due_seconds
+         FROM deliveries WHERE status = 'pending'",
+    )
+    .get_result(conn)
+    .await?;
+    Ok((depth.pending, depth.oldest_due_seconds))
+}

@@ -1,0 +1,121 @@
+//! The lease fences a worker that lost its claim: after its lease expired
+//! and another worker claimed the delivery, its outcome write changes
+//! nothing, and the outcome recorded is the new owner's.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use dispatcher_service::domain::DeliveryStatus;
+use dispatcher_service::storage::{self, models::NewEvent, queue};
+use uuid::Uuid;
+
+use crate::World;
+
+fn attempt(status: i32) -> queue::AttemptRecord {
+    queue::AttemptRecord {
+        registration_id: Uuid::new_v4(),
+        started_at: Utc::now(),
+        duration_ms: 5,
+        response_status: Some(status),
+        response_excerpt: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let event = NewEvent {
+        id: Uuid::now_v7(),
+        partner_id: Uuid::new_v4(),
+        notification_type: 5,
+        payload: b"{}".to_vec(),
+        idempotency_key: None,
+        is_test: false,
+        has_subscriber: true,
+        occurred_at: Utc::now(),
+        trace_context: None,
+    };
+    let stored = storage::events::insert(&mut conn, &[event]).await.unwrap();
+    let delivery_id = stored[0].delivery_id.unwrap();
+
+    // Worker A claims it.
+    let a = queue::claim(&mut conn, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    // While claimed, nobody else gets it.
+    assert!(
+        queue::claim(&mut conn, 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A stalls past its lease (made to expire here rather than waited for).
+    let db = world.dispatch_db.client().await.unwrap();
+    db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    // Worker B takes over, with a new token, and records success.
+    let b = queue::claim(&mut conn, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    assert_ne!(b[0].lease_token, a[0].lease_token);
+    let b_done = queue::Completion {
+        delivery_id,
+        lease_token: b[0].lease_token,
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: Utc::now(),
+        attempt: Some(attempt(200)),
+        error: None,
+    };
+    assert_eq!(
+        queue::complete(&mut conn, &[b_done]).await.unwrap(),
+        [delivery_id]
+    );
+
+    // A finally answers with a failure: its write changes 0 rows.
+    let a_done = queue::Completion {
+        delivery_id,
+        lease_token: a[0].lease_token,
+        status: DeliveryStatus::Pending,
+        next_attempt_at: Utc::now(),
+        attempt: Some(attempt(500)),
+        error: Some("HTTP 500".into()),
+    };
+    assert!(
+        queue::complete(&mut conn, &[a_done])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let row = db
+        .query_one(
+            "SELECT status, attempt_count, last_error FROM deliveries WHERE id = $1",
+            &[&delivery_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "delivered");
+    assert_eq!(row.get::<_, i32>(1), 1);
+    assert_eq!(row.get::<_, Option<String>>(2), None);
+    let attempts: Vec<i32> = db
+        .query(
+            "SELECT response_status FROM attempts WHERE delivery_id = $1",
+            &[&delivery_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(attempts, [200], "only the owner's attempt is logged");
+}

@@ -1,0 +1,240 @@
+//! End-to-end tests of delivery: a real registry, real dispatchers, a real
+//! HTTPS receiver whose CA the dispatcher is configured to trust, and a
+//! fresh database for each service.
+
+// A failed unwrap is a failed test, which is what a test wants.
+#![allow(clippy::unwrap_used)]
+
+mod delivery;
+mod failures;
+mod fencing;
+mod isolation;
+mod processes;
+mod publish;
+mod safety;
+mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use callbacks_proto::dispatcher::v1 as dpb;
+use callbacks_proto::registry::v1 as rpb;
+use dpb::dispatcher_service_client::DispatcherServiceClient;
+use rpb::registry_service_client::RegistryServiceClient;
+use test_support::{TestDb, WebhookReceiver};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub const TYPE: i32 = 5;
+
+/// A file deleted when dropped.
+#[derive(Debug)]
+pub struct TempFile(pub PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A registry (with its database), an HTTPS receiver, and the dispatch
+/// database; dispatchers are started on demand.
+#[derive(Debug)]
+pub struct World {
+    pub registry: RegistryServiceClient<Channel>,
+    pub registry_url: String,
+    pub receiver: WebhookReceiver,
+    pub ca_file: TempFile,
+    pub dispatch_db: TestDb,
+    _registry_db: TestDb,
+    _stop_registry: oneshot::Sender<()>,
+}
+
+/// A dispatcher running in this process. Stops when dropped, or through
+/// `stop` (graceful, awaited).
+#[derive(Debug)]
+pub struct RunningDispatcher {
+    pub client: DispatcherServiceClient<Channel>,
+    pub addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningDispatcher {
+    /// Sends the shutdown signal and waits until the dispatcher has stopped.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl World {
+    pub async fn start() -> Self {
+        let registry_db = TestDb::new().await.unwrap();
+        let mut config = registry_service::Config::for_database(registry_db.url());
+        config.allow_http_callbacks = true;
+        config.allowed_callback_networks =
+            vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let app = registry_service::Application::build(config).await.unwrap();
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        let receiver = WebhookReceiver::start_https().await.unwrap();
+        let ca_file = TempFile(
+            std::env::temp_dir().join(format!("receiver-ca-{}.pem", uuid::Uuid::new_v4())),
+        );
+        std::fs::write(&ca_file.0, receiver.ca_pem().unwrap()).unwrap();
+        Self {
+            registry: RegistryServiceClient::new(channel(addr).await),
+            registry_url: format!("http://{addr}"),
+            receiver,
+            ca_file,
+            dispatch_db: TestDb::new().await.unwrap(),
+            _registry_db: registry_db,
+            _stop_registry: stop,
+        }
+    }
+
+    /// Fast settings for tests: a short schedule without jitter, short
+    /// timeouts, loopback admitted, the receiver's CA trusted.
+    pub fn dispatcher_config(&self) -> dispatcher_service::Config {
+        let mut config =
+            dispatcher_service::Config::for_database(self.dispatch_db.url(), &self.registry_url);
+        config.retry_schedule = "200ms,200ms".into();
+        config.retry_jitter = 0.0;
+        config.connect_timeout = Duration::from_millis(500);
+        config.response_timeout = Duration::from_secs(1);
+        config.lease = Duration::from_secs(3);
+        config.poll_interval = Duration::from_millis(200);
+        config.registry_cache_ttl = Duration::from_millis(100);
+        config.allowed_callback_networks =
+            vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        config.extra_ca_files = vec![self.ca_file.0.clone()];
+        config.shutdown_grace = Duration::from_secs(5);
+        config
+    }
+
+    pub async fn start_dispatcher(&self, config: dispatcher_service::Config) -> RunningDispatcher {
+        let app = dispatcher_service::Application::build(config)
+            .await
+            .unwrap();
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        RunningDispatcher {
+            client: DispatcherServiceClient::new(channel(addr).await),
+            addr,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// A new partner with a callback for [`TYPE`] at `url`: (partner id,
+    /// registration id).
+    pub async fn partner_with_callback(
+        &mut self,
+        url: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> (String, String) {
+        let partner = self
+            .registry
+            .create_partner(rpb::CreatePartnerRequest {
+                name: "Acme".into(),
+                key_label: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .partner
+            .unwrap()
+            .partner_id;
+        let registration = self.set_callback(&partner, url, credentials).await;
+        (partner, registration)
+    }
+
+    /// Creates or updates the partner's callback for [`TYPE`].
+    pub async fn set_callback(
+        &mut self,
+        partner: &str,
+        url: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> String {
+        self.registry
+            .upsert_callback(rpb::UpsertCallbackRequest {
+                partner_id: partner.into(),
+                notification_type: TYPE,
+                callback_url: url.into(),
+                callback_user_name: credentials.map(|c| c.0.to_owned()),
+                callback_password: credentials.map(|c| c.1.to_owned()),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .registration
+            .unwrap()
+            .registration_id
+    }
+
+    pub async fn registration(&mut self, partner: &str) -> Option<rpb::Registration> {
+        self.registry
+            .get_callback(rpb::GetCallbackRequest {
+                partner_id: partner.into(),
+                notification_type: TYPE,
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    }
+}
+
+pub fn publish(partner: &str, payload: &str) -> dpb::PublishRequest {
+    dpb::PublishRequest {
+        partner_id: partner.into(),
+        notification_type: TYPE,
+        payload_json: payload.into(),
+        idempotency_key: None,
+        occurred_at: None,
+    }
+}
+
+/// Waits until the delivery reaches `status`, and returns it.
+pub async fn delivery_with_status(
+    client: &DispatcherServiceClient<Channel>,
+    delivery_id: &str,
+    status: dpb::DeliveryStatus,
+    deadline: Duration,
+) -> dpb::Delivery {
+    test_support::eventually(
+        &format!("delivery {delivery_id} to be {status:?}"),
+        deadline,
+        || {
+            let mut client = client.clone();
+            let request = dpb::GetDeliveryRequest {
+                delivery_id: delivery_id.into(),
+                partner_id: None,
+            };
+            async move {
+                let delivery = client.get_delivery(request).await.ok()?.into_inner();
+                (delivery.status() == status).then_some(delivery)
+            }
+        },
+    )
+    .await
+    .unwrap()
+}

@@ -1,0 +1,253 @@
+//! Dispatchers come and go without losing anything: a dispatcher process
+//! killed with SIGKILL mid-delivery, two replicas on one queue, and a
+//! graceful shutdown that finishes or releases what is in flight.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use callbacks_proto::dispatcher::v1 as dpb;
+use test_support::{ReceivedRequest, Reply, eventually};
+use tokio::process::{Child, Command};
+
+use crate::{World, publish};
+
+/// How many times each webhook-id arrived.
+fn arrivals(requests: &[ReceivedRequest]) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for request in requests {
+        *seen
+            .entry(request.header("webhook-id").unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    seen
+}
+
+fn spawn_dispatcher_process(world: &World) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dispatcher-service"))
+        .env("DISPATCHER_LISTEN", "127.0.0.1:0")
+        .env("DISPATCHER_DATABASE_URL", world.dispatch_db.url())
+        .env("DISPATCHER_REGISTRY_URL", &world.registry_url)
+        .env("DISPATCHER_EXTRA_CA_FILES", &world.ca_file.0)
+        .env("DISPATCHER_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8")
+        .env("DISPATCHER_RETRY_SCHEDULE", "200ms,200ms,200ms")
+        .env("DISPATCHER_CONNECT_TIMEOUT", "500ms")
+        .env("DISPATCHER_RESPONSE_TIMEOUT", "1s")
+        .env("DISPATCHER_LEASE", "3s")
+        .env("DISPATCHER_POLL_INTERVAL", "200ms")
+        .env("DISPATCHER_MAX_IN_FLIGHT", "16")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_killed_mid_delivery_loses_nothing() {
+    const EVENTS: usize = 300;
+    let mut world = World::start().await;
+    // Slow answers keep many deliveries in flight when the kill comes.
+    world
+        .receiver
+        .set_global_default(Reply::ok().after(Duration::from_millis(100)));
+    let (partner, _) = world
+        .partner_with_callback(&world.receiver.url("/hooks"), None)
+        .await;
+    // This process only accepts and stores; the child process delivers.
+    let mut config = world.dispatcher_config();
+    config.delivery_workers = false;
+    let publisher = world.start_dispatcher(config).await;
+    let events: Vec<_> = (0..EVENTS)
+        .map(|i| publish(&partner, &format!(r#"{{"n":{i}}}"#)))
+        .collect();
+    publisher
+        .client
+        .clone()
+        .publish_batch(dpb::PublishBatchRequest { events })
+        .await
+        .unwrap();
+
+    let mut child = spawn_dispatcher_process(&world);
+    world
+        .receiver
+        .wait_for_requests(40, Duration::from_secs(20))
+        .await
+        .unwrap();
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    let at_kill = world.receiver.requests().len();
+    assert!(
+        at_kill < EVENTS,
+        "the kill came mid-delivery ({at_kill} of {EVENTS} arrived)"
+    );
+
+    let _restarted = spawn_dispatcher_process(&world);
+    eventually(
+        "every event to arrive after the restart",
+        Duration::from_secs(60),
+        || {
+            let seen = arrivals(&world.receiver.requests());
+            async move { (seen.len() == EVENTS).then_some(()) }
+        },
+    )
+    .await
+    .unwrap();
+    let seen = arrivals(&world.receiver.requests());
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!(
+        "SIGKILL test: {EVENTS} events, {at_kill} arrived before the kill, {duplicates} duplicates after restart"
+    );
+    assert_eq!(seen.len(), EVENTS, "nothing lost");
+
+    let db = world.dispatch_db.client().await.unwrap();
+    eventually(
+        "every delivery to be marked delivered",
+        Duration::from_secs(10),
+        || {
+            let db = &db;
+            async move {
+                let n: i64 = db
+                    .query_one(
+                        "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
+                        &[],
+                    )
+                    .await
+                    .ok()?
+                    .get(0);
+                (n == 0).then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_everything_once() {
+    const EVENTS: usize = 300;
+    let mut world = World::start().await;
+    let (partner, _) = world
+        .partner_with_callback(&world.receiver.url("/hooks"), None)
+        .await;
+    let first = world.start_dispatcher(world.dispatcher_config()).await;
+    let second = world.start_dispatcher(world.dispatcher_config()).await;
+    let mut client = first.client.clone();
+    for chunk in 0..3 {
+        let events: Vec<_> = (0..EVENTS / 3)
+            .map(|i| publish(&partner, &format!(r#"{{"chunk":{chunk},"n":{i}}}"#)))
+            .collect();
+        client
+            .publish_batch(dpb::PublishBatchRequest { events })
+            .await
+            .unwrap();
+    }
+    world
+        .receiver
+        .wait_for_requests(EVENTS, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let db = world.dispatch_db.client().await.unwrap();
+    eventually(
+        "all deliveries to be marked delivered",
+        Duration::from_secs(10),
+        || {
+            let db = &db;
+            async move {
+                let n: i64 = db
+                    .query_one(
+                        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
+                        &[],
+                    )
+                    .await
+                    .ok()?
+                    .get(0);
+                (n == EVENTS as i64).then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let seen = arrivals(&world.receiver.requests());
+    assert_eq!(seen.len(), EVENTS);
+    assert!(seen.values().all(|n| *n == 1), "none twice");
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_work_or_releases_it() {
+    let mut world = World::start().await;
+    world
+        .receiver
+        .set_default("/slow", Reply::ok().after(Duration::from_millis(700)));
+    world.receiver.set_default("/stuck", Reply::hang());
+    let (slow, _) = world
+        .partner_with_callback(&world.receiver.url("/slow"), None)
+        .await;
+
+    // Graceful: the attempts in flight finish within the grace period.
+    let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
+    let mut client = dispatcher.client.clone();
+    for i in 0..3 {
+        client
+            .publish(publish(&slow, &format!(r#"{{"n":{i}}}"#)))
+            .await
+            .unwrap();
+    }
+    world
+        .receiver
+        .wait_for_requests_to("/slow", 3, Duration::from_secs(5))
+        .await
+        .unwrap();
+    dispatcher.stop().await;
+    let db = world.dispatch_db.client().await.unwrap();
+    let delivered: i64 = db
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(delivered, 3, "in-flight attempts finished before the stop");
+
+    // Past the grace period: released, due now, for another replica.
+    let (stuck, _) = world
+        .partner_with_callback(&world.receiver.url("/stuck"), None)
+        .await;
+    let mut config = world.dispatcher_config();
+    config.shutdown_grace = Duration::from_millis(200);
+    config.response_timeout = Duration::from_secs(5);
+    config.lease = Duration::from_secs(30);
+    let dispatcher = world.start_dispatcher(config).await;
+    let id = dispatcher
+        .client
+        .clone()
+        .publish(publish(&stuck, "{}"))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery_id
+        .unwrap();
+    world
+        .receiver
+        .wait_for_requests_to("/stuck", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    dispatcher.stop().await;
+    let row = db
+        .query_one(
+            "SELECT status, lease_token IS NULL, next_attempt_at <= now(), attempt_count FROM deliveries WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "pending");
+    assert!(row.get::<_, bool>(1), "the lease was released");
+    assert!(row.get::<_, bool>(2), "due again at once");
+    assert_eq!(
+        row.get::<_, i32>(3),
+        0,
+        "an abandoned attempt is not counted"
+    );
+}

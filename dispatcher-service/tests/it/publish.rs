@@ -1,0 +1,123 @@
+//! Publish's contract: durable, validated, and an event without a
+//! subscriber is stored but not delivered.
+
+use callbacks_proto::dispatcher::v1 as dpb;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::{TYPE, World, publish};
+
+fn field_of(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|d| d.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_publishes_are_invalid_argument() {
+    let mut world = World::start().await;
+    let url = world.receiver.url("/hooks");
+    let (partner, _) = world.partner_with_callback(&url, None).await;
+    let mut config = world.dispatcher_config();
+    config.max_payload_bytes = 1024;
+    let dispatcher = world.start_dispatcher(config).await;
+    let mut client = dispatcher.client.clone();
+
+    let cases = [
+        (publish(&partner, "{not json"), "payload_json"),
+        (publish(&partner, ""), "payload_json"),
+        (
+            publish(&partner, &format!(r#"{{"x":"{}"}}"#, "a".repeat(2000))),
+            "payload_json",
+        ),
+        (publish("nope", "{}"), "partner_id"),
+        (
+            dpb::PublishRequest {
+                notification_type: 0,
+                ..publish(&partner, "{}")
+            },
+            "notification_type",
+        ),
+        (
+            dpb::PublishRequest {
+                notification_type: 99,
+                ..publish(&partner, "{}")
+            },
+            "notification_type",
+        ),
+        (
+            dpb::PublishRequest {
+                idempotency_key: Some(String::new()),
+                ..publish(&partner, "{}")
+            },
+            "idempotency_key",
+        ),
+    ];
+    for (request, field) in cases {
+        let status = client.publish(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(field_of(&status), [field], "{status:?}");
+    }
+    let empty = client
+        .publish_batch(dpb::PublishBatchRequest { events: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let mixed = client
+        .publish_batch(dpb::PublishBatchRequest {
+            events: vec![publish(&partner, "{}"), publish(&partner, "{oops")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(mixed.code(), Code::InvalidArgument);
+    assert!(
+        mixed.message().contains("[1].payload_json"),
+        "{}",
+        mixed.message()
+    );
+
+    // Nothing of the refused calls was stored.
+    let db = world.dispatch_db.client().await.unwrap();
+    let events: i64 = db
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(events, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_subscriber_the_event_is_stored_undelivered() {
+    let mut world = World::start().await;
+    let url = world.receiver.url("/hooks");
+    let (partner, _) = world.partner_with_callback(&url, None).await;
+    let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
+    let mut client = dispatcher.client.clone();
+
+    let other_type = dpb::PublishRequest {
+        notification_type: 6,
+        ..publish(&partner, "{}")
+    };
+    let stored = client.publish(other_type).await.unwrap().into_inner();
+    assert!(stored.delivery_id.is_none());
+    assert!(!stored.event_id.is_empty());
+
+    let db = world.dispatch_db.client().await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT has_subscriber, notification_type FROM events WHERE id = $1::text::uuid",
+            &[&stored.event_id],
+        )
+        .await
+        .unwrap();
+    assert!(!row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, i32>(1), 6);
+    let deliveries: i64 = db
+        .query_one("SELECT count(*) FROM deliveries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(deliveries, 0);
+    let _ = TYPE;
+}

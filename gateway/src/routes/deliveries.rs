@@ -1,0 +1,168 @@
+//! The partner's delivery log: one delivery with its attempts, a type's
+//! deliveries page by page, and redelivery. A delivery that is not the
+//! caller's is "not found", never shown.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use callbacks_proto::dispatcher::v1 as pb;
+use http::StatusCode;
+
+use super::{ApiPath, ApiQuery, guid, type_id};
+use crate::auth::Partner;
+use crate::dto::{Delivery, DeliveryPage};
+use crate::problem::{ApiError, InvalidParam, Problem};
+use crate::state::{AppState, grpc_request};
+
+/// One delivery with its attempts.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks/deliveries/{deliveryId}",
+    tag = "deliveries",
+    params(("deliveryId" = uuid::Uuid, Path, description = "The delivery's id, as answered by the echo route or listed")),
+    responses(
+        (status = 200, description = "The delivery", body = Delivery),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery of this partner", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn get_delivery(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath(delivery): ApiPath<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let delivery_id = guid("deliveryId", &delivery)?.to_string();
+    let delivery = state
+        .dispatcher()?
+        .get_delivery(grpc_request(pb::GetDeliveryRequest {
+            delivery_id,
+            partner_id: Some(auth.partner_id.to_string()),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(delivery.into()))
+}
+
+/// Redeliver.
+///
+/// Schedules a delivered, failed or cancelled delivery again, as a new
+/// series of attempts. 409 while it is still pending.
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks/deliveries/{deliveryId}/redeliver",
+    tag = "deliveries",
+    params(("deliveryId" = uuid::Uuid, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, description = "Scheduled again", body = Delivery),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery of this partner", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Still pending", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath(delivery): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let delivery_id = guid("deliveryId", &delivery)?.to_string();
+    let delivery = state
+        .dispatcher()?
+        .redeliver(grpc_request(pb::RedeliverRequest {
+            delivery_id,
+            partner_id: Some(auth.partner_id.to_string()),
+        }))
+        .await?
+        .into_inner();
+    let delivery: Delivery = delivery.into();
+    Ok((StatusCode::ACCEPTED, Json(delivery)))
+}
+
+/// List deliveries of a type.
+///
+/// Newest first, without their attempts (read one delivery for those).
+#[utoipa::path(
+    get,
+    path = "/{partnerUniqueID}/callbacks/{notificationType}/deliveries",
+    tag = "deliveries",
+    params(
+        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
+        ("notificationType" = i32, Path, description = "The notification type"),
+        ("status" = Option<String>, Query, description = "pending, delivered, failed or cancelled"),
+        ("pageNumber" = Option<u32>, Query, description = "1-based page number (default 1)"),
+        ("pageSize" = Option<u32>, Query, description = "1 to 100 (default 20)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = DeliveryPage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    let partner = guid("partnerUniqueID", &partner)?;
+    auth.require(partner)?;
+    let notification_type = type_id("notificationType", &kind)?;
+    let mut invalid = Vec::new();
+    let status = match query.get("status").map(String::as_str) {
+        None => None,
+        Some("pending") => Some(pb::DeliveryStatus::Pending),
+        Some("delivered") => Some(pb::DeliveryStatus::Delivered),
+        Some("failed") => Some(pb::DeliveryStatus::Failed),
+        Some("cancelled") => Some(pb::DeliveryStatus::Cancelled),
+        Some(_) => {
+            invalid.push(InvalidParam {
+                name: "status".into(),
+                reason: "must be pending, delivered, failed or cancelled".into(),
+            });
+            None
+        }
+    };
+    let mut number = |name: &str| match query.get(name) {
+        None => 0,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .unwrap_or_else(|| {
+                invalid.push(InvalidParam {
+                    name: name.into(),
+                    reason: "must be a positive integer".into(),
+                });
+                0
+            }),
+    };
+    let page_number = number("pageNumber");
+    let page_size = number("pageSize");
+    if !invalid.is_empty() {
+        return Err(ApiError::invalid(invalid));
+    }
+    let page = state
+        .dispatcher()?
+        .list_deliveries(grpc_request(pb::ListDeliveriesRequest {
+            partner_id: partner.to_string(),
+            notification_type: Some(notification_type),
+            status: status.map(Into::into),
+            page_number,
+            page_size,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(DeliveryPage {
+        results: page.deliveries.into_iter().map(Into::into).collect(),
+        page_number: page.page_number,
+        page_size: page.page_size,
+        has_previous_page: page.has_previous_page,
+        has_next_page: page.has_next_page,
+    }))
+}
