@@ -344,15 +344,8 @@ impl Worker {
             }
             Err(error) => {
                 tracing::warn!(delivery.id = %claimed.id, error = %error, "cannot resolve the callback; deferring");
-                let completion = release(&claimed, self.settings.defer_for, None);
-                self.finish(
-                    &done,
-                    Done {
-                        completion,
-                        report: None,
-                    },
-                )
-                .await;
+                self.hand_back(&done, &claimed, self.settings.defer_for)
+                    .await;
                 return;
             }
         };
@@ -362,15 +355,8 @@ impl Worker {
             Placement::Refused(claimed) => {
                 // Its endpoint is saturated and its parking full: back to the
                 // queue, unattempted.
-                let completion = release(&claimed, self.settings.defer_for, None);
-                self.finish(
-                    &done,
-                    Done {
-                        completion,
-                        report: None,
-                    },
-                )
-                .await;
+                self.hand_back(&done, &claimed, self.settings.defer_for)
+                    .await;
                 return;
             }
         };
@@ -386,18 +372,23 @@ impl Worker {
             self.finish(&done, outcome).await;
             let (following, stale) = self.next_parked(target.registration_id, permit);
             for claimed in stale {
-                let completion = release(&claimed, Duration::ZERO, None);
-                self.finish(
-                    &done,
-                    Done {
-                        completion,
-                        report: None,
-                    },
-                )
-                .await;
+                self.hand_back(&done, &claimed, Duration::ZERO).await;
             }
             next = following;
         }
+    }
+
+    /// Hands `claimed` back to the queue, unattempted, due after `after`.
+    async fn hand_back(&self, done: &mpsc::Sender<Done>, claimed: &Claimed, after: Duration) {
+        let completion = release(claimed, after, None);
+        self.finish(
+            done,
+            Done {
+                completion,
+                report: None,
+            },
+        )
+        .await;
     }
 
     /// Hands a finished delivery to the completer.

@@ -117,6 +117,18 @@ fn json_payload(
     Ok(bytes)
 }
 
+/// A delivery id and the optional partner it must belong to.
+fn delivery_ref(
+    delivery_id: &str,
+    partner_id: Option<&str>,
+) -> Result<(Uuid, Option<Uuid>), Status> {
+    let mut v = Violations::default();
+    let id = v.check(guid("delivery_id", delivery_id));
+    let partner = partner_id.map(|p| v.check(guid("partner_id", p)));
+    v.finish()?;
+    Ok((id.expect(CHECKED), partner.map(|p| p.expect(CHECKED))))
+}
+
 /// The caller's W3C trace context, to store with the event.
 fn traceparent<T>(request: &Request<T>) -> Option<String> {
     request
@@ -210,17 +222,8 @@ impl DispatcherService for DispatcherGrpc {
         request: Request<pb::GetDeliveryRequest>,
     ) -> GrpcResult<pb::Delivery> {
         let request = request.into_inner();
-        let mut v = Violations::default();
-        let id = v.check(guid("delivery_id", &request.delivery_id));
-        let partner = request
-            .partner_id
-            .as_deref()
-            .map(|p| v.check(guid("partner_id", p)));
-        v.finish()?;
-        let delivery = self
-            .dispatcher
-            .get_delivery(id.expect(CHECKED), partner.map(|p| p.expect(CHECKED)))
-            .await?;
+        let (id, partner) = delivery_ref(&request.delivery_id, request.partner_id.as_deref())?;
+        let delivery = self.dispatcher.get_delivery(id, partner).await?;
         Ok(Response::new(delivery.into()))
     }
 
@@ -290,17 +293,8 @@ impl DispatcherService for DispatcherGrpc {
 
     async fn redeliver(&self, request: Request<pb::RedeliverRequest>) -> GrpcResult<pb::Delivery> {
         let request = request.into_inner();
-        let mut v = Violations::default();
-        let id = v.check(guid("delivery_id", &request.delivery_id));
-        let partner = request
-            .partner_id
-            .as_deref()
-            .map(|p| v.check(guid("partner_id", p)));
-        v.finish()?;
-        let delivery = self
-            .dispatcher
-            .redeliver(id.expect(CHECKED), partner.map(|p| p.expect(CHECKED)))
-            .await?;
+        let (id, partner) = delivery_ref(&request.delivery_id, request.partner_id.as_deref())?;
+        let delivery = self.dispatcher.redeliver(id, partner).await?;
         Ok(Response::new(delivery.into()))
     }
 }

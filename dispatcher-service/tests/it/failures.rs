@@ -8,7 +8,7 @@ use std::time::Duration;
 use callbacks_proto::dispatcher::v1 as dpb;
 use test_support::{Reply, eventually};
 
-use crate::{World, delivery_with_status, publish};
+use crate::{World, delivery_with_status, publish, registration_when};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_500_sets_the_error_state_and_a_success_clears_it() {
@@ -34,23 +34,8 @@ async fn a_500_sets_the_error_state_and_a_success_clears_it() {
         .delivery_id
         .unwrap();
 
-    let failing = eventually("the error state", Duration::from_secs(5), || {
-        let mut registry = world.registry.clone();
-        let partner = partner.clone();
-        async move {
-            let r = registry
-                .get_callback(callbacks_proto::registry::v1::GetCallbackRequest {
-                    partner_id: partner,
-                    notification_type: crate::TYPE,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            r.is_in_error_state.then_some(r)
-        }
-    })
-    .await
-    .unwrap();
+    let failing =
+        registration_when(&world, &partner, "the error state", |r| r.is_in_error_state).await;
     assert_eq!(failing.error_state_reason.as_deref(), Some("HTTP 500"));
     assert!(failing.detected_error_state_at.is_some());
 
@@ -66,23 +51,10 @@ async fn a_500_sets_the_error_state_and_a_success_clears_it() {
     assert_eq!(delivery.attempts[0].error.as_deref(), Some("HTTP 500"));
     assert_eq!(delivery.attempts[0].response_excerpt, "database down");
     assert_eq!(delivery.attempts[1].response_status, Some(200));
-    eventually("the error state to clear", Duration::from_secs(5), || {
-        let mut registry = world.registry.clone();
-        let partner = partner.clone();
-        async move {
-            let r = registry
-                .get_callback(callbacks_proto::registry::v1::GetCallbackRequest {
-                    partner_id: partner,
-                    notification_type: crate::TYPE,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            (!r.is_in_error_state && r.error_state_reason.is_none()).then_some(())
-        }
+    registration_when(&world, &partner, "the error state to clear", |r| {
+        !r.is_in_error_state && r.error_state_reason.is_none()
     })
-    .await
-    .unwrap();
+    .await;
 
     // Failing again, then a new URL: reset at once.
     world.receiver.set_default("/broken", Reply::status(503));
@@ -99,23 +71,10 @@ async fn a_500_sets_the_error_state_and_a_success_clears_it() {
         .wait_for_requests_to("/broken", 1, Duration::from_secs(5))
         .await
         .unwrap();
-    eventually("the error state again", Duration::from_secs(5), || {
-        let mut world_registry = world.registry.clone();
-        let partner = partner.clone();
-        async move {
-            let r = world_registry
-                .get_callback(callbacks_proto::registry::v1::GetCallbackRequest {
-                    partner_id: partner,
-                    notification_type: crate::TYPE,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            r.is_in_error_state.then_some(())
-        }
+    registration_when(&world, &partner, "the error state again", |r| {
+        r.is_in_error_state
     })
-    .await
-    .unwrap();
+    .await;
     let fixed = world.receiver.url("/fixed");
     world.set_callback(&partner, &fixed, None).await;
     assert!(

@@ -203,6 +203,30 @@ impl World {
     }
 }
 
+/// Waits until the partner's active registration for [`TYPE`] satisfies
+/// `holds`, and returns it.
+pub async fn registration_when(
+    world: &World,
+    partner: &str,
+    what: &str,
+    holds: impl Fn(&rpb::Registration) -> bool,
+) -> rpb::Registration {
+    test_support::eventually(what, Duration::from_secs(5), || {
+        let mut registry = world.registry.clone();
+        let request = rpb::GetCallbackRequest {
+            partner_id: partner.into(),
+            notification_type: TYPE,
+        };
+        let holds = &holds;
+        async move {
+            let registration = registry.get_callback(request).await.ok()?.into_inner();
+            holds(&registration).then_some(registration)
+        }
+    })
+    .await
+    .unwrap()
+}
+
 pub fn publish(partner: &str, payload: &str) -> dpb::PublishRequest {
     dpb::PublishRequest {
         partner_id: partner.into(),

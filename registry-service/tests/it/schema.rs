@@ -8,19 +8,9 @@ use registry_service::storage::schema::{api_keys, notification_types, partners, 
 
 use crate::TestRegistry;
 
-/// The column names in a `SELECT "t"."a", "t"."b" FROM "t"` statement.
-fn columns_of(table: &str, sql: &str) -> Vec<String> {
-    let marker = format!("\"{table}\".\"");
-    sql.split(&marker)
-        .skip(1)
-        .map(|rest| rest.split('"').next().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diesel_schema_matches_the_migrated_database() {
     let r = TestRegistry::start().await;
-    let db = r.db.client().await.unwrap();
     let expected = [
         (
             "partners",
@@ -44,20 +34,9 @@ async fn diesel_schema_matches_the_migrated_database() {
         ),
     ];
     for (table, sql) in expected {
-        let live: Vec<String> = db
-            .query(
-                "SELECT column_name::text FROM information_schema.columns \
-                 WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
-                &[&table],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
         assert_eq!(
-            columns_of(table, &sql),
-            live,
+            test_support::selected_columns(table, &sql),
+            r.db.columns(table).await.unwrap(),
             "schema.rs is out of step with migrations for {table}"
         );
     }

@@ -21,6 +21,6 @@ pub mod postgres;
 pub mod receiver;
 pub mod wait;
 
-pub use postgres::TestDb;
+pub use postgres::{TestDb, selected_columns};
 pub use receiver::{ReceivedRequest, Reply, WebhookReceiver};
 pub use wait::eventually;

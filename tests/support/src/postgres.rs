@@ -62,6 +62,31 @@ impl TestDb {
     pub async fn client(&self) -> anyhow::Result<Client> {
         connect(&self.url).await
     }
+
+    /// The columns of `table` as migrated, in order.
+    pub async fn columns(&self, table: &str) -> anyhow::Result<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                &[&table],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}
+
+/// The columns a `SELECT "t"."a", "t"."b" FROM "t"` statement names, in
+/// order: what an ORM believes `table` looks like.
+pub fn selected_columns(table: &str, sql: &str) -> Vec<String> {
+    let marker = format!("\"{table}\".\"");
+    sql.split(&marker)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for TestDb {
