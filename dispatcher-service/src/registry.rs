@@ -152,30 +152,44 @@ impl RegistryClient {
         Ok(resolution)
     }
 
-    /// Whether `notification_type` is in the registry's catalogue.
-    pub async fn type_exists(&self, notification_type: i32) -> Result<bool, DispatchError> {
+    /// Whether `notification_type` is in the registry's catalogue. While the
+    /// registry is unreachable, the last catalogue seen answers; with none
+    /// seen yet, the type is given the benefit of the doubt, because
+    /// publishing must not depend on the registry being up (a delivery for
+    /// a type that turns out unknown resolves to no subscriber and is
+    /// cancelled, not lost).
+    pub async fn type_exists(&self, notification_type: i32) -> bool {
         {
             let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
             let fresh = catalogue.1.is_some_and(|at| at.elapsed() < self.ttl);
             if fresh && catalogue.0.contains(&notification_type) {
-                return Ok(true);
+                return true;
             }
         }
-        // Unknown or stale: refresh once, then answer.
-        let types = self
+        let answer = self
             .client
             .clone()
             .list_notification_types(pb::ListNotificationTypesRequest {})
-            .await
-            .map_err(|s| {
-                DispatchError::Unavailable(format!("the registry is unavailable: {}", s.message()))
-            })?
-            .into_inner()
-            .notification_types;
-        let ids: HashSet<i32> = types.iter().map(|t| t.notification_type_id).collect();
-        let exists = ids.contains(&notification_type);
-        *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) = (ids, Some(Instant::now()));
-        Ok(exists)
+            .await;
+        match answer {
+            Ok(response) => {
+                let ids: HashSet<i32> = response
+                    .into_inner()
+                    .notification_types
+                    .iter()
+                    .map(|t| t.notification_type_id)
+                    .collect();
+                let exists = ids.contains(&notification_type);
+                *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (ids, Some(Instant::now()));
+                exists
+            }
+            Err(status) => {
+                tracing::warn!(grpc.status = ?status.code(), "cannot refresh the notification-type catalogue");
+                let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
+                catalogue.1.is_none() || catalogue.0.contains(&notification_type)
+            }
+        }
     }
 
     fn note_error_state(&self, registration: Uuid, in_error: bool) {

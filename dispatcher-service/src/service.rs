@@ -58,7 +58,7 @@ impl Dispatcher {
         let types: HashSet<i32> = inputs.iter().map(|i| i.notification_type).collect();
         let mut unknown = Vec::new();
         for kind in types {
-            if !self.registry.type_exists(kind).await? {
+            if !self.registry.type_exists(kind).await {
                 unknown.push(kind);
             }
         }

@@ -72,6 +72,16 @@ pub struct OutcomeReport {
     pub outcome: Outcome,
 }
 
+fn to_domain_page(rows: Page<RegistrationRow>) -> Page<Registration> {
+    Page {
+        items: rows.items.iter().map(RegistrationRow::to_domain).collect(),
+        number: rows.number,
+        size: rows.size,
+        has_previous_page: rows.has_previous_page,
+        has_next_page: rows.has_next_page,
+    }
+}
+
 fn password_context(id: RegistrationId) -> String {
     format!("registrations/{id}/callback_password")
 }
@@ -350,13 +360,16 @@ impl Registry {
         let mut conn = self.pool.get().await?;
         partners::get(&mut conn, partner_id).await?;
         let rows = registrations::list(&mut conn, partner_id, filter, page).await?;
-        Ok(Page {
-            items: rows.items.iter().map(RegistrationRow::to_domain).collect(),
-            number: rows.number,
-            size: rows.size,
-            has_previous_page: rows.has_previous_page,
-            has_next_page: rows.has_next_page,
-        })
+        Ok(to_domain_page(rows))
+    }
+
+    pub async fn list_error_states(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<Registration>, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        let rows = registrations::list_in_error_state(&mut conn, page).await?;
+        Ok(to_domain_page(rows))
     }
 
     /// Soft delete. `NotFound` when there is no active registration.

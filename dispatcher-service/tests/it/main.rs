@@ -55,7 +55,7 @@ pub struct World {
     pub ca_file: TempFile,
     pub dispatch_db: TestDb,
     _registry_db: TestDb,
-    _stop_registry: oneshot::Sender<()>,
+    stop_registry: Option<oneshot::Sender<()>>,
 }
 
 /// A dispatcher running in this process. Stops when dropped, or through
@@ -105,7 +105,14 @@ impl World {
             ca_file,
             dispatch_db: TestDb::new().await.unwrap(),
             _registry_db: registry_db,
-            _stop_registry: stop,
+            stop_registry: Some(stop),
+        }
+    }
+
+    /// Stops the registry (it does not come back in this world).
+    pub fn stop_registry(&mut self) {
+        if let Some(stop) = self.stop_registry.take() {
+            let _ = stop.send(());
         }
     }
 

@@ -121,3 +121,53 @@ async fn without_a_subscriber_the_event_is_stored_undelivered() {
     assert_eq!(deliveries, 0);
     let _ = TYPE;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_does_not_depend_on_the_registry() {
+    let mut world = World::start().await;
+    let (partner, _) = world
+        .partner_with_callback(&world.receiver.url("/hooks"), None)
+        .await;
+    let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
+    let mut client = dispatcher.client.clone();
+    world.stop_registry();
+    let registry_down = test_support::eventually(
+        "the registry to stop answering",
+        std::time::Duration::from_secs(5),
+        || {
+            let mut registry = world.registry.clone();
+            async move {
+                registry
+                    .list_notification_types(
+                        callbacks_proto::registry::v1::ListNotificationTypesRequest {},
+                    )
+                    .await
+                    .is_err()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(registry_down.is_ok());
+
+    // Accepted and stored with a delivery, which waits for the registry.
+    let stored = client
+        .publish(publish(&partner, r#"{"n":1}"#))
+        .await
+        .unwrap()
+        .into_inner();
+    let delivery_id = stored.delivery_id.expect("stored for delivery");
+    let delivery = client
+        .get_delivery(dpb::GetDeliveryRequest {
+            delivery_id,
+            partner_id: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(delivery.status(), dpb::DeliveryStatus::Pending);
+    assert_eq!(
+        delivery.attempt_count, 0,
+        "not attempted blind, not dropped"
+    );
+}

@@ -297,6 +297,20 @@ impl RegistryService for RegistryGrpc {
         })
     }
 
+    async fn list_error_states(
+        &self,
+        request: Request<pb::ListErrorStatesRequest>,
+    ) -> GrpcResult<pb::ListCallbacksResponse> {
+        let page = self
+            .registry
+            .list_error_states(page(request.into_inner().page)?)
+            .await?;
+        ok(pb::ListCallbacksResponse {
+            page: Some(page_info(&page)),
+            registrations: page.items.into_iter().map(Into::into).collect(),
+        })
+    }
+
     async fn delete_callback(
         &self,
         request: Request<pb::DeleteCallbackRequest>,

@@ -178,3 +178,21 @@ pub async fn list(
     }
     Ok(page.finish(query.load(conn).await?))
 }
+
+/// Active registrations in error state, across partners, the longest
+/// failing first (served by `registrations_error_state_idx`).
+pub async fn list_in_error_state(
+    conn: &mut AsyncPgConnection,
+    page: PageRequest,
+) -> Result<Page<RegistrationRow>, RegistryError> {
+    let rows = registrations::table
+        .filter(registrations::is_in_error_state.eq(true))
+        .filter(registrations::is_active.eq(true))
+        .select(RegistrationRow::as_select())
+        .order((registrations::detected_error_state_at, registrations::id))
+        .offset(page.offset())
+        .limit(page.fetch_limit())
+        .load(conn)
+        .await?;
+    Ok(page.finish(rows))
+}

@@ -230,3 +230,58 @@ async fn malformed_reports_are_refused() {
         Code::NotFound,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_registrations_in_error_state() {
+    let mut r = TestRegistry::start().await;
+    let (acme, _) = r.partner("Acme").await;
+    let (globex, _) = r.partner("Globex").await;
+    let (initech, _) = r.partner("Initech").await;
+    let acme_id = r
+        .upsert(&acme, 5, URL)
+        .await
+        .registration
+        .unwrap()
+        .registration_id;
+    let globex_id = r
+        .upsert(&globex, 5, URL)
+        .await
+        .registration
+        .unwrap()
+        .registration_id;
+    r.upsert(&initech, 5, URL).await;
+    // Globex began failing first, then Acme; Initech is healthy.
+    report(&mut r, &globex_id, URL, 0, failed("HTTP 502")).await;
+    report(&mut r, &acme_id, URL, 10, failed("HTTP 500")).await;
+
+    let listed = r
+        .client
+        .list_error_states(pb::ListErrorStatesRequest { page: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<_> = listed
+        .registrations
+        .iter()
+        .map(|x| x.registration_id.clone())
+        .collect();
+    assert_eq!(
+        ids,
+        [globex_id.clone(), acme_id],
+        "longest failing first, healthy ones left out"
+    );
+
+    let one = r
+        .client
+        .list_error_states(pb::ListErrorStatesRequest {
+            page: Some(pb::PageRequest {
+                page_number: 1,
+                page_size: 1,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.registrations[0].registration_id, globex_id);
+    assert!(one.page.unwrap().has_next_page);
+}

@@ -1,0 +1,459 @@
+//! One function per command: call the service, describe the answer as a
+//! table. gRPC errors are shown as the service phrased them.
+
+use callbacks_proto::dispatcher::v1 as dpb;
+use callbacks_proto::registry::v1 as rpb;
+use dpb::dispatcher_service_client::DispatcherServiceClient;
+use prost_types::Timestamp;
+use rpb::registry_service_client::RegistryServiceClient;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::output::Table;
+use crate::{Cli, Command, DeliveryCommand, KeyCommand, PartnerCommand, TypesCommand};
+
+async fn connect(url: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(url.to_owned())?
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))
+}
+
+/// A gRPC failure as the caller should read it.
+fn status(e: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", e.code(), e.message())
+}
+
+fn time(ts: Option<Timestamp>) -> Value {
+    ts.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .map_or(Value::Null, |t| {
+            json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        })
+}
+
+fn page_footer(page: Option<rpb::PageInfo>) -> String {
+    let page = page.unwrap_or_default();
+    format!(
+        "page {} (size {}){}",
+        page.page_number,
+        page.page_size,
+        if page.has_next_page {
+            "; more with --page N"
+        } else {
+            ""
+        }
+    )
+}
+
+fn partners(list: Vec<rpb::Partner>) -> Table {
+    let mut table = Table::new(&["partner", "name", "created", "disabled"]);
+    for p in list {
+        table.row(vec![
+            json!(p.partner_id),
+            json!(p.name),
+            time(p.created_at),
+            time(p.disabled_at),
+        ]);
+    }
+    table
+}
+
+fn keys(list: Vec<rpb::ApiKey>) -> Table {
+    let mut table = Table::new(&["key", "label", "prefix", "created", "revoked"]);
+    for k in list {
+        table.row(vec![
+            json!(k.key_id),
+            json!(k.label),
+            json!(k.token_prefix),
+            time(k.created_at),
+            time(k.revoked_at),
+        ]);
+    }
+    table
+}
+
+fn registrations(list: Vec<rpb::Registration>) -> Table {
+    let mut table = Table::new(&[
+        "registration",
+        "partner",
+        "type",
+        "url",
+        "active",
+        "error",
+        "failing_since",
+    ]);
+    for r in list {
+        table.row(vec![
+            json!(r.registration_id),
+            json!(r.partner_id),
+            json!(r.notification_type),
+            json!(r.callback_url),
+            json!(r.is_active),
+            r.error_state_reason.map_or(Value::Null, Value::from),
+            time(r.detected_error_state_at),
+        ]);
+    }
+    table
+}
+
+fn status_name(status: i32) -> &'static str {
+    match dpb::DeliveryStatus::try_from(status) {
+        Ok(dpb::DeliveryStatus::Pending) => "pending",
+        Ok(dpb::DeliveryStatus::Delivered) => "delivered",
+        Ok(dpb::DeliveryStatus::Failed) => "failed",
+        Ok(dpb::DeliveryStatus::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+fn deliveries(list: Vec<dpb::Delivery>) -> Table {
+    let mut table = Table::new(&[
+        "delivery",
+        "type",
+        "status",
+        "attempts",
+        "next_attempt",
+        "test",
+        "created",
+    ]);
+    for d in list {
+        table.row(vec![
+            json!(d.delivery_id),
+            json!(d.notification_type),
+            json!(status_name(d.status)),
+            json!(d.attempt_count),
+            time(d.next_attempt_at),
+            json!(d.is_test),
+            time(d.created_at),
+        ]);
+    }
+    table
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Receive {
+            listen,
+            secret,
+            status,
+        } => return crate::receive::run(listen, secret, status).await,
+        Command::Partner(_)
+        | Command::Key(_)
+        | Command::Types(_)
+        | Command::Callbacks { .. }
+        | Command::Errors { .. } => {
+            let mut registry = RegistryServiceClient::new(connect(&cli.registry).await?);
+            registry_command(&mut registry, cli.command)
+                .await?
+                .print(json);
+        }
+        Command::Delivery(_) | Command::Redeliver { .. } | Command::Publish { .. } => {
+            let mut dispatcher = DispatcherServiceClient::new(connect(&cli.dispatcher).await?);
+            dispatcher_command(&mut dispatcher, cli.command, json).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn registry_command(
+    registry: &mut RegistryServiceClient<Channel>,
+    command: Command,
+) -> anyhow::Result<Table> {
+    Ok(match command {
+        Command::Partner(PartnerCommand::Create { name, key_label }) => {
+            let created = registry
+                .create_partner(rpb::CreatePartnerRequest { name, key_label })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let partner = created.partner.unwrap_or_default();
+            let key = created.api_key.unwrap_or_default();
+            let mut table = Table::new(&["partner", "name", "api_key"]);
+            table.row(vec![
+                json!(partner.partner_id),
+                json!(partner.name),
+                json!(key.token),
+            ]);
+            table.footer("The API key is shown once: hand it to the partner now.")
+        }
+        Command::Partner(PartnerCommand::List { page, page_size }) => {
+            let listed = registry
+                .list_partners(rpb::ListPartnersRequest {
+                    page: Some(rpb::PageRequest {
+                        page_number: page,
+                        page_size,
+                    }),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            partners(listed.partners).footer(page_footer(listed.page))
+        }
+        Command::Partner(PartnerCommand::Show { partner }) => partners(vec![
+            registry
+                .get_partner(rpb::GetPartnerRequest {
+                    partner_id: partner,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+        Command::Partner(PartnerCommand::Disable { partner }) => partners(vec![
+            registry
+                .disable_partner(rpb::DisablePartnerRequest {
+                    partner_id: partner,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+        Command::Key(KeyCommand::Issue { partner, label }) => {
+            let issued = registry
+                .issue_api_key(rpb::IssueApiKeyRequest {
+                    partner_id: partner,
+                    label,
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .api_key
+                .unwrap_or_default();
+            let key = issued.key.unwrap_or_default();
+            let mut table = Table::new(&["key", "label", "api_key"]);
+            table.row(vec![
+                json!(key.key_id),
+                json!(key.label),
+                json!(issued.token),
+            ]);
+            table.footer("The API key is shown once: hand it to the partner now.")
+        }
+        Command::Key(KeyCommand::List { partner, all }) => keys(
+            registry
+                .list_api_keys(rpb::ListApiKeysRequest {
+                    partner_id: partner,
+                    include_revoked: all,
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .keys,
+        ),
+        Command::Key(KeyCommand::Revoke { partner, key }) => keys(vec![
+            registry
+                .revoke_api_key(rpb::RevokeApiKeyRequest {
+                    partner_id: partner,
+                    key_id: key,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+        Command::Types(TypesCommand::List) => {
+            let types = registry
+                .list_notification_types(rpb::ListNotificationTypesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner()
+                .notification_types;
+            let mut table = Table::new(&["type", "name", "echoable", "description"]);
+            for t in types {
+                table.row(vec![
+                    json!(t.notification_type_id),
+                    json!(t.name),
+                    json!(t.echoable),
+                    json!(t.description),
+                ]);
+            }
+            table
+        }
+        Command::Types(TypesCommand::Add {
+            id,
+            name,
+            description,
+            echoable,
+        }) => {
+            let t = registry
+                .create_notification_type(rpb::CreateNotificationTypeRequest {
+                    notification_type_id: id,
+                    name,
+                    description,
+                    echoable,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let mut table = Table::new(&["type", "name", "echoable", "description"]);
+            table.row(vec![
+                json!(t.notification_type_id),
+                json!(t.name),
+                json!(t.echoable),
+                json!(t.description),
+            ]);
+            table
+        }
+        Command::Callbacks { partner, active } => {
+            let listed = registry
+                .list_callbacks(rpb::ListCallbacksRequest {
+                    partner_id: partner,
+                    is_active: active,
+                    registration_id: None,
+                    page: Some(rpb::PageRequest {
+                        page_number: 1,
+                        page_size: 100,
+                    }),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            registrations(listed.registrations).footer(page_footer(listed.page))
+        }
+        Command::Errors { page, page_size } => {
+            let listed = registry
+                .list_error_states(rpb::ListErrorStatesRequest {
+                    page: Some(rpb::PageRequest {
+                        page_number: page,
+                        page_size,
+                    }),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            registrations(listed.registrations).footer(page_footer(listed.page))
+        }
+        other => anyhow::bail!("not a registry command: {other:?}"),
+    })
+}
+
+async fn dispatcher_command(
+    dispatcher: &mut DispatcherServiceClient<Channel>,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Delivery(DeliveryCommand::Show { delivery }) => {
+            let d = dispatcher
+                .get_delivery(dpb::GetDeliveryRequest {
+                    delivery_id: delivery,
+                    partner_id: None,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let mut attempts = Table::new(&[
+                "attempt",
+                "started",
+                "duration_ms",
+                "status",
+                "error",
+                "response",
+            ]);
+            for a in &d.attempts {
+                attempts.row(vec![
+                    json!(a.attempt_number),
+                    time(a.started_at),
+                    json!(a.duration_ms),
+                    a.response_status.map_or(Value::Null, Value::from),
+                    a.error.clone().map_or(Value::Null, Value::from),
+                    json!(a.response_excerpt.chars().take(60).collect::<String>()),
+                ]);
+            }
+            if json {
+                let mut summary = deliveries(vec![d]).to_json();
+                summary[0]["attempts_log"] = attempts.to_json();
+                println!("{}", summary[0]);
+            } else {
+                println!(
+                    "{}\n\n{}",
+                    deliveries(vec![d]).to_text(),
+                    attempts.to_text()
+                );
+            }
+        }
+        Command::Delivery(DeliveryCommand::List {
+            partner,
+            notification_type,
+            status: wanted,
+            page,
+            page_size,
+        }) => {
+            let status_filter = match wanted.as_deref() {
+                None => None,
+                Some("pending") => Some(dpb::DeliveryStatus::Pending),
+                Some("delivered") => Some(dpb::DeliveryStatus::Delivered),
+                Some("failed") => Some(dpb::DeliveryStatus::Failed),
+                Some("cancelled") => Some(dpb::DeliveryStatus::Cancelled),
+                Some(other) => {
+                    anyhow::bail!("--status {other}: use pending, delivered, failed or cancelled")
+                }
+            };
+            let listed = dispatcher
+                .list_deliveries(dpb::ListDeliveriesRequest {
+                    partner_id: partner,
+                    notification_type,
+                    status: status_filter.map(Into::into),
+                    page_number: page,
+                    page_size,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let more = if listed.has_next_page {
+                "; more with --page N"
+            } else {
+                ""
+            };
+            deliveries(listed.deliveries)
+                .footer(format!(
+                    "page {} (size {}){more}",
+                    listed.page_number, listed.page_size
+                ))
+                .print(json);
+        }
+        Command::Redeliver { delivery } => {
+            let d = dispatcher
+                .redeliver(dpb::RedeliverRequest {
+                    delivery_id: delivery,
+                    partner_id: None,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            deliveries(vec![d]).print(json);
+        }
+        Command::Publish {
+            partner,
+            notification_type,
+            payload,
+            idempotency_key,
+        } => {
+            let published = dispatcher
+                .publish(dpb::PublishRequest {
+                    partner_id: partner,
+                    notification_type,
+                    payload_json: payload,
+                    idempotency_key,
+                    occurred_at: None,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let mut table = Table::new(&["event", "delivery", "duplicate"]);
+            table.row(vec![
+                json!(published.event_id),
+                published.delivery_id.map_or(Value::Null, Value::from),
+                json!(published.duplicate),
+            ]);
+            let table = if table.to_json()[0]["delivery"].is_null() {
+                table.footer(
+                    "No active registration for this partner and type: stored, not delivered.",
+                )
+            } else {
+                table
+            };
+            table.print(json);
+        }
+        other => anyhow::bail!("not a dispatcher command: {other:?}"),
+    }
+    Ok(())
+}

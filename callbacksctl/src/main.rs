@@ -1,0 +1,173 @@
+//! `callbacksctl`: what operators do by hand, over the services' gRPC APIs.
+//! Tables by default, JSON with `--json`. See `callbacksctl --help`.
+
+mod commands;
+mod output;
+mod receive;
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callbacksctl",
+    version,
+    about = "Operate Partner Callbacks: partners, keys, error states, deliveries, test events."
+)]
+pub struct Cli {
+    /// The registry's gRPC endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "CALLBACKSCTL_REGISTRY_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub registry: String,
+    /// The dispatcher's gRPC endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "CALLBACKSCTL_DISPATCHER_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub dispatcher: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Partners: create (with a first API key), list, show, disable.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// A partner's API keys: issue, list, revoke.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// The notification-type catalogue.
+    #[command(subcommand)]
+    Types(TypesCommand),
+    /// A partner's callback registrations.
+    Callbacks {
+        partner: String,
+        /// Only active (true) or deactivated (false) ones.
+        #[arg(long)]
+        active: Option<bool>,
+    },
+    /// Registrations in error state, across partners, longest failing first.
+    Errors {
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+    },
+    /// Deliveries: show one with its attempts, or list a partner's.
+    #[command(subcommand)]
+    Delivery(DeliveryCommand),
+    /// Schedule a delivered, failed or cancelled delivery again.
+    Redeliver { delivery: String },
+    /// Publish an event as a platform service would.
+    Publish {
+        partner: String,
+        notification_type: i32,
+        /// The JSON payload, delivered byte for byte.
+        payload: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Run a local webhook endpoint that prints every delivery it gets.
+    Receive {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// The registration's signing secret (whsec_…), to verify signatures.
+        #[arg(long, env = "CALLBACKSCTL_RECEIVE_SECRET")]
+        secret: Option<String>,
+        /// The status to answer with.
+        #[arg(long, default_value_t = 204)]
+        status: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        key_label: String,
+    },
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+    },
+    Show {
+        partner: String,
+    },
+    Disable {
+        partner: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    Issue {
+        partner: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    List {
+        partner: String,
+        /// Revoked keys too.
+        #[arg(long)]
+        all: bool,
+    },
+    Revoke {
+        partner: String,
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TypesCommand {
+    List,
+    Add {
+        id: i32,
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        echoable: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveryCommand {
+    Show {
+        delivery: String,
+    },
+    List {
+        partner: String,
+        #[arg(long = "type")]
+        notification_type: Option<i32>,
+        /// pending, delivered, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = commands::run(cli).await {
+        eprintln!("callbacksctl: {error:#}");
+        std::process::exit(1);
+    }
+}
