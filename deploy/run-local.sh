@@ -2,6 +2,10 @@
 # Runs Partner Callbacks locally: the registry, the dispatcher and the
 # gateway, with a demo partner, and prints curl lines that work as printed.
 #
+#   --with-receiver   also run `callbacksctl receive` on 127.0.0.1:9000,
+#                     register it as the demo partner's callback for type 5,
+#                     and publish one event, so a webhook arrives at once.
+#
 # Postgres comes from DATABASE_URL when set, else the server on
 # 127.0.0.1:5432 when one answers, else a private cluster under .local/pg
 # made with initdb/pg_ctl (PostgreSQL is installed from the distribution's
@@ -10,6 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
+
+WITH_RECEIVER=false
+for arg in "$@"; do
+  case "$arg" in
+    --with-receiver) WITH_RECEIVER=true ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/partner-callbacks/target}"
 REGISTRY_PORT="${REGISTRY_PORT:-50051}"
@@ -59,7 +72,7 @@ else
 fi
 
 echo "==> building"
-cargo build --locked -p registry-service -p dispatcher-service -p gateway
+cargo build --locked -p registry-service -p dispatcher-service -p gateway -p callbacksctl
 
 wait_for() { # name, pid, check command...
   local name=$1 pid=$2
@@ -111,6 +124,20 @@ json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)";
 PARTNER="$(echo "$demo" | json_field "['partner']['partnerUniqueId']")"
 KEY="$(echo "$demo" | json_field "['apiKey']['token']")"
 
+if [ "$WITH_RECEIVER" = true ]; then
+  RECEIVER_PORT="${RECEIVER_PORT:-9000}"
+  echo "==> registering a local receiver on 127.0.0.1:$RECEIVER_PORT for the demo partner"
+  curl -sf -X PUT "$GATEWAY/$PARTNER/callbacks/5" -H "authorization: Bearer $KEY" \
+    -H 'content-type: application/json' -d "{\"callBackUrl\":\"http://127.0.0.1:$RECEIVER_PORT/webhooks\"}" >/dev/null
+  SECRET="$(curl -sf "$GATEWAY/$PARTNER/callbacks/5/secret" -H "authorization: Bearer $KEY" | json_field "['secret']")"
+  "$CARGO_TARGET_DIR/debug/callbacksctl" receive --listen "127.0.0.1:$RECEIVER_PORT" --secret "$SECRET" &
+  started_pids+=($!)
+  wait_for receiver $! port_answers 127.0.0.1 "$RECEIVER_PORT"
+  echo "==> publishing a first event; the receiver prints it below"
+  "$CARGO_TARGET_DIR/debug/callbacksctl" --dispatcher "http://127.0.0.1:$DISPATCHER_PORT" \
+    publish "$PARTNER" 5 '{"processUniqueId":"hello-from-run-local"}'
+fi
+
 cat <<MSG
 
 Partner Callbacks is running:
@@ -138,6 +165,11 @@ Fire a test notification, then read its delivery (deliveryUrl in the answer):
 Publish an event as a platform service would (gRPC):
   grpcurl -plaintext -d '{"partnerId":"$PARTNER","notificationType":5,"payloadJson":"{\\"processUniqueId\\":\\"p-1\\"}"}' \\
     127.0.0.1:$DISPATCHER_PORT callbacks.dispatcher.v1.DispatcherService/Publish
+
+Operate it with callbacksctl ($CARGO_TARGET_DIR/debug/callbacksctl --help):
+  callbacksctl partner list
+  callbacksctl errors
+  callbacksctl delivery list $PARTNER
 
 Ctrl-C stops everything this script started.
 MSG
