@@ -24,6 +24,9 @@ trap 'rm -f "$document"' EXIT
 cargo run -q --locked -p gateway -- openapi > "$document"
 "$venv/bin/openapi-spec-validator" "$document"
 
+echo "==> deployment artefacts: Kubernetes manifests, compose file, collector config"
+./deploy/validate.sh
+
 # The suite above used the shared server when one answers; prove that the
 # fallback a fresh machine relies on works too.
 if [ -n "$(postgres_bin_dir)" ]; then
