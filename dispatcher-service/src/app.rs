@@ -22,6 +22,8 @@ use crate::storage;
 
 pub struct Application {
     listener: TcpListener,
+    admin: TcpListener,
+    pool: storage::DbPool,
     grpc: DispatcherGrpc,
     worker: Option<Arc<Worker>>,
     reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -37,6 +39,8 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Count from the first request on, not from the first scrape.
+        service_kit::metrics::handle();
         let policy = config.retry_policy()?;
         anyhow::ensure!(
             config.lease > config.response_timeout + config.connect_timeout,
@@ -75,12 +79,17 @@ impl Application {
             tracing::warn!("delivery workers are off: events are stored, not delivered");
             None
         };
-        let dispatcher = Arc::new(Dispatcher::new(pool, registry, worker.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(pool.clone(), registry, worker.clone()));
+        let admin = service_kit::metrics::bind_admin(config.admin_listen)
+            .await
+            .with_context(|| format!("binding {}", config.admin_listen))?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Self {
             listener,
+            admin,
+            pool,
             grpc: DispatcherGrpc::new(dispatcher, config.max_payload_bytes),
             worker,
             reporter: Box::pin(reporter),
@@ -89,6 +98,13 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// The admin HTTP server's address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
             .local_addr()
             .expect("a bound TCP listener has a local address")
     }
@@ -112,10 +128,28 @@ impl Application {
         let worker = self
             .worker
             .map(|worker| tokio::spawn(worker.run(stop.clone())));
-        tracing::info!(addr = %self.listener.local_addr()?, "dispatcher listening");
+        tracing::info!(addr = %self.listener.local_addr()?, admin = %self.admin.local_addr()?, "dispatcher listening");
+        let admin = {
+            let (ready, refresh) = (self.pool.clone(), self.pool.clone());
+            let router = service_kit::metrics::admin_router(
+                Arc::new(move || {
+                    let pool = ready.clone();
+                    Box::pin(async move { storage::ping(&pool).await })
+                }),
+                Arc::new(move || {
+                    let pool = refresh.clone();
+                    Box::pin(async move { storage::refresh_gauges(&pool).await })
+                }),
+            );
+            tokio::spawn(service_kit::metrics::serve_admin(
+                self.admin,
+                router,
+                stop.clone().cancelled_owned(),
+            ))
+        };
         let stop_serving = stop.clone();
         let served = tonic::transport::Server::builder()
-            .trace_fn(|request| tracing::info_span!("grpc", rpc.method = %request.uri().path()))
+            .layer(service_kit::grpc_layer::GrpcServerLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(DispatcherServiceServer::new(self.grpc))
@@ -129,6 +163,7 @@ impl Application {
             let _ = worker.await;
         }
         reporter.abort();
+        let _ = admin.await;
         tracing::info!("dispatcher stopped");
         served.map_err(Into::into)
     }

@@ -25,6 +25,15 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_LISTEN", default_value = "127.0.0.1:50052")]
     pub listen: SocketAddr,
 
+    /// Address of the admin HTTP server: `/metrics` (Prometheus), `/healthz`,
+    /// `/readyz` (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "DISPATCHER_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9102"
+    )]
+    pub admin_listen: SocketAddr,
+
     /// The dispatcher's own database. Created at start-up if missing (when
     /// the role may), then migrated.
     #[arg(
@@ -135,6 +144,7 @@ impl Config {
     pub fn for_database(database_url: &str, registry_url: &str) -> Self {
         let mut config = Self::parse_from(["dispatcher-service"]);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.database_url = database_url.to_owned();
         config.registry_url = registry_url.to_owned();
         config

@@ -20,9 +20,11 @@ use callbacks_proto::registry::v1 as pb;
 use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use service_kit::telemetry::{TraceInjector, TracedChannel};
 use tokio::sync::mpsc;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::domain::signature::SigningKey;
@@ -48,13 +50,20 @@ type Key = (Uuid, i32);
 
 #[derive(Debug)]
 pub struct RegistryClient {
-    client: RegistryServiceClient<Channel>,
+    client: RegistryServiceClient<TracedChannel>,
     ttl: Duration,
     resolutions: Mutex<HashMap<Key, (Resolution, Instant)>>,
     catalogue: Mutex<(HashSet<i32>, Option<Instant>)>,
     /// Registrations believed to be in error state.
     failing: Mutex<HashSet<Uuid>>,
-    reports: mpsc::Sender<pb::RecordDeliveryOutcomeRequest>,
+    reports: mpsc::Sender<Report>,
+}
+
+/// An outcome to report, with the trace of the attempt it came from.
+#[derive(Debug)]
+struct Report {
+    request: pb::RecordDeliveryOutcomeRequest,
+    trace_context: Option<String>,
 }
 
 const MAX_CACHED: usize = 100_000;
@@ -71,7 +80,7 @@ impl RegistryClient {
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .connect_lazy();
-        let client = RegistryServiceClient::new(channel);
+        let client = RegistryServiceClient::with_interceptor(channel, TraceInjector);
         let (reports, queue) = mpsc::channel(10_000);
         let this = Arc::new(Self {
             client: client.clone(),
@@ -201,8 +210,15 @@ impl RegistryClient {
         }
     }
 
-    /// Reports `result` if it changes (or may change) the error state.
-    pub fn report(&self, target: &Target, result: &AttemptResult, at: DateTime<Utc>) {
+    /// Reports `result` if it changes (or may change) the error state; the
+    /// report joins the trace of `trace_context` (the attempt's).
+    pub fn report(
+        &self,
+        target: &Target,
+        result: &AttemptResult,
+        at: DateTime<Utc>,
+        trace_context: Option<String>,
+    ) {
         use pb::record_delivery_outcome_request::Outcome;
         let outcome = match result {
             AttemptResult::Delivered { .. } => {
@@ -241,7 +257,14 @@ impl RegistryClient {
             }),
             outcome: Some(outcome),
         };
-        if self.reports.try_send(request).is_err() {
+        if self
+            .reports
+            .try_send(Report {
+                request,
+                trace_context,
+            })
+            .is_err()
+        {
             // The flag is corrected by the next outcome that is reported.
             tracing::warn!(registration.id = %target.registration_id, "outcome report queue full; report dropped");
         }
@@ -251,35 +274,54 @@ impl RegistryClient {
 /// Sends queued outcome reports, retrying a few times while the registry is
 /// unavailable. Ends when the client is dropped.
 async fn report_outcomes(
-    client: RegistryServiceClient<Channel>,
-    mut queue: mpsc::Receiver<pb::RecordDeliveryOutcomeRequest>,
+    client: RegistryServiceClient<TracedChannel>,
+    mut queue: mpsc::Receiver<Report>,
     owner: std::sync::Weak<RegistryClient>,
 ) {
-    while let Some(request) = queue.recv().await {
-        let mut backoff = Duration::from_millis(200);
-        for attempt in 1..=5 {
-            match client
-                .clone()
-                .record_delivery_outcome(request.clone())
-                .await
-            {
-                Ok(response) => {
-                    if let (Some(owner), Some(reg)) =
-                        (owner.upgrade(), response.into_inner().registration)
-                        && let Ok(id) = Uuid::try_parse(&reg.registration_id)
-                    {
-                        owner.note_error_state(id, reg.is_in_error_state);
-                    }
-                    break;
+    while let Some(Report {
+        request,
+        trace_context,
+    }) = queue.recv().await
+    {
+        let span = tracing::info_span!("report outcome", trace_id = tracing::field::Empty);
+        if let Some(traceparent) = &trace_context {
+            service_kit::telemetry::adopt(
+                &span,
+                service_kit::telemetry::from_traceparent(traceparent),
+            );
+        }
+        send_report(&client, request, &owner).instrument(span).await;
+    }
+}
+
+async fn send_report(
+    client: &RegistryServiceClient<TracedChannel>,
+    request: pb::RecordDeliveryOutcomeRequest,
+    owner: &std::sync::Weak<RegistryClient>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        match client
+            .clone()
+            .record_delivery_outcome(request.clone())
+            .await
+        {
+            Ok(response) => {
+                if let (Some(owner), Some(reg)) =
+                    (owner.upgrade(), response.into_inner().registration)
+                    && let Ok(id) = Uuid::try_parse(&reg.registration_id)
+                {
+                    owner.note_error_state(id, reg.is_in_error_state);
                 }
-                Err(status) if status.code() == Code::Unavailable && attempt < 5 => {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-                Err(status) => {
-                    tracing::warn!(registration.id = %request.registration_id, grpc.status = ?status.code(), "could not report a delivery outcome");
-                    break;
-                }
+                break;
+            }
+            Err(status) if status.code() == Code::Unavailable && attempt < 5 => {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            Err(status) => {
+                tracing::warn!(registration.id = %request.registration_id, grpc.status = ?status.code(), "could not report a delivery outcome");
+                break;
             }
         }
     }

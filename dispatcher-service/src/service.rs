@@ -106,6 +106,15 @@ impl Dispatcher {
         let stored = conn
             .transaction(async |conn| events::insert(conn, &rows).await)
             .await?;
+        for s in &stored {
+            let outcome = match (s.duplicate, s.delivery_id) {
+                (true, _) => "duplicate",
+                (false, Some(_)) => "delivery",
+                (false, None) => "no_subscriber",
+            };
+            metrics::counter!("callbacks_events_published_total", "outcome" => outcome)
+                .increment(1);
+        }
         if stored
             .iter()
             .any(|s| s.delivery_id.is_some() && !s.duplicate)
@@ -146,6 +155,7 @@ impl Dispatcher {
         let stored = conn
             .transaction(async |conn| events::insert(conn, &[row]).await)
             .await?;
+        metrics::counter!("callbacks_test_notifications_total").increment(1);
         self.wake();
         stored
             .first()

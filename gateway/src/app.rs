@@ -12,7 +12,6 @@ use axum::response::IntoResponse;
 use axum::{Json, Router, middleware};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::problem::ApiError;
@@ -43,6 +42,17 @@ pub async fn openapi_json() -> impl IntoResponse {
     Json(openapi_document())
 }
 
+/// Prometheus metrics of this gateway.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"))
+)]
+pub async fn metrics_text() -> String {
+    service_kit::metrics::handle().render()
+}
+
 /// The whole HTTP application for `state`.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (router, _) = routes::api().split_for_parts();
@@ -55,7 +65,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(crate::observe::middleware))
         // Outermost, so that every response (fallbacks and panics included)
         // carries X-Request-Id and every problem document names it.
         .layer(middleware::from_fn(request_id::middleware))
@@ -63,6 +73,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Count from the first request on, not from the first scrape.
+        service_kit::metrics::handle();
         let state = AppState::new(&config).context("configuring the backends")?;
         if config.admin_api_key.is_none() {
             tracing::warn!("GATEWAY_ADMIN_API_KEY is not set: the operator endpoints are disabled");

@@ -6,12 +6,14 @@
 //! [`routes`] holds the handlers with their OpenAPI descriptions; [`dto`]
 //! the JSON shapes; [`auth`] who may call what; [`problem`] every error as
 //! an RFC 9457 document and the one gRPC → HTTP status mapping;
-//! [`request_id`] the `X-Request-Id` of every response.
+//! [`request_id`] the `X-Request-Id` of every response; [`observe`] the
+//! span and metrics of every request.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dto;
+pub mod observe;
 pub mod problem;
 pub mod request_id;
 pub mod routes;

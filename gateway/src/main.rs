@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use gateway::{Application, Config};
-use service_kit::{init_logging, shutdown_signal};
+use service_kit::{shutdown_signal, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    init_logging(cli.config.log_format);
+    let _telemetry = telemetry::init("gateway", cli.config.log_format)?;
     let app = Application::build(cli.config).await?;
     app.run_until_stopped(shutdown_signal()).await
 }

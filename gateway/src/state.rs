@@ -7,6 +7,7 @@ use std::time::Duration;
 use callbacks_proto::dispatcher::v1::dispatcher_service_client::DispatcherServiceClient;
 use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use secrecy::SecretString;
+use service_kit::telemetry::{TraceInjector, TracedChannel};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 
@@ -17,9 +18,9 @@ use crate::request_id;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    registry: RegistryServiceClient<Channel>,
+    registry: RegistryServiceClient<TracedChannel>,
     registry_health: HealthClient<Channel>,
-    dispatcher: Option<DispatcherServiceClient<Channel>>,
+    dispatcher: Option<DispatcherServiceClient<TracedChannel>>,
     pub auth_cache: Arc<AuthCache>,
     pub admin_api_key: Option<SecretString>,
 }
@@ -43,15 +44,16 @@ impl AppState {
             .map(|url| channel(url, config.backend_timeout()))
             .transpose()?;
         Ok(Self {
-            registry: RegistryServiceClient::new(registry.clone()),
+            registry: RegistryServiceClient::with_interceptor(registry.clone(), TraceInjector),
             registry_health: HealthClient::new(registry),
-            dispatcher: dispatcher.map(DispatcherServiceClient::new),
+            dispatcher: dispatcher
+                .map(|d| DispatcherServiceClient::with_interceptor(d, TraceInjector)),
             auth_cache: Arc::new(AuthCache::new(config.auth_cache_ttl())),
             admin_api_key: config.admin_api_key.clone(),
         })
     }
 
-    pub fn registry(&self) -> RegistryServiceClient<Channel> {
+    pub fn registry(&self) -> RegistryServiceClient<TracedChannel> {
         self.registry.clone()
     }
 
@@ -60,7 +62,7 @@ impl AppState {
     }
 
     /// The dispatcher client, or 503 while none is configured.
-    pub fn dispatcher(&self) -> Result<DispatcherServiceClient<Channel>, ApiError> {
+    pub fn dispatcher(&self) -> Result<DispatcherServiceClient<TracedChannel>, ApiError> {
         self.dispatcher.clone().ok_or_else(|| {
             ApiError::unavailable(
                 "test notifications are not available yet: this gateway has no dispatcher configured",

@@ -22,11 +22,15 @@ use crate::storage;
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    admin: TcpListener,
     grpc: RegistryGrpc,
+    registry: Arc<Registry>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Count from the first request on, not from the first scrape.
+        service_kit::metrics::handle();
         let key = match &config.encryption_key {
             Some(key) => key.clone(),
             None => {
@@ -42,6 +46,9 @@ impl Application {
             .await
             .context("connecting to the registry database")?;
         let registry = Arc::new(Registry::new(pool, cipher, config.secret_rotation_grace()));
+        let admin = service_kit::metrics::bind_admin(config.admin_listen)
+            .await
+            .with_context(|| format!("binding {}", config.admin_listen))?;
         let policy = UrlPolicy {
             allow_http: config.allow_http_callbacks,
             allowed_networks: config.allowed_callback_networks.clone(),
@@ -51,7 +58,9 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Self {
             listener,
-            grpc: RegistryGrpc::new(registry, policy),
+            admin,
+            grpc: RegistryGrpc::new(registry.clone(), policy),
+            registry,
         })
     }
 
@@ -61,7 +70,17 @@ impl Application {
             .expect("a bound TCP listener has a local address")
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// The admin HTTP server's address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<RegistryServiceServer<RegistryGrpc>>()
@@ -70,14 +89,39 @@ impl Application {
             .register_encoded_file_descriptor_set(callbacks_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        tracing::info!(addr = %self.local_addr(), "registry listening");
+        tracing::info!(addr = %self.local_addr(), admin = %self.admin_addr(), "registry listening");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let admin = {
+            let (ready, refresh) = (self.registry.clone(), self.registry.clone());
+            let router = service_kit::metrics::admin_router(
+                Arc::new(move || {
+                    let registry = ready.clone();
+                    Box::pin(async move { registry.ping().await })
+                }),
+                Arc::new(move || {
+                    let registry = refresh.clone();
+                    Box::pin(async move { registry.refresh_gauges().await })
+                }),
+            );
+            tokio::spawn(service_kit::metrics::serve_admin(
+                self.admin,
+                router,
+                stop.clone().cancelled_owned(),
+            ))
+        };
+        let stopping = stop.clone();
         tonic::transport::Server::builder()
-            .trace_fn(|request| tracing::info_span!("grpc", rpc.method = %request.uri().path()))
+            .layer(service_kit::grpc_layer::GrpcServerLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(RegistryServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
+                shutdown.await;
+                stopping.cancel();
+            })
             .await?;
+        stop.cancel();
+        let _ = admin.await;
         tracing::info!("registry stopped");
         Ok(())
     }

@@ -24,6 +24,11 @@ pub struct Config {
     #[arg(long, env = "REGISTRY_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// Address of the admin HTTP server: `/metrics` (Prometheus), `/healthz`,
+    /// `/readyz` (port 0 picks a free port).
+    #[arg(long, env = "REGISTRY_ADMIN_LISTEN", default_value = "127.0.0.1:9101")]
+    pub admin_listen: SocketAddr,
+
     /// The registry's own database. Created at start-up if missing (when the
     /// role may), then migrated.
     #[arg(
@@ -83,6 +88,7 @@ impl Config {
     pub fn for_database(database_url: &str) -> Self {
         let mut config = Self::parse_from(["registry-service"]);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.database_url = database_url.to_owned();
         config
     }

@@ -2,12 +2,12 @@
 
 use clap::Parser;
 use registry_service::{Application, Config};
-use service_kit::{init_logging, shutdown_signal};
+use service_kit::{shutdown_signal, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    init_logging(config.log_format);
+    let _telemetry = telemetry::init("registry-service", config.log_format)?;
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await
 }

@@ -109,6 +109,33 @@ impl Registry {
         &self.pool
     }
 
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> bool {
+        use diesel_async::RunQueryDsl;
+        match self.pool.get().await {
+            Ok(mut conn) => diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Sets the gauges that describe the database (on scrape).
+    pub async fn refresh_gauges(&self) {
+        match self.pool.get().await {
+            Ok(mut conn) => match registrations::count_in_error_state(&mut conn).await {
+                Ok(count) => {
+                    metrics::gauge!("callbacks_registrations_in_error_state").set(count as f64)
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot count registrations in error state")
+                }
+            },
+            Err(error) => tracing::warn!(error = %error, "cannot refresh gauges"),
+        }
+    }
+
     // ------------------------------------------------------------ partners
 
     pub async fn create_partner(
@@ -497,8 +524,11 @@ impl Registry {
                     .last_outcome_at
                     .is_some_and(|last| last > report.occurred_at);
             if stale {
+                metrics::counter!("callbacks_outcome_reports_total", "applied" => "false")
+                    .increment(1);
                 return Ok((row.to_domain(), false));
             }
+            metrics::counter!("callbacks_outcome_reports_total", "applied" => "true").increment(1);
             let state: ErrorState = row
                 .to_domain()
                 .error_state

@@ -37,6 +37,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use secrecy::ExposeSecret;
 use service_kit::net::check_outbound;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::domain::AttemptResult;
@@ -113,6 +114,19 @@ impl tower::Service<Name> for GuardedResolver {
 }
 
 type HttpsClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+
+/// Which delivery an attempt is for: its signing id, and what its span
+/// says about it.
+#[derive(Debug, Clone)]
+pub struct AttemptOf<'a> {
+    pub delivery_id: Uuid,
+    pub partner_id: Uuid,
+    pub notification_type: i32,
+    /// 1-based, over the delivery's whole life.
+    pub attempt_number: i32,
+    /// The publisher's trace, stored with the event: the attempt's parent.
+    pub trace_context: Option<&'a str>,
+}
 
 /// The result of one attempt, with what the attempt log keeps.
 #[derive(Debug, Clone)]
@@ -258,7 +272,6 @@ impl Deliverer {
         target: &Target,
         webhook_id: Uuid,
         body: &Bytes,
-        traceparent: Option<&str>,
     ) -> Result<Request<Full<Bytes>>, String> {
         let timestamp = Utc::now().timestamp();
         let signature = signature::sign(
@@ -290,22 +303,61 @@ impl Deliverer {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        if let Some(traceparent) = traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
-            request = request.header("traceparent", traceparent);
-        }
-        request
+        let mut request = request
             .body(Full::new(body.clone()))
-            .map_err(|e| format!("invalid request: {e}"))
+            .map_err(|e| format!("invalid request: {e}"))?;
+        // The receiver joins the attempt's trace.
+        service_kit::telemetry::inject_current(request.headers_mut());
+        Ok(request)
     }
 
-    /// POSTs `body` to the target and classifies what happened.
+    /// POSTs `body` to the target and classifies what happened, inside an
+    /// HTTP client span that is a child of the publisher's trace.
     pub async fn attempt(
         &self,
         target: &Target,
-        webhook_id: Uuid,
+        of: AttemptOf<'_>,
         body: &Bytes,
-        traceparent: Option<&str>,
     ) -> AttemptOutcome {
+        let uri = target.url.parse::<Uri>().ok();
+        let span = tracing::info_span!(
+            "POST",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "POST",
+            url.full = %uri.as_ref().map(redacted_url).unwrap_or_default(),
+            server.address = uri.as_ref().and_then(|u| u.host()).unwrap_or_default(),
+            server.port = uri.as_ref().and_then(Uri::port_u16),
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            delivery.id = %of.delivery_id,
+            delivery.attempt = of.attempt_number,
+            partner.id = %of.partner_id,
+            notification.type = of.notification_type,
+            registration.id = %target.registration_id,
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(traceparent) = of.trace_context {
+            service_kit::telemetry::adopt(
+                &span,
+                service_kit::telemetry::from_traceparent(traceparent),
+            );
+        }
+        let outcome = self
+            .exchange(target, of.delivery_id, body)
+            .instrument(span.clone())
+            .await;
+        if let Some(status) = outcome.result.status() {
+            span.record("http.response.status_code", status);
+        }
+        if let Some(reason) = outcome.result.reason() {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", reason.as_str());
+        }
+        outcome
+    }
+
+    async fn exchange(&self, target: &Target, webhook_id: Uuid, body: &Bytes) -> AttemptOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
         let finish = |result, excerpt| AttemptOutcome {
@@ -325,7 +377,7 @@ impl Deliverer {
         };
         let request = match self
             .check_target(&uri)
-            .and_then(|()| self.build_request(uri, target, webhook_id, body, traceparent))
+            .and_then(|()| self.build_request(uri, target, webhook_id, body))
         {
             Ok(request) => request,
             Err(reason) => return finish(AttemptResult::no_answer(reason), String::new()),
@@ -373,9 +425,27 @@ impl Deliverer {
     }
 }
 
+/// `url.full` without the query, which may carry a token.
+fn redacted_url(uri: &Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+        uri.path()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_query() {
+        let uri: Uri = "https://hooks.example.com:8443/cb?token=s3cret"
+            .parse()
+            .unwrap();
+        assert_eq!(redacted_url(&uri), "https://hooks.example.com:8443/cb");
+    }
 
     #[test]
     fn durations_read_well() {

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::http::Deliverer;
+use super::http::{AttemptOf, Deliverer};
 use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, RetryPolicy};
 use crate::registry::{RegistryClient, Resolution, Target};
 use crate::storage::queue::{self, AttemptRecord, Claimed, Completion};
@@ -57,7 +57,15 @@ pub struct WorkerSettings {
 #[derive(Debug)]
 struct Done {
     completion: Completion,
-    report: Option<(Arc<Target>, AttemptResult)>,
+    report: Option<Report>,
+}
+
+/// What to tell the registry once an attempt's outcome is written.
+#[derive(Debug)]
+struct Report {
+    target: Arc<Target>,
+    result: AttemptResult,
+    trace_context: Option<String>,
 }
 
 /// A registration's slots and the deliveries waiting for one.
@@ -405,10 +413,25 @@ impl Worker {
 
     async fn attempt(&self, claimed: &Claimed, target: Arc<Target>) -> Done {
         let body = Bytes::from(claimed.payload.clone());
-        let outcome = self
-            .deliverer
-            .attempt(&target, claimed.id, &body, claimed.trace_context.as_deref())
-            .await;
+        let in_flight = metrics::gauge!("callbacks_deliveries_in_flight");
+        in_flight.increment(1.0);
+        let of = AttemptOf {
+            delivery_id: claimed.id,
+            partner_id: claimed.partner_id,
+            notification_type: claimed.notification_type,
+            attempt_number: claimed.attempt_count + 1,
+            trace_context: claimed.trace_context.as_deref(),
+        };
+        let outcome = self.deliverer.attempt(&target, of, &body).await;
+        in_flight.decrement(1.0);
+        let kind = match &outcome.result {
+            AttemptResult::Delivered { .. } => "delivered",
+            AttemptResult::Gone { .. } => "gone",
+            AttemptResult::Failed { .. } => "failed",
+        };
+        metrics::counter!("callbacks_delivery_attempts_total", "outcome" => kind).increment(1);
+        metrics::histogram!("callbacks_delivery_attempt_duration_seconds")
+            .record(outcome.duration.as_secs_f64());
         let now = Utc::now();
         let (status, next_attempt_at) = match &outcome.result {
             AttemptResult::Delivered { .. } => (DeliveryStatus::Delivered, now),
@@ -446,7 +469,11 @@ impl Worker {
                     response_excerpt: outcome.excerpt.clone(),
                 }),
             },
-            report: Some((target, outcome.result)),
+            report: Some(Report {
+                target,
+                result: outcome.result,
+                trace_context: claimed.trace_context.clone(),
+            }),
         }
     }
 }
@@ -494,10 +521,23 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
         }
         let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
         for d in batch.drain(..) {
-            if let (true, Some((target, result))) =
-                (applied.contains(&d.completion.delivery_id), d.report)
-            {
-                registry.report(&target, &result, Utc::now());
+            if !applied.contains(&d.completion.delivery_id) {
+                continue;
+            }
+            if d.completion.status != DeliveryStatus::Pending {
+                metrics::counter!(
+                    "callbacks_deliveries_finished_total",
+                    "status" => d.completion.status.as_str()
+                )
+                .increment(1);
+            }
+            if let Some(report) = d.report {
+                registry.report(
+                    &report.target,
+                    &report.result,
+                    Utc::now(),
+                    report.trace_context,
+                );
             }
         }
     }

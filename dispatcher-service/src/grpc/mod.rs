@@ -71,8 +71,12 @@ impl DispatcherGrpc {
             }
         };
         v.finish().map_err(|invalid| invalid.0)?;
+        let partner_id = partner_id.expect(CHECKED);
+        let span = tracing::Span::current();
+        span.record("partner.id", tracing::field::display(partner_id));
+        span.record("notification.type", request.notification_type);
         Ok(PublishInput {
-            partner_id: partner_id.expect(CHECKED),
+            partner_id,
             notification_type: notification_type.expect(CHECKED),
             payload: payload.expect(CHECKED),
             idempotency_key: request.idempotency_key,
@@ -129,15 +133,6 @@ fn delivery_ref(
     Ok((id.expect(CHECKED), partner.map(|p| p.expect(CHECKED))))
 }
 
-/// The caller's W3C trace context, to store with the event.
-fn traceparent<T>(request: &Request<T>) -> Option<String> {
-    request
-        .metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 type GrpcResult<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -146,7 +141,7 @@ impl DispatcherService for DispatcherGrpc {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> GrpcResult<pb::PublishResponse> {
-        let trace = traceparent(&request);
+        let trace = service_kit::telemetry::current_traceparent();
         let input = self
             .parse_publish(request.into_inner(), trace)
             .map_err(service_kit::validation::invalid_argument)?;
@@ -162,7 +157,7 @@ impl DispatcherService for DispatcherGrpc {
         &self,
         request: Request<pb::PublishBatchRequest>,
     ) -> GrpcResult<pb::PublishBatchResponse> {
-        let trace = traceparent(&request);
+        let trace = service_kit::telemetry::current_traceparent();
         let events = request.into_inner().events;
         if events.is_empty() || events.len() > MAX_BATCH {
             return Err(service_kit::validation::invalid_argument(vec![
@@ -192,7 +187,7 @@ impl DispatcherService for DispatcherGrpc {
         &self,
         request: Request<pb::SendTestNotificationRequest>,
     ) -> GrpcResult<pb::SendTestNotificationResponse> {
-        let trace = traceparent(&request);
+        let trace = service_kit::telemetry::current_traceparent();
         let request = request.into_inner();
         let mut v = Violations::default();
         let partner = v.check(guid("partner_id", &request.partner_id));
@@ -203,6 +198,11 @@ impl DispatcherService for DispatcherGrpc {
             self.max_payload_bytes,
         ));
         v.finish()?;
+        let span = tracing::Span::current();
+        if let Some(partner) = &partner {
+            span.record("partner.id", tracing::field::display(partner));
+        }
+        span.record("notification.type", request.notification_type);
         let delivery_id = self
             .dispatcher
             .send_test(

@@ -35,3 +35,32 @@ impl From<RunError> for DispatchError {
         DispatchError::internal(e)
     }
 }
+
+/// Whether the database answers (readiness).
+pub async fn ping(pool: &DbPool) -> bool {
+    use diesel_async::RunQueryDsl;
+    match pool.get().await {
+        Ok(mut conn) => diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Sets the queue gauges (on scrape): pending deliveries, and how long the
+/// oldest due one has waited.
+pub async fn refresh_gauges(pool: &DbPool) {
+    let depth = async {
+        let mut conn = pool.get().await?;
+        queue::depth(&mut conn).await
+    }
+    .await;
+    match depth {
+        Ok((pending, oldest_due)) => {
+            metrics::gauge!("callbacks_queue_pending").set(pending as f64);
+            metrics::gauge!("callbacks_queue_oldest_due_seconds").set(oldest_due.unwrap_or(0.0));
+        }
+        Err(error) => tracing::warn!(error = %error, "cannot measure the queue"),
+    }
+}

@@ -134,6 +134,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(crate::app::openapi_json))
+        .routes(routes!(crate::app::metrics_text))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

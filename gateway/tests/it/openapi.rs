@@ -58,6 +58,7 @@ async fn the_document_lists_every_route_served() {
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),
+        ("/metrics", "get"),
     ];
     let documented: usize = paths
         .values()

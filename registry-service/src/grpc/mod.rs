@@ -54,7 +54,11 @@ fn target(partner: &str, kind: i32) -> Result<(PartnerId, NotificationTypeId), R
     let partner = violations.check(PartnerId::parse("partner_id", partner));
     let kind = violations.check(NotificationTypeId::parse("notification_type", kind));
     violations.finish()?;
-    Ok((partner.expect(CHECKED), kind.expect(CHECKED)))
+    let (partner, kind) = (partner.expect(CHECKED), kind.expect(CHECKED));
+    let span = tracing::Span::current();
+    span.record("partner.id", tracing::field::display(partner));
+    span.record("notification.type", kind.get());
+    Ok((partner, kind))
 }
 
 fn page(request: Option<pb::PageRequest>) -> Result<PageRequest, RegistryError> {

@@ -196,3 +196,13 @@ pub async fn list_in_error_state(
         .await?;
     Ok(page.finish(rows))
 }
+
+/// How many active registrations are in error state.
+pub async fn count_in_error_state(conn: &mut AsyncPgConnection) -> Result<i64, RegistryError> {
+    Ok(registrations::table
+        .filter(registrations::is_in_error_state.eq(true))
+        .filter(registrations::is_active.eq(true))
+        .count()
+        .get_result(conn)
+        .await?)
+}

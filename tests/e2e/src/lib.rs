@@ -43,22 +43,26 @@ pub struct Service {
     binary: PathBuf,
     env: Vec<(String, String)>,
     pub addr: SocketAddr,
+    /// Where its output goes (appended across restarts); discarded if none.
+    log: Option<PathBuf>,
     child: Option<Child>,
 }
 
 impl Service {
-    /// Starts `name` listening on `addr` with `env`, and waits until it
-    /// accepts connections.
+    /// Starts `name` listening on `addr` with `env` (output appended to
+    /// `log`, or discarded), and waits until it accepts connections.
     pub async fn start(
         name: &'static str,
         addr: SocketAddr,
         env: Vec<(String, String)>,
+        log: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
         let mut service = Self {
             name,
             binary: binary(name)?,
             env,
             addr,
+            log,
             child: None,
         };
         service.spawn().await?;
@@ -66,12 +70,24 @@ impl Service {
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into());
-        let child = Command::new(&self.binary)
+        let level = std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into());
+        let (stdout, stderr) = match &self.log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                (Stdio::from(file.try_clone()?), Stdio::from(file))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
+        };
+        let mut command = Command::new(&self.binary);
+        command.env("RUST_LOG", level);
+        let child = command
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("RUST_LOG", log)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", self.name))?;

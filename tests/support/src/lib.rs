@@ -16,11 +16,16 @@
 //! test scripts it, per path ([`Reply`]: statuses, queues, delays, hangs).
 //!
 //! [`eventually`] waits, with a deadline, for a condition no event signals.
+//!
+//! [`OtlpReceiver`] is a real OTLP/gRPC trace endpoint that keeps every span
+//! the services export.
 
+pub mod otlp;
 pub mod postgres;
 pub mod receiver;
 pub mod wait;
 
+pub use otlp::{ExportedSpan, OtlpReceiver};
 pub use postgres::{TestDb, selected_columns};
 pub use receiver::{ReceivedRequest, Reply, WebhookReceiver};
 pub use wait::eventually;
