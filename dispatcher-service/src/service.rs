@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use crate::delivery::worker::Worker;
@@ -13,9 +12,14 @@ use crate::domain::error::FieldViolation;
 use crate::domain::{Delivery, DispatchError};
 use crate::registry::{RegistryClient, Resolution};
 use crate::storage::DbPool;
+use crate::storage::commit::Committer;
 use crate::storage::deliveries::{self, ListFilter};
-use crate::storage::events::{self, Stored};
+use crate::storage::events::Stored;
 use crate::storage::models::NewEvent;
+
+/// Committer tasks: enough that one gathers the next batch while another
+/// writes, few enough to leave the pool's connections to the workers.
+const COMMITTERS: usize = 3;
 
 /// One event to publish, already validated.
 #[derive(Debug, Clone)]
@@ -31,6 +35,7 @@ pub struct PublishInput {
 #[derive(Debug)]
 pub struct Dispatcher {
     pool: DbPool,
+    committer: Committer,
     registry: Arc<RegistryClient>,
     /// The local delivery loop, woken when this process stores new work.
     worker: Option<Arc<Worker>>,
@@ -39,6 +44,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(pool: DbPool, registry: Arc<RegistryClient>, worker: Option<Arc<Worker>>) -> Self {
         Self {
+            committer: Committer::start(pool.clone(), COMMITTERS),
             pool,
             registry,
             worker,
@@ -102,10 +108,7 @@ impl Dispatcher {
                 trace_context: input.trace_context,
             })
             .collect();
-        let mut conn = self.pool.get().await?;
-        let stored = conn
-            .transaction(async |conn| events::insert(conn, &rows).await)
-            .await?;
+        let stored = self.committer.store(rows).await?;
         for s in &stored {
             let outcome = match (s.duplicate, s.delivery_id) {
                 (true, _) => "duplicate",
@@ -151,10 +154,7 @@ impl Dispatcher {
             occurred_at: Utc::now(),
             trace_context,
         };
-        let mut conn = self.pool.get().await?;
-        let stored = conn
-            .transaction(async |conn| events::insert(conn, &[row]).await)
-            .await?;
+        let stored = self.committer.store(vec![row]).await?;
         metrics::counter!("callbacks_test_notifications_total").increment(1);
         self.wake();
         stored

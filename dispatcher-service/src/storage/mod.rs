@@ -2,6 +2,7 @@
 //! and the attempt log. `queue.rs` holds the hot path (claim, complete)
 //! as single statements; `events.rs` and `deliveries.rs` the rest.
 
+pub mod commit;
 pub mod deliveries;
 pub mod events;
 pub mod models;

@@ -19,9 +19,13 @@
 //!
 //! [`OtlpReceiver`] is a real OTLP/gRPC trace endpoint that keeps every span
 //! the services export.
+//!
+//! [`process::Service`] runs a service binary as a separate process (start,
+//! SIGTERM, SIGKILL, restart).
 
 pub mod otlp;
 pub mod postgres;
+pub mod process;
 pub mod receiver;
 pub mod wait;
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use callbacks_proto::dispatcher::v1 as dpb;
 use dpb::dispatcher_service_client::DispatcherServiceClient;
-use e2e_tests::{Service, env, free_port};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use test_support::process::{Service, env, free_port};
 use test_support::{TestDb, WebhookReceiver, eventually};
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";

@@ -1,0 +1,116 @@
+//! The fastest honest webhook endpoint we can write: hyper, HTTP/1.1
+//! keep-alive, answers 204 at once (or never, under `/hang/`), and notes
+//! each request's `webhook-id` and arrival time. It runs in the bench
+//! process, on loopback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use uuid::Uuid;
+
+#[derive(Debug, Default)]
+pub struct Receiver {
+    arrivals: Mutex<Vec<(Uuid, Instant)>>,
+    count: AtomicUsize,
+    addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Receiver {
+    pub async fn start() -> anyhow::Result<Arc<Self>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let receiver = Arc::new(Self::default());
+        *receiver.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener.local_addr()?);
+        let serving = receiver.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let receiver = serving.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| receiver.clone().answer(request));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(receiver)
+    }
+
+    async fn answer(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<Empty<Bytes>>, hyper::Error> {
+        let arrived = Instant::now();
+        let hang = request.uri().path().starts_with("/hang/");
+        let id = request
+            .headers()
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Uuid::try_parse(v).ok());
+        // Read the body, as a real receiver would.
+        let _ = request.into_body().collect().await?;
+        if let Some(id) = id {
+            self.arrivals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((id, arrived));
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        let mut response = Response::new(Empty::new());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        Ok(response)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let addr = self
+            .addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expect("bound at start");
+        format!("http://{addr}{path}")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expect("bound at start")
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Takes the arrivals noted so far, leaving none.
+    pub fn take(&self) -> Vec<(Uuid, Instant)> {
+        self.count.store(0, Ordering::Relaxed);
+        std::mem::take(&mut *self.arrivals.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until `n` arrivals were noted, or `limit` passed; answers
+    /// whether they all came.
+    pub async fn wait_for(&self, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        while self.count() < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            ticks.tick().await;
+        }
+        true
+    }
+}

@@ -1,0 +1,586 @@
+//! The six scenarios. Each builds its own system, drives it, and answers a
+//! markdown table. Every loop is bounded in count and time; all traffic
+//! stays on loopback.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use callbacks_proto::dispatcher::v1 as dpb;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use uuid::Uuid;
+
+use crate::measure::{self, Percentiles, ms, percentiles};
+use crate::stack::{DispatcherSettings, Stack, event, prefill};
+
+/// Multiplies every count and duration: 1.0 is the full run, small values
+/// make a smoke test.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale(pub f64);
+
+impl Scale {
+    pub fn count(&self, full: usize) -> usize {
+        ((full as f64 * self.0).round() as usize).max(1)
+    }
+
+    pub fn duration(&self, full: Duration) -> Duration {
+        full.mul_f64(self.0.clamp(0.1, 1.0))
+    }
+}
+
+/// A scenario's result: a title, a markdown table, and notes.
+#[derive(Debug)]
+pub struct Report {
+    pub title: String,
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    fn new(title: &str, header: &[&'static str]) -> Self {
+        Self {
+            title: title.to_owned(),
+            header: header.to_vec(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "### {}\n\n| {} |\n|{}|\n",
+            self.title,
+            self.header.join(" | "),
+            "---|".repeat(self.header.len())
+        );
+        for row in &self.rows {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("\n{note}\n"));
+        }
+        out
+    }
+}
+
+/// CPU seconds of a process and of Postgres over a window.
+struct Cpu {
+    pid: u32,
+    process: f64,
+    postgres: f64,
+}
+
+impl Cpu {
+    fn start(pid: u32) -> Self {
+        Self {
+            pid,
+            process: measure::cpu_seconds(pid),
+            postgres: measure::postgres_cpu_seconds(),
+        }
+    }
+
+    /// (process, postgres) CPU seconds per 1,000 of `work`.
+    fn per_thousand(&self, work: usize) -> (String, String) {
+        let per = |used: f64| format!("{:.2}", used * 1000.0 / work.max(1) as f64);
+        (
+            per(measure::cpu_seconds(self.pid) - self.process),
+            per(measure::postgres_cpu_seconds() - self.postgres),
+        )
+    }
+}
+
+/// Latencies from publish (send time) to arrival, by delivery id.
+fn latencies(
+    sent: &HashMap<Uuid, Instant>,
+    arrivals: &[(Uuid, Instant)],
+) -> (Vec<Duration>, usize, usize) {
+    let mut seen = HashSet::new();
+    let mut samples = Vec::new();
+    let mut duplicates = 0;
+    for (id, at) in arrivals {
+        if !seen.insert(*id) {
+            duplicates += 1;
+            continue;
+        }
+        if let Some(t) = sent.get(id) {
+            samples.push(at.saturating_duration_since(*t));
+        }
+    }
+    let lost = sent.keys().filter(|id| !seen.contains(id)).count();
+    (samples, lost, duplicates)
+}
+
+/// Delivery ids as UUIDs.
+fn ids(raw: &[String]) -> HashSet<Uuid> {
+    raw.iter()
+        .filter_map(|id| Uuid::try_parse(id).ok())
+        .collect()
+}
+
+/// Lost and duplicated deliveries among `arrivals`, for `expected`.
+fn lost_and_duplicated(expected: &HashSet<Uuid>, arrivals: &[(Uuid, Instant)]) -> (usize, usize) {
+    let mut seen = HashSet::new();
+    let duplicates = arrivals.iter().filter(|(id, _)| !seen.insert(*id)).count();
+    (
+        expected.iter().filter(|id| !seen.contains(id)).count(),
+        duplicates,
+    )
+}
+
+/// 1. Durable publishes per second, delivery workers off.
+pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
+    let mut stack = Stack::start().await?;
+    stack
+        .add_dispatcher(DispatcherSettings {
+            workers: false,
+            ..Default::default()
+        })
+        .await?;
+    let partners = stack.partners(100, "/p").await?;
+    let mut report = Report::new(
+        "1. ingest: durable publishes (delivery workers off)",
+        &[
+            "call",
+            "concurrency",
+            "events/s",
+            "call p50 ms",
+            "call p99 ms",
+            "dispatcher CPU s/1k",
+            "Postgres CPU s/1k",
+        ],
+    );
+    let window = scale.duration(Duration::from_secs(5));
+    let partners = Arc::new(partners);
+    for (batch, concurrency) in [(1, 1), (1, 16), (1, 64), (100, 8)] {
+        let cpu = Cpu::start(stack.dispatcher_pid(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..concurrency {
+            let (partners, mut client) = (partners.clone(), stack.publisher());
+            tasks.push(tokio::spawn(async move {
+                let mut calls = Vec::new();
+                let mut n = t * 1_000_000;
+                while started.elapsed() < window {
+                    let sent = Instant::now();
+                    if batch == 1 {
+                        client
+                            .publish(event(&partners[n % partners.len()], n))
+                            .await?;
+                    } else {
+                        let events = (n..n + batch)
+                            .map(|i| event(&partners[i % partners.len()], i))
+                            .collect();
+                        client
+                            .publish_batch(dpb::PublishBatchRequest { events })
+                            .await?;
+                    }
+                    calls.push(sent.elapsed());
+                    n += batch;
+                }
+                Ok::<_, anyhow::Error>(calls)
+            }));
+        }
+        let mut calls = Vec::new();
+        for task in tasks {
+            calls.extend(task.await??);
+        }
+        let elapsed = started.elapsed();
+        let events = calls.len() * batch;
+        let p: Percentiles = percentiles(calls);
+        let (d, pg) = cpu.per_thousand(events);
+        report.rows.push(vec![
+            if batch == 1 {
+                "Publish".into()
+            } else {
+                format!("PublishBatch ({batch})")
+            },
+            concurrency.to_string(),
+            format!("{:.0}", events as f64 / elapsed.as_secs_f64()),
+            ms(p.p50),
+            ms(p.p99),
+            d,
+            pg,
+        ]);
+    }
+    report.notes.push(format!(
+        "Each row runs for {window:?}. Dispatcher peak RSS: {:.0} MiB.",
+        measure::peak_rss_mib(stack.dispatcher_pid(0))
+    ));
+    Ok(report)
+}
+
+/// Scenario 2: end-to-end deliveries per second from a backlog, then
+/// while publishing.
+pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
+    let mut stack = Stack::start().await?;
+    stack
+        .add_dispatcher(DispatcherSettings {
+            workers: false,
+            ..Default::default()
+        })
+        .await?;
+    let partners = stack.partners(100, "/p").await?;
+    let mut report = Report::new(
+        "2. deliver: end-to-end deliveries to 100 registrations",
+        &[
+            "phase",
+            "deliveries",
+            "seconds",
+            "deliveries/s",
+            "lost",
+            "duplicated",
+            "dispatcher CPU s/1k",
+            "Postgres CPU s/1k",
+            "dispatcher peak RSS MiB",
+        ],
+    );
+    let backlog = scale.count(100_000);
+    let (published, fill) = prefill(&stack, &partners, backlog, 100, 8).await?;
+    let expected = ids(&published);
+    report.notes.push(format!(
+        "Backlog of {backlog} filled in {fill:.1?} with PublishBatch (100 per call)."
+    ));
+
+    let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
+    let cpu = Cpu::start(stack.dispatcher_pid(worker));
+    let started = Instant::now();
+    let complete = stack
+        .receiver
+        .wait_for(backlog, Duration::from_secs(900))
+        .await;
+    let elapsed = started.elapsed();
+    let arrivals = stack.receiver.take();
+    let (lost, duplicated) = lost_and_duplicated(&expected, &arrivals);
+    let (d, pg) = cpu.per_thousand(backlog);
+    report.rows.push(vec![
+        "from a backlog".into(),
+        backlog.to_string(),
+        format!("{:.1}", elapsed.as_secs_f64()),
+        format!("{:.0}", backlog as f64 / elapsed.as_secs_f64()),
+        lost.to_string(),
+        duplicated.to_string(),
+        d,
+        pg,
+        format!("{:.0}", measure::peak_rss_mib(stack.dispatcher_pid(worker))),
+    ]);
+    anyhow::ensure!(complete, "the backlog was not delivered within 15 minutes");
+
+    // Publishing and delivering at once.
+    let more = scale.count(50_000);
+    let cpu = Cpu::start(stack.dispatcher_pid(worker));
+    let started = Instant::now();
+    let (published, _) = prefill(&stack, &partners, more, 100, 4).await?;
+    let complete = stack
+        .receiver
+        .wait_for(more, Duration::from_secs(600))
+        .await;
+    let elapsed = started.elapsed();
+    let arrivals = stack.receiver.take();
+    let (lost, duplicated) = lost_and_duplicated(&ids(&published), &arrivals);
+    let (d, pg) = cpu.per_thousand(more);
+    report.rows.push(vec![
+        "while publishing".into(),
+        more.to_string(),
+        format!("{:.1}", elapsed.as_secs_f64()),
+        format!("{:.0}", more as f64 / elapsed.as_secs_f64()),
+        lost.to_string(),
+        duplicated.to_string(),
+        d,
+        pg,
+        format!("{:.0}", measure::peak_rss_mib(stack.dispatcher_pid(worker))),
+    ]);
+    anyhow::ensure!(
+        complete,
+        "deliveries while publishing did not finish within 10 minutes"
+    );
+    Ok(report)
+}
+
+/// Publishes to `partners` at `rate` per second for `window`, on schedule
+/// (open loop), noting each delivery's send time.
+async fn open_loop(
+    stack: &Stack,
+    partners: &[String],
+    rate: usize,
+    window: Duration,
+) -> anyhow::Result<HashMap<Uuid, Instant>> {
+    let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let total = ((rate as f64) * window.as_secs_f64()) as usize;
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..total {
+        ticks.tick().await;
+        let (sent, mut client, partner) = (
+            sent.clone(),
+            stack.publisher(),
+            partners[n % partners.len()].clone(),
+        );
+        tasks.spawn(async move {
+            let at = Instant::now();
+            let published = client.publish(event(&partner, n)).await?.into_inner();
+            if let Some(id) = published
+                .delivery_id
+                .and_then(|id| Uuid::try_parse(&id).ok())
+            {
+                sent.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, at);
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    let sent = std::mem::take(&mut *sent.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(sent)
+}
+
+/// Runs one open-loop rate and reports publish-to-receipt latency.
+async fn latency_at(
+    stack: &Stack,
+    partners: &[String],
+    rate: usize,
+    window: Duration,
+) -> anyhow::Result<(Percentiles, usize, usize, usize)> {
+    stack.receiver.take();
+    let sent = open_loop(stack, partners, rate, window).await?;
+    stack
+        .receiver
+        .wait_for(sent.len(), Duration::from_secs(120))
+        .await;
+    let arrivals = stack.receiver.take();
+    let (samples, lost, duplicated) = latencies(&sent, &arrivals);
+    Ok((percentiles(samples), sent.len(), lost, duplicated))
+}
+
+/// 3. Publish-to-receipt latency at steady rates.
+pub async fn latency(scale: Scale) -> anyhow::Result<Report> {
+    let mut stack = Stack::start().await?;
+    let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
+    let partners = stack.partners(100, "/p").await?;
+    let window = scale.duration(Duration::from_secs(10));
+    // Warm the caches and connections.
+    latency_at(&stack, &partners, 100, Duration::from_secs(1)).await?;
+    let mut report = Report::new(
+        "3. latency: publish to receipt, open loop",
+        &[
+            "rate/s",
+            "events",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "lost",
+            "duplicated",
+        ],
+    );
+    for rate in [100, 1_000, 5_000] {
+        let (p, events, lost, duplicated) = latency_at(&stack, &partners, rate, window).await?;
+        report.rows.push(vec![
+            rate.to_string(),
+            events.to_string(),
+            ms(p.p50),
+            ms(p.p90),
+            ms(p.p99),
+            ms(p.max),
+            lost.to_string(),
+            duplicated.to_string(),
+        ]);
+    }
+    report.notes.push(format!(
+        "Each rate runs for {window:?}. Dispatcher peak RSS: {:.0} MiB.",
+        measure::peak_rss_mib(stack.dispatcher_pid(worker))
+    ));
+    Ok(report)
+}
+
+/// 4. Healthy endpoints' latency with and without endpoints that hang.
+pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
+    let mut stack = Stack::start().await?;
+    let worker = stack
+        .add_dispatcher(DispatcherSettings {
+            workers: true,
+            response_timeout: "5s",
+        })
+        .await?;
+    let healthy = stack.partners(100, "/p").await?;
+    let hanging = stack.partners(10, "/hang").await?;
+    let window = scale.duration(Duration::from_secs(10));
+    latency_at(&stack, &healthy, 100, Duration::from_secs(1)).await?;
+    let mut report = Report::new(
+        "4. isolation: 100 healthy endpoints at 1,000 events/s, with and without 10 that hang",
+        &[
+            "hanging endpoints",
+            "healthy events",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "lost",
+        ],
+    );
+    let (baseline, events, lost, _) = latency_at(&stack, &healthy, 1_000, window).await?;
+    report.rows.push(vec![
+        "none".into(),
+        events.to_string(),
+        ms(baseline.p50),
+        ms(baseline.p99),
+        ms(baseline.max),
+        lost.to_string(),
+    ]);
+
+    // 100 events/s to the hanging ones, each held for the 5 s timeout.
+    let hang_load = {
+        let (stack_publishers, hanging) = (
+            (0..4).map(|_| stack.publisher()).collect::<Vec<_>>(),
+            hanging.clone(),
+        );
+        let total = (100.0 * window.as_secs_f64()) as usize;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_millis(10));
+            for n in 0..total {
+                ticks.tick().await;
+                let mut client = stack_publishers[n % stack_publishers.len()].clone();
+                let _ = client.publish(event(&hanging[n % hanging.len()], n)).await;
+            }
+        })
+    };
+    let (with, events, lost, _) = latency_at(&stack, &healthy, 1_000, window).await?;
+    hang_load.await?;
+    report.rows.push(vec![
+        "10 (100 events/s, 5 s timeout)".into(),
+        events.to_string(),
+        ms(with.p50),
+        ms(with.p99),
+        ms(with.max),
+        lost.to_string(),
+    ]);
+    report.notes.push(format!(
+        "Healthy p99 with hanging endpoints / without: {:.2}. Dispatcher peak RSS: {:.0} MiB.",
+        with.p99.as_secs_f64() / baseline.p99.as_secs_f64().max(1e-9),
+        measure::peak_rss_mib(stack.dispatcher_pid(worker))
+    ));
+    Ok(report)
+}
+
+/// The claim statement's cost with the current backlog: the dispatcher's
+/// own query, run and rolled back.
+async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Duration> {
+    let client = stack.dispatch_db.client().await?;
+    let mut total = Duration::ZERO;
+    for _ in 0..rounds {
+        client.batch_execute("BEGIN").await?;
+        let started = Instant::now();
+        client
+            .query(
+                "WITH due AS (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+                              ORDER BY next_attempt_at LIMIT 128 FOR UPDATE SKIP LOCKED)
+                 UPDATE deliveries d SET lease_token = gen_random_uuid(), next_attempt_at = now() + interval '60 seconds'
+                 FROM due, events e WHERE d.id = due.id AND e.id = d.event_id
+                 RETURNING d.id, e.payload",
+                &[],
+            )
+            .await?;
+        total += started.elapsed();
+        client.batch_execute("ROLLBACK").await?;
+    }
+    Ok(total / rounds as u32)
+}
+
+/// 5. Claim cost and delivery rate with a small and a huge backlog.
+pub async fn backlog(scale: Scale) -> anyhow::Result<Report> {
+    let mut report = Report::new(
+        "5. backlog: claims and deliveries with 10,000 versus 1,000,000 waiting",
+        &[
+            "waiting",
+            "filled in s",
+            "claim of 128 ms",
+            "delivered (measured)",
+            "deliveries/s",
+        ],
+    );
+    for waiting in [scale.count(10_000), scale.count(1_000_000)] {
+        let mut stack = Stack::start().await?;
+        stack
+            .add_dispatcher(DispatcherSettings {
+                workers: false,
+                ..Default::default()
+            })
+            .await?;
+        let partners = stack.partners(100, "/p").await?;
+        let (_, fill) = prefill(&stack, &partners, waiting, 1000, 4).await?;
+        let claim = claim_cost(&stack, 20).await?;
+        let measured = waiting.min(scale.count(10_000));
+        stack.add_dispatcher(DispatcherSettings::default()).await?;
+        let started = Instant::now();
+        stack
+            .receiver
+            .wait_for(measured, Duration::from_secs(600))
+            .await;
+        let elapsed = started.elapsed();
+        report.rows.push(vec![
+            waiting.to_string(),
+            format!("{:.1}", fill.as_secs_f64()),
+            ms(claim),
+            measured.to_string(),
+            format!("{:.0}", measured as f64 / elapsed.as_secs_f64()),
+        ]);
+    }
+    report
+        .notes
+        .push("The rate is measured over the first 10,000 deliveries of each backlog.".into());
+    Ok(report)
+}
+
+/// Scenario 6: the machine's ceiling, the same receiver hammered by a
+/// plain keep-alive hyper client, no database.
+pub async fn limit(scale: Scale) -> anyhow::Result<Report> {
+    let receiver = crate::receiver::Receiver::start().await?;
+    let window = scale.duration(Duration::from_secs(5));
+    let addr = receiver.addr();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut done = 0usize;
+            let body =
+                Bytes::from_static(br#"{"processUniqueId":"limit","amount":1,"status":"settled"}"#);
+            while started.elapsed() < window {
+                let request = hyper::Request::post("/limit")
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/json")
+                    .header("webhook-id", Uuid::new_v4().to_string())
+                    .body(Full::new(body.clone()))?;
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                anyhow::ensure!(response.status() == 204, "unexpected {}", response.status());
+                done += 1;
+            }
+            Ok::<_, anyhow::Error>(done)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    let elapsed = started.elapsed();
+    let mut report = Report::new(
+        "6. limit: plain HTTP to the same receiver, no database",
+        &["connections", "requests", "requests/s"],
+    );
+    report.rows.push(vec![
+        "64".into(),
+        total.to_string(),
+        format!("{:.0}", total as f64 / elapsed.as_secs_f64()),
+    ]);
+    Ok(report)
+}

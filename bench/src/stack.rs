@@ -1,0 +1,240 @@
+//! The system under test: the real registry and dispatcher binaries (of the
+//! profile the bench was built with) as separate processes on fresh
+//! databases, partners registered against the bench's receiver, and gRPC
+//! publishers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use callbacks_proto::dispatcher::v1 as dpb;
+use callbacks_proto::registry::v1 as rpb;
+use dpb::dispatcher_service_client::DispatcherServiceClient;
+use rpb::registry_service_client::RegistryServiceClient;
+use test_support::TestDb;
+use test_support::process::{Service, env, free_port};
+use tonic::transport::Channel;
+
+use crate::receiver::Receiver;
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Dispatcher settings a scenario may change.
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    pub workers: bool,
+    pub response_timeout: &'static str,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        Self {
+            workers: true,
+            response_timeout: "15s",
+        }
+    }
+}
+
+pub struct Stack {
+    pub registry: Service,
+    pub dispatchers: Vec<Service>,
+    pub receiver: Arc<Receiver>,
+    pub dispatch_db: TestDb,
+    registry_url: String,
+    _registry_db: TestDb,
+    clients: Vec<DispatcherServiceClient<Channel>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("dispatchers", &self.dispatchers.len())
+            .finish()
+    }
+}
+
+impl Stack {
+    pub async fn start() -> anyhow::Result<Self> {
+        let registry_db = TestDb::new().await?;
+        let dispatch_db = TestDb::new().await?;
+        let receiver = Receiver::start().await?;
+        let addr = loopback(free_port()?);
+        let registry = Service::start(
+            "registry-service",
+            addr,
+            env(&[
+                ("REGISTRY_LISTEN", &addr.to_string()),
+                ("REGISTRY_ADMIN_LISTEN", "127.0.0.1:0"),
+                ("REGISTRY_DATABASE_URL", registry_db.url()),
+                ("REGISTRY_ALLOW_HTTP_CALLBACKS", "true"),
+                ("REGISTRY_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
+                (
+                    "REGISTRY_ENCRYPTION_KEY",
+                    "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMhISE=",
+                ),
+            ]),
+            None,
+        )
+        .await?;
+        Ok(Self {
+            registry,
+            dispatchers: Vec::new(),
+            receiver,
+            dispatch_db,
+            registry_url: format!("http://{addr}"),
+            _registry_db: registry_db,
+            clients: Vec::new(),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Starts a dispatcher; publishers use the first one started.
+    pub async fn add_dispatcher(&mut self, settings: DispatcherSettings) -> anyhow::Result<usize> {
+        let addr = loopback(free_port()?);
+        let service = Service::start(
+            "dispatcher-service",
+            addr,
+            env(&[
+                ("DISPATCHER_LISTEN", &addr.to_string()),
+                ("DISPATCHER_ADMIN_LISTEN", "127.0.0.1:0"),
+                ("DISPATCHER_DATABASE_URL", self.dispatch_db.url()),
+                ("DISPATCHER_REGISTRY_URL", &self.registry_url),
+                ("DISPATCHER_ALLOW_HTTP_CALLBACKS", "true"),
+                ("DISPATCHER_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
+                (
+                    "DISPATCHER_DELIVERY_WORKERS",
+                    if settings.workers { "true" } else { "false" },
+                ),
+                ("DISPATCHER_RESPONSE_TIMEOUT", settings.response_timeout),
+                ("DISPATCHER_LEASE", "60s"),
+                ("DISPATCHER_REGISTRY_CACHE_TTL", "60s"),
+                ("DISPATCHER_DB_POOL_SIZE", "24"),
+            ]),
+            None,
+        )
+        .await?;
+        if self.clients.is_empty() {
+            // A few HTTP/2 connections, so that one connection's flow control
+            // is not the bottleneck.
+            for _ in 0..4 {
+                let channel = Channel::from_shared(format!("http://{addr}"))?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await?;
+                self.clients.push(DispatcherServiceClient::new(channel));
+            }
+        }
+        self.dispatchers.push(service);
+        Ok(self.dispatchers.len() - 1)
+    }
+
+    pub fn publisher(&self) -> DispatcherServiceClient<Channel> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.clients[i % self.clients.len()].clone()
+    }
+
+    /// `n` partners, each with a callback for type 5 at `{path}/{i}`.
+    pub async fn partners(&self, n: usize, path: &str) -> anyhow::Result<Vec<String>> {
+        let mut registry = RegistryServiceClient::connect(self.registry_url.clone()).await?;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let partner = registry
+                .create_partner(rpb::CreatePartnerRequest {
+                    name: format!("bench {i}"),
+                    key_label: String::new(),
+                })
+                .await?
+                .into_inner()
+                .partner
+                .unwrap_or_default()
+                .partner_id;
+            registry
+                .upsert_callback(rpb::UpsertCallbackRequest {
+                    partner_id: partner.clone(),
+                    notification_type: 5,
+                    callback_url: self.receiver.url(&format!("{path}/{i}")),
+                    callback_user_name: None,
+                    callback_password: None,
+                })
+                .await?;
+            ids.push(partner);
+        }
+        Ok(ids)
+    }
+
+    pub fn dispatcher_pid(&self, index: usize) -> u32 {
+        self.dispatchers
+            .get(index)
+            .and_then(Service::pid)
+            .unwrap_or(0)
+    }
+
+    /// How many deliveries are still pending.
+    pub async fn pending(&self) -> anyhow::Result<i64> {
+        let client = self.dispatch_db.client().await?;
+        Ok(client
+            .query_one(
+                "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+}
+
+pub fn event(partner: &str, n: usize) -> dpb::PublishRequest {
+    dpb::PublishRequest {
+        partner_id: partner.to_owned(),
+        notification_type: 5,
+        payload_json: format!(
+            r#"{{"processUniqueId":"bench-{n}","amount":{n},"status":"settled"}}"#
+        ),
+        idempotency_key: None,
+        occurred_at: None,
+    }
+}
+
+/// Publishes `total` events round-robin over `partners` in batches of
+/// `batch`, `concurrency` calls at a time. Answers the delivery ids and the
+/// time it took.
+pub async fn prefill(
+    stack: &Stack,
+    partners: &[String],
+    total: usize,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Vec<String>, Duration)> {
+    let started = Instant::now();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (counter, partners, mut client) =
+            (counter.clone(), partners.to_vec(), stack.publisher());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let start = counter.fetch_add(batch, Ordering::Relaxed);
+                if start >= total {
+                    return Ok::<_, anyhow::Error>(ids);
+                }
+                let events = (start..(start + batch).min(total))
+                    .map(|n| event(&partners[n % partners.len()], n))
+                    .collect();
+                let published = client
+                    .publish_batch(dpb::PublishBatchRequest { events })
+                    .await?
+                    .into_inner();
+                ids.extend(published.results.into_iter().filter_map(|r| r.delivery_id));
+            }
+        }));
+    }
+    let mut ids = Vec::with_capacity(total);
+    for task in tasks {
+        ids.extend(task.await??);
+    }
+    Ok((ids, started.elapsed()))
+}

@@ -1,0 +1,28 @@
+//! The harness must not rot: a small delivery scenario runs in the test
+//! suite and must count every delivery, none lost.
+
+// A failed unwrap is a failed test, which is what a test wants.
+#![allow(clippy::unwrap_used)]
+
+use bench::scenarios::{self, Scale};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_delivery_run_counts_every_delivery() {
+    // 1% of the full run: 1,000 events from a backlog, 500 while publishing.
+    let report = scenarios::deliver(Scale(0.01)).await.unwrap();
+    assert_eq!(report.rows.len(), 2);
+    for row in &report.rows {
+        // deliveries, lost, duplicated
+        assert!(row[1] == "1000" || row[1] == "500", "{row:?}");
+        assert_eq!(row[4], "0", "lost deliveries: {row:?}");
+        assert!(row[3].parse::<f64>().unwrap() > 0.0);
+    }
+    assert!(report.markdown().contains("| from a backlog | 1000 |"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_ceiling_is_measured() {
+    let report = scenarios::limit(Scale(0.1)).await.unwrap();
+    let rate: f64 = report.rows[0][2].parse().unwrap();
+    assert!(rate > 0.0);
+}
