@@ -51,7 +51,7 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "### {}\n\n| {} |\n|{}|\n",
+            "### {}\n\n| {} |\n|{}\n",
             self.title,
             self.header.join(" | "),
             "---|".repeat(self.header.len())

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use callbacks_proto::dispatcher::v1::dispatcher_service_server::DispatcherServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -153,10 +152,13 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(DispatcherServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
-                shutdown.await;
-                stop_serving.cancel();
-            })
+            .serve_with_incoming_shutdown(
+                service_kit::nodelay_incoming(self.listener),
+                async move {
+                    shutdown.await;
+                    stop_serving.cancel();
+                },
+            )
             .await;
         stop.cancel();
         if let Some(worker) = worker {

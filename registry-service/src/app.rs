@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use callbacks_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{Config, DEVELOPMENT_ENCRYPTION_KEY};
 use crate::crypto::Cipher;
@@ -115,10 +114,13 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(RegistryServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
-                shutdown.await;
-                stopping.cancel();
-            })
+            .serve_with_incoming_shutdown(
+                service_kit::nodelay_incoming(self.listener),
+                async move {
+                    shutdown.await;
+                    stopping.cancel();
+                },
+            )
             .await?;
         stop.cancel();
         let _ = admin.await;

@@ -45,3 +45,20 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// Accepted connections with `TCP_NODELAY` set, for tonic servers served
+/// from our own listener (tonic sets no socket options then). Without it,
+/// an answer larger than one segment can sit out the peer's delayed ACK
+/// (~40 ms) under Nagle's algorithm.
+pub fn nodelay_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        })
+    })
+}

@@ -22,8 +22,10 @@ use super::events::{self, Stored};
 use super::models::NewEvent;
 use crate::domain::DispatchError;
 
-/// Most events in one transaction.
-const MAX_EVENTS_PER_COMMIT: usize = 2_000;
+/// Most events in one transaction: small enough that, under load, several
+/// committers write at once (one Postgres backend per committer, so both
+/// cores of a small machine work), large enough to share each flush widely.
+const MAX_EVENTS_PER_COMMIT: usize = 500;
 
 struct Job {
     events: Vec<NewEvent>,

@@ -5,7 +5,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::WAKE_CHANNEL;
-use super::models::{NewDelivery, NewEvent};
+use std::collections::HashSet;
+
+use super::models::NewEvent;
 use super::schema::{deliveries, events};
 use crate::domain::DispatchError;
 
@@ -18,36 +20,74 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
+#[derive(diesel::QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
 /// Stores `new` events and a delivery for each that has a subscriber, then
 /// wakes the workers; all in the caller's transaction, so nothing is
 /// visible (or delivered) before it commits. Events whose idempotency key
 /// was used before are not stored again: their first event is answered.
+///
+/// One statement for any number of events: the rows travel as arrays and
+/// `unnest` turns them back into rows, so Postgres parses and plans one
+/// small statement (cached) instead of a `VALUES` list as long as the batch,
+/// and events and deliveries go in together.
 pub async fn insert(
     conn: &mut AsyncPgConnection,
     new: &[NewEvent],
 ) -> Result<Vec<Stored>, DispatchError> {
-    let inserted: std::collections::HashSet<Uuid> = diesel::insert_into(events::table)
-        .values(new)
-        .on_conflict_do_nothing()
-        .returning(events::id)
-        .get_results::<Uuid>(conn)
-        .await?
-        .into_iter()
+    use diesel::sql_types::{Array, Bool, Bytea, Int4, Nullable, Text, Timestamptz};
+    let delivery_ids: Vec<Option<Uuid>> = new
+        .iter()
+        .map(|e| e.has_subscriber.then(Uuid::now_v7))
         .collect();
+    let inserted: HashSet<Uuid> = diesel::sql_query(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::bytea[], $5::text[], $6::bool[],
+                                  $7::bool[], $8::timestamptz[], $9::text[], $10::uuid[])
+                 AS t(id, partner_id, notification_type, payload, idempotency_key, is_test,
+                      has_subscriber, occurred_at, trace_context, delivery_id)
+         ),
+         inserted AS (
+             INSERT INTO events (id, partner_id, notification_type, payload, idempotency_key, is_test,
+                                 has_subscriber, occurred_at, trace_context)
+             SELECT id, partner_id, notification_type, payload, idempotency_key, is_test,
+                    has_subscriber, occurred_at, trace_context
+             FROM input
+             ON CONFLICT DO NOTHING
+             RETURNING id
+         ),
+         scheduled AS (
+             INSERT INTO deliveries (id, event_id, partner_id, notification_type, is_test)
+             SELECT i.delivery_id, i.id, i.partner_id, i.notification_type, i.is_test
+             FROM input i JOIN inserted USING (id)
+             WHERE i.delivery_id IS NOT NULL
+         )
+         SELECT id FROM inserted",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(new.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind::<Array<diesel::sql_types::Uuid>, _>(new.iter().map(|e| e.partner_id).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(new.iter().map(|e| e.notification_type).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(new.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.idempotency_key.clone()).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(new.iter().map(|e| e.is_test).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(new.iter().map(|e| e.has_subscriber).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(new.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.trace_context.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(delivery_ids.clone())
+    .load::<InsertedId>(conn)
+    .await?
+    .into_iter()
+    .map(|row| row.id)
+    .collect();
     let mut results = Vec::with_capacity(new.len());
-    let mut fresh_deliveries = Vec::new();
-    for event in new {
+    let mut scheduled = false;
+    for (event, delivery_id) in new.iter().zip(delivery_ids) {
         if inserted.contains(&event.id) {
-            let delivery_id = event.has_subscriber.then(Uuid::now_v7);
-            if let Some(id) = delivery_id {
-                fresh_deliveries.push(NewDelivery {
-                    id,
-                    event_id: event.id,
-                    partner_id: event.partner_id,
-                    notification_type: event.notification_type,
-                    is_test: event.is_test,
-                });
-            }
+            scheduled |= delivery_id.is_some();
             results.push(Stored {
                 event_id: event.id,
                 delivery_id,
@@ -57,11 +97,7 @@ pub async fn insert(
             results.push(first_of_key(conn, event).await?);
         }
     }
-    if !fresh_deliveries.is_empty() {
-        diesel::insert_into(deliveries::table)
-            .values(&fresh_deliveries)
-            .execute(conn)
-            .await?;
+    if scheduled {
         diesel::sql_query(format!("NOTIFY {WAKE_CHANNEL}"))
             .execute(conn)
             .await?;

@@ -22,16 +22,6 @@ pub struct NewEvent {
     pub trace_context: Option<String>,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = deliveries, check_for_backend(diesel::pg::Pg))]
-pub struct NewDelivery {
-    pub id: Uuid,
-    pub event_id: Uuid,
-    pub partner_id: Uuid,
-    pub notification_type: i32,
-    pub is_test: bool,
-}
-
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = deliveries, check_for_backend(diesel::pg::Pg))]
 pub struct DeliveryRow {

@@ -12,13 +12,19 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
-/// Where the workspace's binaries are: next to the test's `deps/` folder.
+/// Where the workspace's binaries are: in `target/<profile>/`, next to a
+/// tool (the bench) or one level above a test (`target/<profile>/deps/`).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let profile_dir = exe
+    let dir = exe
         .parent()
-        .and_then(|deps| deps.parent())
-        .context("the test binary is not in target/<profile>/deps")?;
+        .context("the running executable has no folder")?;
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent()
+            .context("target/<profile>/deps has no parent")?
+    } else {
+        dir
+    };
     let path = profile_dir.join(name);
     anyhow::ensure!(
         path.is_file(),
