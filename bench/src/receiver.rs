@@ -100,6 +100,33 @@ impl Receiver {
         std::mem::take(&mut *self.arrivals.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Waits until every one of `ids` has arrived, or `limit` passed;
+    /// answers whether they all came. (Counting arrivals is not enough when
+    /// other traffic, such as to hanging endpoints, arrives too.)
+    pub async fn wait_for_ids(
+        &self,
+        ids: &std::collections::HashSet<Uuid>,
+        limit: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            let arrived = {
+                let arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+                let seen: std::collections::HashSet<&Uuid> =
+                    arrivals.iter().map(|(id, _)| id).collect();
+                ids.iter().all(|id| seen.contains(id))
+            };
+            if arrived {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            ticks.tick().await;
+        }
+    }
+
     /// Waits until `n` arrivals were noted, or `limit` passed; answers
     /// whether they all came.
     pub async fn wait_for(&self, n: usize, limit: Duration) -> bool {

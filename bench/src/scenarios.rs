@@ -349,9 +349,10 @@ async fn latency_at(
 ) -> anyhow::Result<(Percentiles, usize, usize, usize)> {
     stack.receiver.take();
     let sent = open_loop(stack, partners, rate, window).await?;
+    let expected: HashSet<Uuid> = sent.keys().copied().collect();
     stack
         .receiver
-        .wait_for(sent.len(), Duration::from_secs(120))
+        .wait_for_ids(&expected, Duration::from_secs(120))
         .await;
     let arrivals = stack.receiver.take();
     let (samples, lost, duplicated) = latencies(&sent, &arrivals);
