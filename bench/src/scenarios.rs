@@ -130,8 +130,9 @@ fn lost_and_duplicated(expected: &HashSet<Uuid>, arrivals: &[(Uuid, Instant)]) -
     )
 }
 
-/// 1. Durable publishes per second, delivery workers off.
-pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
+/// A system whose one dispatcher only stores (workers off), with 100
+/// partners registered: the start of every scenario that fills a backlog.
+async fn publishing_stack() -> anyhow::Result<(Stack, Vec<String>)> {
     let mut stack = Stack::start().await?;
     stack
         .add_dispatcher(DispatcherSettings {
@@ -140,6 +141,12 @@ pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
         })
         .await?;
     let partners = stack.partners(100, "/p").await?;
+    Ok((stack, partners))
+}
+
+/// 1. Durable publishes per second, delivery workers off.
+pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
+    let (stack, partners) = publishing_stack().await?;
     let mut report = Report::new(
         "1. ingest: durable publishes (delivery workers off)",
         &[
@@ -215,14 +222,7 @@ pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
 /// Scenario 2: end-to-end deliveries per second from a backlog, then
 /// while publishing.
 pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
-    let mut stack = Stack::start().await?;
-    stack
-        .add_dispatcher(DispatcherSettings {
-            workers: false,
-            ..Default::default()
-        })
-        .await?;
-    let partners = stack.partners(100, "/p").await?;
+    let (mut stack, partners) = publishing_stack().await?;
     let mut report = Report::new(
         "2. deliver: end-to-end deliveries to 100 registrations",
         &[
@@ -239,11 +239,11 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
     );
     let backlog = scale.count(100_000);
     let (published, fill) = prefill(&stack, &partners, backlog, 100, 8).await?;
-    let expected = ids(&published);
     report.notes.push(format!(
         "Backlog of {backlog} filled in {fill:.1?} with PublishBatch (100 per call)."
     ));
 
+    // From the backlog: a dispatcher with workers starts on a full queue.
     let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
     let cpu = Cpu::start(stack.dispatcher_pid(worker));
     let started = Instant::now();
@@ -251,21 +251,14 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         .receiver
         .wait_for(backlog, Duration::from_secs(900))
         .await;
-    let elapsed = started.elapsed();
-    let arrivals = stack.receiver.take();
-    let (lost, duplicated) = lost_and_duplicated(&expected, &arrivals);
-    let (d, pg) = cpu.per_thousand(backlog);
-    report.rows.push(vec![
-        "from a backlog".into(),
-        backlog.to_string(),
-        format!("{:.1}", elapsed.as_secs_f64()),
-        format!("{:.0}", backlog as f64 / elapsed.as_secs_f64()),
-        lost.to_string(),
-        duplicated.to_string(),
-        d,
-        pg,
-        format!("{:.0}", measure::peak_rss_mib(stack.dispatcher_pid(worker))),
-    ]);
+    report.rows.push(delivery_row(
+        "from a backlog",
+        &stack,
+        worker,
+        &published,
+        started,
+        &cpu,
+    ));
     anyhow::ensure!(complete, "the backlog was not delivered within 15 minutes");
 
     // Publishing and delivering at once.
@@ -277,26 +270,46 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         .receiver
         .wait_for(more, Duration::from_secs(600))
         .await;
-    let elapsed = started.elapsed();
-    let arrivals = stack.receiver.take();
-    let (lost, duplicated) = lost_and_duplicated(&ids(&published), &arrivals);
-    let (d, pg) = cpu.per_thousand(more);
-    report.rows.push(vec![
-        "while publishing".into(),
-        more.to_string(),
-        format!("{:.1}", elapsed.as_secs_f64()),
-        format!("{:.0}", more as f64 / elapsed.as_secs_f64()),
-        lost.to_string(),
-        duplicated.to_string(),
-        d,
-        pg,
-        format!("{:.0}", measure::peak_rss_mib(stack.dispatcher_pid(worker))),
-    ]);
+    report.rows.push(delivery_row(
+        "while publishing",
+        &stack,
+        worker,
+        &published,
+        started,
+        &cpu,
+    ));
     anyhow::ensure!(
         complete,
         "deliveries while publishing did not finish within 10 minutes"
     );
     Ok(report)
+}
+
+/// One row of the deliver scenario: what arrived of `published` since
+/// `started`, and what it cost.
+fn delivery_row(
+    phase: &str,
+    stack: &Stack,
+    worker: usize,
+    published: &[String],
+    started: Instant,
+    cpu: &Cpu,
+) -> Vec<String> {
+    let elapsed = started.elapsed();
+    let arrivals = stack.receiver.take();
+    let (lost, duplicated) = lost_and_duplicated(&ids(published), &arrivals);
+    let (dispatcher_cpu, postgres_cpu) = cpu.per_thousand(published.len());
+    vec![
+        phase.into(),
+        published.len().to_string(),
+        format!("{:.1}", elapsed.as_secs_f64()),
+        format!("{:.0}", published.len() as f64 / elapsed.as_secs_f64()),
+        lost.to_string(),
+        duplicated.to_string(),
+        dispatcher_cpu,
+        postgres_cpu,
+        format!("{:.0}", measure::peak_rss_mib(stack.dispatcher_pid(worker))),
+    ]
 }
 
 /// Publishes to `partners` at `rate` per second for `window`, on schedule
@@ -505,14 +518,7 @@ pub async fn backlog(scale: Scale) -> anyhow::Result<Report> {
         ],
     );
     for waiting in [scale.count(10_000), scale.count(1_000_000)] {
-        let mut stack = Stack::start().await?;
-        stack
-            .add_dispatcher(DispatcherSettings {
-                workers: false,
-                ..Default::default()
-            })
-            .await?;
-        let partners = stack.partners(100, "/p").await?;
+        let (mut stack, partners) = publishing_stack().await?;
         let (_, fill) = prefill(&stack, &partners, waiting, 1000, 4).await?;
         let claim = claim_cost(&stack, 20).await?;
         let measured = waiting.min(scale.count(10_000));
