@@ -124,8 +124,10 @@ json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)";
 PARTNER="$(echo "$demo" | json_field "['partner']['partnerUniqueId']")"
 KEY="$(echo "$demo" | json_field "['apiKey']['token']")"
 
+CALLBACK_URL="https://hooks.example.com/cb"
 if [ "$WITH_RECEIVER" = true ]; then
   RECEIVER_PORT="${RECEIVER_PORT:-9000}"
+  CALLBACK_URL="http://127.0.0.1:$RECEIVER_PORT/webhooks"
   echo "==> registering a local receiver on 127.0.0.1:$RECEIVER_PORT for the demo partner"
   curl -sf -X PUT "$GATEWAY/$PARTNER/callbacks/5" -H "authorization: Bearer $KEY" \
     -H 'content-type: application/json' -d "{\"callBackUrl\":\"http://127.0.0.1:$RECEIVER_PORT/webhooks\"}" >/dev/null
@@ -151,16 +153,18 @@ A demo partner was created:
   PARTNER=$PARTNER
   KEY=$KEY
 
-Register a callback, list it, read its signing secret, delete it:
+Register a callback, list it, read its signing secret:
   curl -s -X PUT $GATEWAY/$PARTNER/callbacks/5 -H "authorization: Bearer $KEY" \\
-    -H 'content-type: application/json' -d '{"callBackUrl":"https://hooks.example.com/cb"}'
+    -H 'content-type: application/json' -d '{"callBackUrl":"$CALLBACK_URL"}'
   curl -s $GATEWAY/$PARTNER/callbacks -H "authorization: Bearer $KEY"
   curl -s $GATEWAY/$PARTNER/callbacks/5/secret -H "authorization: Bearer $KEY"
-  curl -s -X DELETE $GATEWAY/$PARTNER/callbacks/5 -H "authorization: Bearer $KEY" -w '%{http_code}\\n'
 
 Fire a test notification, then read its delivery (deliveryUrl in the answer):
   curl -s -X POST $GATEWAY/v1/callbacks/echo/$PARTNER/5 -H "authorization: Bearer $KEY" \\
     -H 'content-type: application/json' -d '{"processUniqueId":"demo-1"}'
+
+Delete the callback (a soft delete; 204):
+  curl -s -X DELETE $GATEWAY/$PARTNER/callbacks/5 -H "authorization: Bearer $KEY" -w '%{http_code}\\n'
 
 Publish an event as a platform service would (gRPC):
   grpcurl -plaintext -d '{"partnerId":"$PARTNER","notificationType":5,"payloadJson":"{\\"processUniqueId\\":\\"p-1\\"}"}' \\

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and every test: formatting, clippy, the whole workspace's
 # tests against real Postgres, a real validator over the OpenAPI document,
+# the local stack with the curl lines it prints, the deployment artefacts,
 # and the private-cluster fallback of the test support on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ document="$(mktemp --suffix=.json)"
 trap 'rm -f "$document"' EXIT
 cargo run -q --locked -p gateway -- openapi > "$document"
 "$venv/bin/openapi-spec-validator" "$document"
+
+echo "==> the README's first command: run-local.sh --with-receiver, and the lines it prints"
+./deploy/smoke-local.sh
 
 echo "==> deployment artefacts: Kubernetes manifests, compose file, collector config"
 ./deploy/validate.sh
