@@ -36,21 +36,29 @@ ensure_postgres() {
   return 1
 }
 
-# Prints the path of a Python virtualenv holding openapi-spec-validator,
-# creating it on first use (PyPI is the only thing it needs).
-openapi_validator_venv() {
-  local venv="${PARTNER_CALLBACKS_CACHE:-$HOME/.cache/partner-callbacks}/venv"
-  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+# Prints the path of the project's Python virtualenv, after making sure the
+# given packages (pip requirement strings) are installed in it. PyPI is the
+# only network it needs; Python itself comes from the distribution when
+# missing and we are root.
+project_venv() {
+  local venv="${PARTNER_CALLBACKS_CACHE:-$HOME/.cache/partner-callbacks}/venv" missing=() package
+  if [ ! -x "$venv/bin/pip" ]; then
     if ! command -v python3 >/dev/null || ! python3 -m venv "$venv" >/dev/null 2>&1; then
       if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
         python3 -m venv "$venv" >/dev/null
       else
-        echo "python3 with venv is needed to validate the OpenAPI document" >&2
+        echo "python3 with venv is needed for the validators" >&2
         return 1
       fi
     fi
-    "$venv/bin/pip" install -q openapi-spec-validator >&2
+  fi
+  for package in "$@"; do
+    "$venv/bin/pip" show -q "${package%%[=<>]*}" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing ${missing[*]} into $venv" >&2
+    "$venv/bin/pip" install -q "${missing[@]}" >&2
   fi
   echo "$venv"
 }

@@ -32,22 +32,8 @@ DOCKERFILE="${DOCKERFILE:-deploy/docker/Dockerfile}"
 K8S_VERSIONS="${K8S_VERSIONS:-1.30 1.37}"
 VALIDATORS=("kubernetes-validate==1.37.0" "check-jsonschema==0.39.0")
 
-venv="${PARTNER_CALLBACKS_CACHE:-$HOME/.cache/partner-callbacks}/venv"
-if [ ! -x "$venv/bin/pip" ]; then
-  if ! command -v python3 >/dev/null || ! python3 -m venv "$venv" >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
-      python3 -m venv "$venv" >/dev/null
-    else
-      echo "python3 with venv is needed to validate the deployment files" >&2
-      exit 1
-    fi
-  fi
-fi
-if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/check-jsonschema" ]; then
-  echo "==> installing ${VALIDATORS[*]} into $venv"
-  "$venv/bin/pip" install -q "${VALIDATORS[@]}"
-fi
+source deploy/lib.sh
+venv="$(project_venv "${VALIDATORS[@]}")"
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
