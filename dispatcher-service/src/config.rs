@@ -55,7 +55,8 @@ pub struct Config {
     )]
     pub registry_url: String,
 
-    /// How long a resolved callback (URL, credentials, secrets) is reused.
+    /// How long a resolved callback (URL, credentials, secrets) is reused. An
+    /// answer of "no active registration" is kept for at most 1 s.
     #[arg(long, env = "DISPATCHER_REGISTRY_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub registry_cache_ttl: Duration,
 

@@ -52,6 +52,7 @@ type Key = (Uuid, i32);
 pub struct RegistryClient {
     client: RegistryServiceClient<TracedChannel>,
     ttl: Duration,
+    /// Each resolution with when it expires.
     resolutions: Mutex<HashMap<Key, (Resolution, Instant)>>,
     catalogue: Mutex<(HashSet<i32>, Option<Instant>)>,
     /// Registrations believed to be in error state.
@@ -67,6 +68,8 @@ struct Report {
 }
 
 const MAX_CACHED: usize = 100_000;
+/// The longest "no active registration" is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 
 impl RegistryClient {
     /// A client of the registry at `url`; also returns the reporter task to
@@ -100,7 +103,7 @@ impl RegistryClient {
         let cache = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(&key)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(_, expires)| *expires > Instant::now())
             .map(|(resolution, _)| resolution.clone())
     }
 
@@ -157,7 +160,14 @@ impl RegistryClient {
         if cache.len() >= MAX_CACHED {
             cache.clear();
         }
-        cache.insert(key, (resolution.clone(), Instant::now()));
+        // "No subscriber" is kept for at most a second: a partner who has
+        // just registered receives events published a second later, not
+        // only once the whole TTL has passed.
+        let ttl = match resolution {
+            Resolution::Active(_) => self.ttl,
+            Resolution::NoSubscriber => self.ttl.min(NEGATIVE_TTL),
+        };
+        cache.insert(key, (resolution.clone(), Instant::now() + ttl));
         Ok(resolution)
     }
 

@@ -100,12 +100,12 @@ impl tower::Service<Name> for GuardedResolver {
                 })
                 .collect();
             if admitted.is_empty() {
+                // The addresses stay in our log: partners read the attempt's
+                // error, and it must not map internal names for them.
+                tracing::warn!(host = %host, addresses = %refused.join(", "), "callback host resolves to no public address");
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
-                    OutboundRefused(format!(
-                        "{host} resolves to no public address ({})",
-                        refused.join(", ")
-                    )),
+                    OutboundRefused(format!("{host} resolves to no public address")),
                 ));
             }
             Ok(admitted.into_iter())
@@ -243,6 +243,11 @@ impl Deliverer {
 
     pub fn response_timeout(&self) -> Duration {
         self.settings.response_timeout
+    }
+
+    /// The longest one attempt can take: connecting, then the exchange.
+    pub fn attempt_budget(&self) -> Duration {
+        self.settings.connect_timeout + self.settings.response_timeout
     }
 
     /// Checks what can be checked before connecting: the scheme and, for an

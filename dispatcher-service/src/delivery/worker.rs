@@ -63,6 +63,8 @@ struct Done {
 /// What to tell the registry once an attempt's outcome is written.
 #[derive(Debug)]
 struct Report {
+    /// When the attempt started: outcomes are ordered by it.
+    at: chrono::DateTime<Utc>,
     target: Arc<Target>,
     result: AttemptResult,
     trace_context: Option<String>,
@@ -72,6 +74,7 @@ struct Report {
 #[derive(Debug)]
 struct Endpoint {
     slots: Arc<Semaphore>,
+    /// Deliveries waiting for a slot, with when they were claimed.
     parked: VecDeque<(Claimed, Arc<Target>, Instant)>,
 }
 
@@ -80,6 +83,7 @@ struct Endpoint {
 struct Work {
     permit: OwnedSemaphorePermit,
     claimed: Claimed,
+    claimed_at: Instant,
     target: Arc<Target>,
 }
 
@@ -158,7 +162,7 @@ impl Worker {
     }
 
     /// A slot on the delivery's endpoint, or a place in its parking.
-    fn place(&self, claimed: Claimed, target: Arc<Target>) -> Placement {
+    fn place(&self, claimed: Claimed, claimed_at: Instant, target: Arc<Target>) -> Placement {
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         let endpoint = endpoints
             .entry(target.registration_id)
@@ -170,10 +174,11 @@ impl Worker {
             Ok(permit) => Placement::Attempt(Work {
                 permit,
                 claimed,
+                claimed_at,
                 target,
             }),
             Err(_) if endpoint.parked.len() < self.settings.per_endpoint * PARK_PER_SLOT => {
-                endpoint.parked.push_back((claimed, target, Instant::now()));
+                endpoint.parked.push_back((claimed, target, claimed_at));
                 Placement::Parked
             }
             Err(_) => Placement::Refused(Box::new(claimed)),
@@ -183,7 +188,8 @@ impl Worker {
     /// The next parked delivery for `registration`, keeping `permit`; or, if
     /// none is left, gives the slot back. Both under one lock, so a delivery
     /// is never parked just after its endpoint's last slot holder looked.
-    /// Deliveries parked past half a lease are returned as stale.
+    /// Deliveries whose lease could run out during an attempt are returned
+    /// as stale.
     fn next_parked(
         &self,
         registration: Uuid,
@@ -194,14 +200,15 @@ impl Worker {
         let Some(endpoint) = endpoints.get_mut(&registration) else {
             return (None, stale);
         };
-        while let Some((claimed, target, since)) = endpoint.parked.pop_front() {
-            if since.elapsed() > self.settings.lease / 2 {
+        while let Some((claimed, target, claimed_at)) = endpoint.parked.pop_front() {
+            if self.too_late(claimed_at) {
                 stale.push(claimed);
             } else {
                 return (
                     Some(Work {
                         permit,
                         claimed,
+                        claimed_at,
                         target,
                     }),
                     stale,
@@ -210,6 +217,12 @@ impl Worker {
         }
         drop(permit);
         (None, stale)
+    }
+
+    /// Whether an attempt started now could outlive the lease claimed at
+    /// `claimed_at` (and so overlap another worker's attempt).
+    fn too_late(&self, claimed_at: Instant) -> bool {
+        claimed_at.elapsed() + self.deliverer.attempt_budget() >= self.settings.lease
     }
 
     /// Claims and delivers until `shutdown`, then finishes or releases what
@@ -249,6 +262,8 @@ impl Worker {
                 }
             };
             let drained = (claimed.len() as u32) < limit;
+            // The lease runs from (just before) now.
+            let claimed_at = Instant::now();
             for delivery in claimed {
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     // Cannot happen (we claimed at most the free slots, and
@@ -265,7 +280,10 @@ impl Worker {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(delivery.id, delivery.lease_token);
-                tasks.spawn(self.clone().deliver(delivery, slot, done_tx.clone()));
+                tasks.spawn(
+                    self.clone()
+                        .deliver(delivery, claimed_at, slot, done_tx.clone()),
+                );
             }
             if drained {
                 tokio::select! {
@@ -322,6 +340,7 @@ impl Worker {
     async fn deliver(
         self: Arc<Self>,
         claimed: Claimed,
+        claimed_at: Instant,
         _slot: OwnedSemaphorePermit,
         done: mpsc::Sender<Done>,
     ) {
@@ -357,7 +376,7 @@ impl Worker {
                 return;
             }
         };
-        let mut next = match self.place(claimed, target) {
+        let mut next = match self.place(claimed, claimed_at, target) {
             Placement::Attempt(work) => Some(work),
             Placement::Parked => None,
             Placement::Refused(claimed) => {
@@ -373,11 +392,16 @@ impl Worker {
         while let Some(Work {
             permit,
             claimed,
+            claimed_at,
             target,
         }) = next
         {
-            let outcome = self.attempt(&claimed, target.clone()).await;
-            self.finish(&done, outcome).await;
+            if self.too_late(claimed_at) {
+                self.hand_back(&done, &claimed, Duration::ZERO).await;
+            } else {
+                let outcome = self.attempt(&claimed, target.clone()).await;
+                self.finish(&done, outcome).await;
+            }
             let (following, stale) = self.next_parked(target.registration_id, permit);
             for claimed in stale {
                 self.hand_back(&done, &claimed, Duration::ZERO).await;
@@ -402,10 +426,14 @@ impl Worker {
     /// Hands a finished delivery to the completer.
     async fn finish(&self, done: &mpsc::Sender<Done>, outcome: Done) {
         let id = outcome.completion.delivery_id;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        {
+            // Only this claim's entry: a later claim of the same delivery
+            // (after this one's lease ran out) keeps its own.
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if in_flight.get(&id) == Some(&outcome.completion.lease_token) {
+                in_flight.remove(&id);
+            }
+        }
         if done.send(outcome).await.is_err() {
             tracing::error!(delivery.id = %id, "completer gone; the lease will expire and the delivery be retried");
         }
@@ -470,6 +498,7 @@ impl Worker {
                 }),
             },
             report: Some(Report {
+                at: outcome.started_at,
                 target,
                 result: outcome.result,
                 trace_context: claimed.trace_context.clone(),
@@ -519,9 +548,9 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
                 "outcomes not written: their leases had been taken over"
             );
         }
-        let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
+        let applied: std::collections::HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
         for d in batch.drain(..) {
-            if !applied.contains(&d.completion.delivery_id) {
+            if !applied.contains(&(d.completion.delivery_id, d.completion.lease_token)) {
                 continue;
             }
             if d.completion.status != DeliveryStatus::Pending {
@@ -535,7 +564,7 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
                 registry.report(
                     &report.target,
                     &report.result,
-                    Utc::now(),
+                    report.at,
                     report.trace_context,
                 );
             }

@@ -7,7 +7,7 @@ pub mod status;
 use std::sync::Arc;
 
 use callbacks_proto::dispatcher::v1 as pb;
-use chrono::Utc;
+use chrono::{Datelike as _, Utc};
 use pb::dispatcher_service_server::DispatcherService;
 use service_kit::validation::{CHECKED, FieldViolation, Violations};
 use tonic::{Request, Response, Status};
@@ -49,26 +49,33 @@ impl DispatcherGrpc {
             request.payload_json.into_bytes(),
             self.max_payload_bytes,
         ));
-        if let Some(key) = &request.idempotency_key
-            && (key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY)
-        {
-            v.push(FieldViolation::new(
-                "idempotency_key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
-            ));
+        if let Some(key) = &request.idempotency_key {
+            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY {
+                v.push(FieldViolation::new(
+                    "idempotency_key",
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                ));
+            } else if key.chars().any(char::is_control) {
+                // Postgres text cannot hold NUL; no key needs control characters.
+                v.push(FieldViolation::new(
+                    "idempotency_key",
+                    "must not contain control characters",
+                ));
+            }
         }
         let occurred_at = match &request.occurred_at {
             None => Some(Utc::now()),
-            Some(ts) => {
-                let parsed = from_timestamp(ts);
-                if parsed.is_none() {
+            // Years 1 to 9999: what both chrono and Postgres can hold.
+            Some(ts) => match from_timestamp(ts).filter(|t| (1..=9999).contains(&t.year())) {
+                Some(at) => Some(at),
+                None => {
                     v.push(FieldViolation::new(
                         "occurred_at",
-                        "must be a valid timestamp",
+                        "must be a valid timestamp between the years 1 and 9999",
                     ));
+                    None
                 }
-                parsed
-            }
+            },
         };
         v.finish().map_err(|invalid| invalid.0)?;
         let partner_id = partner_id.expect(CHECKED);

@@ -1,21 +1,28 @@
-//! Group commit for publishes. A commit costs a disk flush (about 0.2 ms
-//! here, more on real disks), so one transaction per `Publish` caps a
-//! Postgres at a few thousand publishes per second whatever the hardware.
-//! Callers instead hand their events to a few committer tasks; each takes
-//! every job waiting when it gets its turn, writes them in one transaction,
-//! and answers each caller once that transaction has committed. Under light
-//! load a job waits for nobody (it is alone in its commit); under heavy load
-//! commits grow, and throughput with them, while every caller is still
-//! answered only after its own events are durable.
+//! Group commit for publishes. A commit costs a disk flush, so one
+//! transaction per `Publish` caps a Postgres at a few thousand publishes per
+//! second whatever the hardware. Callers instead hand their events to a few
+//! committer tasks; each takes every job waiting when it gets its turn,
+//! writes them in one transaction, and answers each caller once that
+//! transaction has committed. Under light load a job waits for nobody (it
+//! is alone in its commit); under heavy load commits grow, and throughput
+//! with them, while every caller is still answered only after its own
+//! events are durable.
 //!
-//! A failed transaction fails every job in it: none of them was accepted,
-//! so the callers retry and nothing is lost. Idempotency keys work across
-//! jobs of one transaction as across transactions (the first one wins).
+//! If a shared transaction fails, each of its jobs is retried in a
+//! transaction of its own, so that one bad job fails alone; a job that
+//! still fails was not accepted, and its caller hears UNAVAILABLE and may
+//! retry (nothing was stored for it). Within a transaction the events are
+//! written in idempotency-key order, so that committers waiting on each
+//! other's keys always wait in the same order and cannot deadlock.
+//! Idempotency keys work across jobs of one transaction as across
+//! transactions: the first one wins.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use diesel_async::AsyncConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
 
 use super::DbPool;
 use super::events::{self, Stored};
@@ -32,18 +39,18 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<Stored>, String>>,
 }
 
-/// Hands events to the committers and waits for their commit.
-#[derive(Debug, Clone)]
-pub struct Committer {
-    jobs: mpsc::Sender<Job>,
-}
-
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Job")
             .field("events", &self.events.len())
             .finish()
     }
+}
+
+/// Hands events to the committers and waits for their commit.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Committer {
@@ -61,15 +68,43 @@ impl Committer {
     /// Stores `events` (all or none) and answers once they are committed.
     pub async fn store(&self, events: Vec<NewEvent>) -> Result<Vec<Stored>, DispatchError> {
         let (reply, answer) = oneshot::channel();
+        let stopping = || DispatchError::Unavailable("the dispatcher is shutting down".into());
         self.jobs
             .send(Job { events, reply })
             .await
-            .map_err(|_| DispatchError::Unavailable("the dispatcher is shutting down".into()))?;
-        answer
-            .await
-            .map_err(|_| DispatchError::internal("the committer stopped before answering"))?
-            .map_err(DispatchError::internal)
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?.map_err(|why| {
+            DispatchError::Unavailable(format!(
+                "the events could not be stored ({why}); nothing was accepted, retry"
+            ))
+        })
     }
+}
+
+/// Writes `events` in one transaction, in idempotency-key order; answers
+/// each event's result by event id.
+async fn write(
+    pool: &DbPool,
+    mut events: Vec<NewEvent>,
+) -> Result<HashMap<Uuid, Stored>, DispatchError> {
+    events.sort_by(|a, b| {
+        (a.partner_id, &a.idempotency_key).cmp(&(b.partner_id, &b.idempotency_key))
+    });
+    let mut conn = pool.get().await?;
+    let stored = conn
+        .transaction(async |conn| events::insert(conn, &events).await)
+        .await?;
+    // `insert` answers in input order.
+    Ok(events.iter().map(|e| e.id).zip(stored).collect())
+}
+
+/// Each job's results, in the order of its events.
+fn answer(job: &Job, stored: &mut HashMap<Uuid, Stored>) -> Result<Vec<Stored>, String> {
+    job.events
+        .iter()
+        .map(|e| stored.remove(&e.id))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| "an event's result went missing".to_owned())
 }
 
 async fn commit_loop(pool: DbPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
@@ -98,25 +133,30 @@ async fn commit_loop(pool: DbPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
             .iter()
             .flat_map(|job| job.events.iter().cloned())
             .collect();
-        let result = async {
-            let mut conn = pool.get().await?;
-            conn.transaction(async |conn| events::insert(conn, &all).await)
-                .await
-        }
-        .await;
-        match result {
-            Ok(stored) => {
-                let mut stored = stored.into_iter();
+        match write(&pool, all).await {
+            Ok(mut stored) => {
                 for job in batch {
-                    let mine: Vec<Stored> = stored.by_ref().take(job.events.len()).collect();
-                    let _ = job.reply.send(Ok(mine));
+                    let result = answer(&job, &mut stored);
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(error = %error, jobs = batch.len(), "a shared publish commit failed; committing its jobs one by one");
+                for job in batch {
+                    let result = match write(&pool, job.events.clone()).await {
+                        Ok(mut stored) => answer(&job, &mut stored),
+                        Err(error) => {
+                            tracing::error!(error = %error, "a publish commit failed");
+                            Err(error.to_string())
+                        }
+                    };
+                    let _ = job.reply.send(result);
                 }
             }
             Err(error) => {
-                let error: DispatchError = error;
-                tracing::error!(error = %error, jobs = batch.len(), "a publish commit failed");
+                tracing::error!(error = %error, "a publish commit failed");
                 for job in batch {
-                    let _ = job.reply.send(Err(format!("the commit failed: {error}")));
+                    let _ = job.reply.send(Err(error.to_string()));
                 }
             }
         }

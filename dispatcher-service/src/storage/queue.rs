@@ -100,17 +100,21 @@ pub struct AttemptRecord {
 }
 
 #[derive(QueryableByName)]
-struct AppliedId {
+struct Applied {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    token: Uuid,
 }
 
-/// Writes `completions` in one statement and answers the ids whose lease
-/// was still theirs (the others were taken over and changed nothing).
+/// Writes `completions` in one statement and answers the (delivery, lease
+/// token) pairs whose lease was still theirs; the others were taken over
+/// and changed nothing. Two completions of one delivery (an old claim and
+/// its successor) are told apart by their tokens.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     completions: &[Completion],
-) -> Result<Vec<Uuid>, DispatchError> {
+) -> Result<Vec<(Uuid, Uuid)>, DispatchError> {
     if completions.is_empty() {
         return Ok(Vec::new());
     }
@@ -147,7 +151,7 @@ pub async fn complete(
                 .unwrap_or_default(),
         );
     }
-    let applied: Vec<AppliedId> = diesel::sql_query(
+    let applied: Vec<Applied> = diesel::sql_query(
         "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bool[],
                                   $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[])
@@ -167,18 +171,18 @@ pub async fn complete(
                  completed_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
              FROM input i
              WHERE d.id = i.id AND d.lease_token = i.token
-             RETURNING d.id, d.attempt_count
+             RETURNING d.id, d.attempt_count, i.token
          ),
          logged AS (
              INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at,
                                    duration_ms, response_status, error, response_excerpt)
              SELECT u.id, u.attempt_count, i.registration_id, i.started_at, i.duration_ms,
                     i.response_status, i.error, i.excerpt
-             FROM updated u JOIN input i ON i.id = u.id
+             FROM updated u JOIN input i ON i.id = u.id AND i.token = u.token
              WHERE i.counted
              ON CONFLICT DO NOTHING
          )
-         SELECT id FROM updated",
+         SELECT id, token FROM updated",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<SqlUuid>, _>(tokens)
@@ -193,7 +197,7 @@ pub async fn complete(
     .bind::<Array<Text>, _>(excerpts)
     .load(conn)
     .await?;
-    Ok(applied.into_iter().map(|a| a.id).collect())
+    Ok(applied.into_iter().map(|a| (a.id, a.token)).collect())
 }
 
 /// Pending deliveries and how long the oldest due one has waited.

@@ -78,7 +78,7 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     };
     assert_eq!(
         queue::complete(&mut conn, &[b_done]).await.unwrap(),
-        [delivery_id]
+        [(delivery_id, b[0].lease_token)]
     );
 
     // A finally answers with a failure: its write changes 0 rows.
@@ -118,4 +118,79 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(attempts, [200], "only the owner's attempt is logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_claim_and_its_successor_in_one_batch() {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let event = NewEvent {
+        id: Uuid::now_v7(),
+        partner_id: Uuid::new_v4(),
+        notification_type: 5,
+        payload: b"{}".to_vec(),
+        idempotency_key: None,
+        is_test: false,
+        has_subscriber: true,
+        occurred_at: Utc::now(),
+        trace_context: None,
+    };
+    let delivery_id = storage::events::insert(&mut conn, &[event]).await.unwrap()[0]
+        .delivery_id
+        .unwrap();
+    let old = queue::claim(&mut conn, 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    let db = world.dispatch_db.client().await.unwrap();
+    db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let new = queue::claim(&mut conn, 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+
+    // Both outcomes reach the completer together (one process, both claims).
+    let outcome = |token, status, code| queue::Completion {
+        delivery_id,
+        lease_token: token,
+        status,
+        next_attempt_at: Utc::now(),
+        attempt: Some(attempt(code)),
+        error: None,
+    };
+    let applied = queue::complete(
+        &mut conn,
+        &[
+            outcome(old.lease_token, DeliveryStatus::Pending, 500),
+            outcome(new.lease_token, DeliveryStatus::Delivered, 200),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        applied,
+        [(delivery_id, new.lease_token)],
+        "only the current claim's outcome lands"
+    );
+    let logged: Vec<i32> = db
+        .query(
+            "SELECT response_status FROM attempts WHERE delivery_id = $1",
+            &[&delivery_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        logged,
+        [200],
+        "the fenced-off attempt is not logged in its place"
+    );
 }

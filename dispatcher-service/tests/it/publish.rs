@@ -53,6 +53,25 @@ async fn bad_publishes_are_invalid_argument() {
             },
             "idempotency_key",
         ),
+        // Postgres text cannot hold NUL: refused up front, not INTERNAL.
+        (
+            dpb::PublishRequest {
+                idempotency_key: Some("order\u{0}42".into()),
+                ..publish(&partner, "{}")
+            },
+            "idempotency_key",
+        ),
+        // Before year 1: chrono holds it, Postgres does not.
+        (
+            dpb::PublishRequest {
+                occurred_at: Some(prost_types::Timestamp {
+                    seconds: -200_000_000_000,
+                    nanos: 0,
+                }),
+                ..publish(&partner, "{}")
+            },
+            "occurred_at",
+        ),
     ];
     for (request, field) in cases {
         let status = client.publish(request).await.unwrap_err();
