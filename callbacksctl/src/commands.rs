@@ -72,6 +72,19 @@ fn keys(list: Vec<rpb::ApiKey>) -> Table {
     table
 }
 
+fn types(list: Vec<rpb::NotificationType>) -> Table {
+    let mut table = Table::new(&["type", "name", "echoable", "description"]);
+    for t in list {
+        table.row(vec![
+            json!(t.notification_type_id),
+            json!(t.name),
+            json!(t.echoable),
+            json!(t.description),
+        ]);
+    }
+    table
+}
+
 fn registrations(list: Vec<rpb::Registration>) -> Table {
     let mut table = Table::new(&[
         "registration",
@@ -249,24 +262,14 @@ async fn registry_command(
                 .map_err(status)?
                 .into_inner(),
         ]),
-        Command::Types(TypesCommand::List) => {
-            let types = registry
+        Command::Types(TypesCommand::List) => types(
+            registry
                 .list_notification_types(rpb::ListNotificationTypesRequest {})
                 .await
                 .map_err(status)?
                 .into_inner()
-                .notification_types;
-            let mut table = Table::new(&["type", "name", "echoable", "description"]);
-            for t in types {
-                table.row(vec![
-                    json!(t.notification_type_id),
-                    json!(t.name),
-                    json!(t.echoable),
-                    json!(t.description),
-                ]);
-            }
-            table
-        }
+                .notification_types,
+        ),
         Command::Types(TypesCommand::Add {
             id,
             name,
@@ -283,14 +286,7 @@ async fn registry_command(
                 .await
                 .map_err(status)?
                 .into_inner();
-            let mut table = Table::new(&["type", "name", "echoable", "description"]);
-            table.row(vec![
-                json!(t.notification_type_id),
-                json!(t.name),
-                json!(t.echoable),
-                json!(t.description),
-            ]);
-            table
+            types(vec![t])
         }
         Command::Callbacks { partner, active } => {
             let listed = registry

@@ -8,7 +8,7 @@ use std::time::Duration;
 use callbacks_proto::dispatcher::v1 as dpb;
 use test_support::{Reply, eventually};
 
-use crate::{World, delivery_with_status, publish, registration_when};
+use crate::{World, delivery_with_status, publish, publish_one, registration_when};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_500_sets_the_error_state_and_a_success_clears_it() {
@@ -102,21 +102,9 @@ async fn timeouts_and_refused_connections_are_retried_and_recorded() {
         .partner_with_callback(&format!("https://{closed}/cb"), None)
         .await;
     let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
-    let mut client = dispatcher.client.clone();
-    let slow_id = client
-        .publish(publish(&slow_partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
-    let refused_id = client
-        .publish(publish(&refused_partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
+    let client = dispatcher.client.clone();
+    let slow_id = publish_one(&client, &slow_partner, "{}").await;
+    let refused_id = publish_one(&client, &refused_partner, "{}").await;
 
     // Schedule "200ms,200ms": three attempts, then failed.
     let slow = delivery_with_status(
@@ -189,15 +177,7 @@ async fn the_schedule_ends_in_failed() {
     let url = world.receiver.url("/down");
     let (partner, _) = world.partner_with_callback(&url, None).await;
     let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
-    let id = dispatcher
-        .client
-        .clone()
-        .publish(publish(&partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
+    let id = publish_one(&dispatcher.client, &partner, "{}").await;
     let failed = delivery_with_status(
         &dispatcher.client,
         &id,
@@ -224,15 +204,7 @@ async fn gone_deactivates_the_registration() {
     let url = world.receiver.url("/gone");
     let (partner, _) = world.partner_with_callback(&url, None).await;
     let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
-    let id = dispatcher
-        .client
-        .clone()
-        .publish(publish(&partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
+    let id = publish_one(&dispatcher.client, &partner, "{}").await;
     let cancelled = delivery_with_status(
         &dispatcher.client,
         &id,

@@ -21,11 +21,8 @@ fn attempt(status: i32) -> queue::AttemptRecord {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
-    let world = World::start().await;
-    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
-    let mut conn = pool.get().await.unwrap();
+/// Stores one event with a subscriber; answers its delivery's id.
+async fn one_delivery(conn: &mut diesel_async::AsyncPgConnection) -> Uuid {
     let event = NewEvent {
         id: Uuid::now_v7(),
         partner_id: Uuid::new_v4(),
@@ -37,8 +34,17 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
         occurred_at: Utc::now(),
         trace_context: None,
     };
-    let stored = storage::events::insert(&mut conn, &[event]).await.unwrap();
-    let delivery_id = stored[0].delivery_id.unwrap();
+    storage::events::insert(conn, &[event]).await.unwrap()[0]
+        .delivery_id
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let delivery_id = one_delivery(&mut conn).await;
 
     // Worker A claims it.
     let a = queue::claim(&mut conn, 10, Duration::from_secs(30))
@@ -125,20 +131,7 @@ async fn an_old_claim_and_its_successor_in_one_batch() {
     let world = World::start().await;
     let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
     let mut conn = pool.get().await.unwrap();
-    let event = NewEvent {
-        id: Uuid::now_v7(),
-        partner_id: Uuid::new_v4(),
-        notification_type: 5,
-        payload: b"{}".to_vec(),
-        idempotency_key: None,
-        is_test: false,
-        has_subscriber: true,
-        occurred_at: Utc::now(),
-        trace_context: None,
-    };
-    let delivery_id = storage::events::insert(&mut conn, &[event]).await.unwrap()[0]
-        .delivery_id
-        .unwrap();
+    let delivery_id = one_delivery(&mut conn).await;
     let old = queue::claim(&mut conn, 1, Duration::from_secs(30))
         .await
         .unwrap()

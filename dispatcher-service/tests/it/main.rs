@@ -234,6 +234,23 @@ pub async fn registration_when(
     .unwrap()
 }
 
+/// Publishes one event and answers its delivery id (the partner has a
+/// subscriber).
+pub async fn publish_one(
+    client: &DispatcherServiceClient<Channel>,
+    partner: &str,
+    payload: &str,
+) -> String {
+    client
+        .clone()
+        .publish(publish(partner, payload))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery_id
+        .expect("the partner has an active registration")
+}
+
 pub fn publish(partner: &str, payload: &str) -> dpb::PublishRequest {
     dpb::PublishRequest {
         partner_id: partner.into(),

@@ -10,7 +10,7 @@ use callbacks_proto::dispatcher::v1 as dpb;
 use test_support::{ReceivedRequest, Reply, eventually};
 use tokio::process::{Child, Command};
 
-use crate::{World, publish};
+use crate::{World, publish, publish_one};
 
 /// How many times each webhook-id arrived.
 fn arrivals(requests: &[ReceivedRequest]) -> HashMap<String, usize> {
@@ -220,15 +220,7 @@ async fn shutdown_finishes_in_flight_work_or_releases_it() {
     config.response_timeout = Duration::from_secs(5);
     config.lease = Duration::from_secs(30);
     let dispatcher = world.start_dispatcher(config).await;
-    let id = dispatcher
-        .client
-        .clone()
-        .publish(publish(&stuck, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
+    let id = publish_one(&dispatcher.client, &stuck, "{}").await;
     world
         .receiver
         .wait_for_requests_to("/stuck", 1, Duration::from_secs(5))

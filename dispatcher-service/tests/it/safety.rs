@@ -7,7 +7,7 @@ use std::time::Duration;
 use callbacks_proto::dispatcher::v1 as dpb;
 use test_support::Reply;
 
-use crate::{World, delivery_with_status, publish};
+use crate::{World, delivery_with_status, publish_one};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_addresses_are_refused_at_delivery_time() {
@@ -21,21 +21,9 @@ async fn private_addresses_are_refused_at_delivery_time() {
     let mut config = world.dispatcher_config();
     config.allowed_callback_networks = vec![];
     let dispatcher = world.start_dispatcher(config).await;
-    let mut client = dispatcher.client.clone();
-    let ip_id = client
-        .publish(publish(&ip_partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
-    let name_id = client
-        .publish(publish(&name_partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
+    let client = dispatcher.client.clone();
+    let ip_id = publish_one(&client, &ip_partner, "{}").await;
+    let name_id = publish_one(&client, &name_partner, "{}").await;
 
     let by_ip = delivery_with_status(
         &client,
@@ -84,21 +72,9 @@ async fn redirects_are_not_followed() {
         .partner_with_callback(&world.receiver.url("/to-private"), None)
         .await;
     let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
-    let mut client = dispatcher.client.clone();
-    let moved = client
-        .publish(publish(&moved_partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
-    let private = client
-        .publish(publish(&private_partner, "{}"))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery_id
-        .unwrap();
+    let client = dispatcher.client.clone();
+    let moved = publish_one(&client, &moved_partner, "{}").await;
+    let private = publish_one(&client, &private_partner, "{}").await;
 
     for id in [moved, private] {
         let failed = delivery_with_status(
