@@ -120,9 +120,10 @@ wait_for gateway $! curl -sf -o /dev/null "$GATEWAY/readyz"
 echo "==> creating a demo partner"
 demo="$(curl -sf -X POST "$GATEWAY/v1/admin/partners" -H "authorization: Bearer $ADMIN_KEY" \
   -H 'content-type: application/json' -d '{"name":"Demo partner","keyLabel":"local"}')"
-json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
-PARTNER="$(echo "$demo" | json_field "['partner']['partnerUniqueId']")"
-KEY="$(echo "$demo" | json_field "['apiKey']['token']")"
+# The value of a string field, wherever it is in the (compact) JSON answer.
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+PARTNER="$(echo "$demo" | json_field partnerUniqueId)"
+KEY="$(echo "$demo" | json_field token)"
 
 CALLBACK_URL="https://hooks.example.com/cb"
 if [ "$WITH_RECEIVER" = true ]; then
@@ -131,7 +132,7 @@ if [ "$WITH_RECEIVER" = true ]; then
   echo "==> registering a local receiver on 127.0.0.1:$RECEIVER_PORT for the demo partner"
   curl -sf -X PUT "$GATEWAY/$PARTNER/callbacks/5" -H "authorization: Bearer $KEY" \
     -H 'content-type: application/json' -d "{\"callBackUrl\":\"http://127.0.0.1:$RECEIVER_PORT/webhooks\"}" >/dev/null
-  SECRET="$(curl -sf "$GATEWAY/$PARTNER/callbacks/5/secret" -H "authorization: Bearer $KEY" | json_field "['secret']")"
+  SECRET="$(curl -sf "$GATEWAY/$PARTNER/callbacks/5/secret" -H "authorization: Bearer $KEY" | json_field secret)"
   "$CARGO_TARGET_DIR/debug/callbacksctl" receive --listen "127.0.0.1:$RECEIVER_PORT" --secret "$SECRET" &
   started_pids+=($!)
   wait_for receiver $! port_answers 127.0.0.1 "$RECEIVER_PORT"
