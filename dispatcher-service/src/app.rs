@@ -57,6 +57,7 @@ impl Application {
                 allowed_networks: config.allowed_callback_networks.clone(),
                 allow_http: config.allow_http_callbacks,
                 extra_ca_files: config.extra_ca_files.clone(),
+                max_idle_per_host: config.max_in_flight,
             })
             .context("building the HTTPS client")?;
             Some(Worker::new(

@@ -60,6 +60,10 @@ pub struct HttpSettings {
     pub allow_http: bool,
     /// PEM files of extra certificate authorities to trust.
     pub extra_ca_files: Vec<PathBuf>,
+    /// Idle keep-alive connections kept per host. Below the attempts that
+    /// can be in flight to one host, every attempt past it opens (and
+    /// later closes) a connection of its own.
+    pub max_idle_per_host: usize,
 }
 
 /// Why a host was not called: every address it resolved to is non-public.
@@ -233,7 +237,7 @@ impl Deliverer {
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(settings.max_idle_per_host)
             .build(https);
         Ok(Self {
             client,

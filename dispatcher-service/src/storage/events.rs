@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::WAKE_CHANNEL;
+use super::{Prepared, WAKE_CHANNEL};
 use std::collections::HashSet;
 
 use super::models::NewEvent;
@@ -33,7 +33,7 @@ struct InsertedId {
 ///
 /// One statement for any number of events: the rows travel as arrays and
 /// `unnest` turns them back into rows, so Postgres parses and plans one
-/// small statement (cached) instead of a `VALUES` list as long as the batch,
+/// small statement (prepared once per connection, see [`Prepared`]) instead of a `VALUES` list as long as the batch,
 /// and events and deliveries go in together.
 pub async fn insert(
     conn: &mut AsyncPgConnection,
@@ -44,8 +44,9 @@ pub async fn insert(
         .iter()
         .map(|e| e.has_subscriber.then(Uuid::now_v7))
         .collect();
-    let inserted: HashSet<Uuid> = diesel::sql_query(
-        "WITH input AS (
+    let inserted: HashSet<Uuid> = Prepared(
+        diesel::sql_query(
+            "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::bytea[], $5::text[], $6::bool[],
                                   $7::bool[], $8::timestamptz[], $9::text[], $10::uuid[])
                  AS t(id, partner_id, notification_type, payload, idempotency_key, is_test,
@@ -77,7 +78,8 @@ pub async fn insert(
     .bind::<Array<Bool>, _>(new.iter().map(|e| e.has_subscriber).collect::<Vec<_>>())
     .bind::<Array<Timestamptz>, _>(new.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.trace_context.clone()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(delivery_ids.clone())
+        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(delivery_ids.clone()),
+    )
     .load::<InsertedId>(conn)
     .await?
     .into_iter()

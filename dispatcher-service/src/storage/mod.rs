@@ -9,6 +9,8 @@ pub mod models;
 pub mod queue;
 pub mod schema;
 
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::Error as DieselError;
 use diesel_async::pooled_connection::bb8::RunError;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
@@ -35,6 +37,36 @@ impl From<RunError> for DispatchError {
     fn from(e: RunError) -> Self {
         DispatchError::internal(e)
     }
+}
+
+/// A statement of constant text, run as a prepared statement that each
+/// connection parses and plans once.
+///
+/// diesel never caches `sql_query` (its text could have been built from
+/// input), so each call costs a parse, a plan and an extra round trip: for a
+/// claim of 128 the plan alone took about 0.8 ms. Ours are string constants
+/// with every value bound, which makes caching them safe.
+#[derive(Debug)]
+pub struct Prepared<Q>(pub Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// Cached by its text: no static id.
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
 }
 
 /// Whether the database answers (readiness).

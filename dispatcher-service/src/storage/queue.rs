@@ -18,6 +18,7 @@ use diesel::{QueryableByName, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::Prepared;
 use crate::domain::{DeliveryStatus, DispatchError};
 
 /// A claimed delivery with what is needed to attempt it.
@@ -52,8 +53,9 @@ pub async fn claim(
     lease: Duration,
 ) -> Result<Vec<Claimed>, DispatchError> {
     let lease_ms = i32::try_from(lease.as_millis()).unwrap_or(i32::MAX);
-    let claimed = diesel::sql_query(
-        "WITH due AS (
+    let claimed = Prepared(
+        diesel::sql_query(
+            "WITH due AS (
              SELECT id FROM deliveries
              WHERE status = 'pending' AND next_attempt_at <= now()
              ORDER BY next_attempt_at
@@ -68,9 +70,10 @@ pub async fn claim(
          WHERE d.id = due.id AND e.id = d.event_id
          RETURNING d.id, d.lease_token, d.event_id, d.partner_id, d.notification_type,
                    d.attempt_count, d.series_attempts, d.is_test, e.payload, e.trace_context",
+        )
+        .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind::<Int4, _>(lease_ms),
     )
-    .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-    .bind::<Int4, _>(lease_ms)
     .load(conn)
     .await?;
     Ok(claimed)
@@ -151,8 +154,9 @@ pub async fn complete(
                 .unwrap_or_default(),
         );
     }
-    let applied: Vec<Applied> = diesel::sql_query(
-        "WITH input AS (
+    let applied: Vec<Applied> = Prepared(
+        diesel::sql_query(
+            "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bool[],
                                   $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[])
                  AS t(id, token, status, next_at, counted, error, registration_id, started_at,
@@ -194,7 +198,8 @@ pub async fn complete(
     .bind::<Array<Timestamptz>, _>(started)
     .bind::<Array<Int4>, _>(durations)
     .bind::<Array<Nullable<Int4>>, _>(response_statuses)
-    .bind::<Array<Text>, _>(excerpts)
+        .bind::<Array<Text>, _>(excerpts),
+    )
     .load(conn)
     .await?;
     Ok(applied.into_iter().map(|a| (a.id, a.token)).collect())
