@@ -8,7 +8,7 @@ use super::{Prepared, WAKE_CHANNEL};
 use std::collections::HashSet;
 
 use super::models::NewEvent;
-use super::schema::{deliveries, events};
+use super::schema::events;
 use crate::domain::DispatchError;
 
 /// What became of one event handed to [`insert`].
@@ -54,9 +54,9 @@ pub async fn insert(
          ),
          inserted AS (
              INSERT INTO events (id, partner_id, notification_type, payload, idempotency_key, is_test,
-                                 has_subscriber, occurred_at, trace_context)
+                                 has_subscriber, occurred_at, trace_context, delivery_id)
              SELECT id, partner_id, notification_type, payload, idempotency_key, is_test,
-                    has_subscriber, occurred_at, trace_context
+                    has_subscriber, occurred_at, trace_context, delivery_id
              FROM input
              ON CONFLICT DO NOTHING
              RETURNING id
@@ -118,18 +118,12 @@ async fn first_of_key(
             event.id
         )));
     };
-    let event_id: Uuid = events::table
+    let (event_id, delivery_id): (Uuid, Option<Uuid>) = events::table
         .filter(events::partner_id.eq(event.partner_id))
         .filter(events::idempotency_key.eq(key))
-        .select(events::id)
+        .select((events::id, events::delivery_id))
         .first(conn)
         .await?;
-    let delivery_id = deliveries::table
-        .filter(deliveries::event_id.eq(event_id))
-        .select(deliveries::id)
-        .first(conn)
-        .await
-        .optional()?;
     Ok(Stored {
         event_id,
         delivery_id,

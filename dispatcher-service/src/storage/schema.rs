@@ -46,6 +46,7 @@ diesel::table! {
         occurred_at -> Timestamptz,
         trace_context -> Nullable<Text>,
         created_at -> Timestamptz,
+        delivery_id -> Nullable<Uuid>,
     }
 }
 
