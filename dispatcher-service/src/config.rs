@@ -88,7 +88,8 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_BATCH_SIZE", default_value_t = 128)]
     pub batch_size: u32,
 
-    /// Most attempts in flight in this process.
+    /// Most attempts in flight in this process; also the idle keep-alive
+    /// connections kept per callback host.
     #[arg(long, env = "DISPATCHER_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 

@@ -273,4 +273,14 @@ async fn a_batch_is_delivered_and_redelivery_sends_again() {
         .into_inner();
     assert_eq!(listed.deliveries.len(), 20);
     assert!(listed.has_next_page && !listed.has_previous_page);
+    // Newest first (the log is listed through the events' index).
+    let created: Vec<_> = listed
+        .deliveries
+        .iter()
+        .map(|d| {
+            let at = d.created_at.as_ref().expect("created_at is set");
+            (at.seconds, at.nanos)
+        })
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
 }
