@@ -175,16 +175,19 @@ pub async fn complete(
                  completed_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
              FROM input i
              WHERE d.id = i.id AND d.lease_token = i.token
-             RETURNING d.id, d.attempt_count, i.token
+             RETURNING d.id, d.attempt_count, i.token, i.counted, i.registration_id, i.started_at,
+                       i.duration_ms, i.response_status, i.error, i.excerpt
          ),
+         -- One row per delivery updated, numbered by the count just raised:
+         -- never a conflict, so a plain insert (no ON CONFLICT, whose
+         -- speculative insertion cost ~1.7 us a row).
          logged AS (
              INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at,
                                    duration_ms, response_status, error, response_excerpt)
-             SELECT u.id, u.attempt_count, i.registration_id, i.started_at, i.duration_ms,
-                    i.response_status, i.error, i.excerpt
-             FROM updated u JOIN input i ON i.id = u.id AND i.token = u.token
-             WHERE i.counted
-             ON CONFLICT DO NOTHING
+             SELECT id, attempt_count, registration_id, started_at, duration_ms,
+                    response_status, error, excerpt
+             FROM updated
+             WHERE counted
          )
          SELECT id, token FROM updated",
     )
