@@ -45,7 +45,10 @@ pub struct Stack {
     pub dispatch_db: TestDb,
     registry_url: String,
     _registry_db: TestDb,
-    clients: Vec<DispatcherServiceClient<Channel>>,
+    /// A few clients per dispatcher, by its index.
+    clients: Vec<Vec<DispatcherServiceClient<Channel>>>,
+    /// Which dispatcher `publisher` answers clients of.
+    publish_via: AtomicUsize,
     next: Arc<AtomicUsize>,
 }
 
@@ -88,11 +91,13 @@ impl Stack {
             registry_url: format!("http://{addr}"),
             _registry_db: registry_db,
             clients: Vec::new(),
+            publish_via: AtomicUsize::new(0),
             next: Arc::new(AtomicUsize::new(0)),
         })
     }
 
-    /// Starts a dispatcher; publishers use the first one started.
+    /// Starts a dispatcher; publishers use the first one started, unless
+    /// told otherwise (`publish_via`).
     pub async fn add_dispatcher(&mut self, settings: DispatcherSettings) -> anyhow::Result<usize> {
         let addr = loopback(free_port()?);
         let service = Service::start(
@@ -117,24 +122,31 @@ impl Stack {
             None,
         )
         .await?;
-        if self.clients.is_empty() {
-            // A few HTTP/2 connections, so that one connection's flow control
-            // is not the bottleneck.
-            for _ in 0..4 {
-                let channel = Channel::from_shared(format!("http://{addr}"))?
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await?;
-                self.clients.push(DispatcherServiceClient::new(channel));
-            }
+        // A few HTTP/2 connections, so that one connection's flow control
+        // is not the bottleneck.
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let channel = Channel::from_shared(format!("http://{addr}"))?
+                .tcp_nodelay(true)
+                .connect()
+                .await?;
+            clients.push(DispatcherServiceClient::new(channel));
         }
+        self.clients.push(clients);
         self.dispatchers.push(service);
         Ok(self.dispatchers.len() - 1)
     }
 
     pub fn publisher(&self) -> DispatcherServiceClient<Channel> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.clients[i % self.clients.len()].clone()
+        let clients = &self.clients[self.publish_via.load(Ordering::Relaxed)];
+        clients[i % clients.len()].clone()
+    }
+
+    /// Publishers use the dispatcher at `index` from now on (the first one
+    /// started until then).
+    pub fn publish_via(&self, index: usize) {
+        self.publish_via.store(index, Ordering::Relaxed);
     }
 
     /// `n` partners, each with a callback for type 5 at `{path}/{i}`.

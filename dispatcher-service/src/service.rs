@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::delivery::worker::Worker;
+use crate::delivery::worker::{Reserved, Worker};
 use crate::domain::error::FieldViolation;
 use crate::domain::{Delivery, DispatchError};
 use crate::registry::{RegistryClient, Resolution};
@@ -16,6 +16,7 @@ use crate::storage::commit::Committer;
 use crate::storage::deliveries::{self, ListFilter};
 use crate::storage::events::Stored;
 use crate::storage::models::NewEvent;
+use crate::storage::queue::Claimed;
 
 /// Committer tasks: enough that one gathers the next batch while another
 /// writes, few enough to leave the pool's connections to the workers.
@@ -57,6 +58,57 @@ impl Dispatcher {
         }
     }
 
+    /// Leases as many of `rows`' deliveries as this process's delivery loop
+    /// has free slots for, so that they are stored leased to it and handed
+    /// over after the commit (no claim). Keyed by event id.
+    fn lease_locally(&self, rows: &mut [NewEvent]) -> HashMap<Uuid, (Reserved, NewEvent)> {
+        let Some(worker) = &self.worker else {
+            return HashMap::new();
+        };
+        let wanted = rows.iter().filter(|r| r.has_subscriber).count();
+        let mut reserved = worker.reserve(wanted).into_iter();
+        let mut local = HashMap::new();
+        for row in rows.iter_mut().filter(|r| r.has_subscriber) {
+            let Some(slot) = reserved.next() else { break };
+            row.lease = Some(slot.lease);
+            local.insert(row.id, (slot, row.clone()));
+        }
+        local
+    }
+
+    /// Hands the committed deliveries leased here to the delivery loop, and
+    /// wakes the claimers for the others.
+    fn hand_off(&self, stored: &[Stored], mut local: HashMap<Uuid, (Reserved, NewEvent)>) {
+        let mut left_for_claim = false;
+        for s in stored.iter().filter(|s| !s.duplicate) {
+            let Some(delivery_id) = s.delivery_id else {
+                continue;
+            };
+            match (&self.worker, local.remove(&s.event_id)) {
+                (Some(worker), Some((reserved, event))) => worker.hand_off(
+                    Claimed {
+                        id: delivery_id,
+                        lease_token: reserved.lease.token,
+                        event_id: event.id,
+                        partner_id: event.partner_id,
+                        notification_type: event.notification_type,
+                        attempt_count: 0,
+                        series_attempts: 0,
+                        is_test: event.is_test,
+                        payload: event.payload,
+                        trace_context: event.trace_context,
+                    },
+                    reserved,
+                ),
+                _ => left_for_claim = true,
+            }
+        }
+        // Unused reservations (duplicates) free their slots when dropped.
+        if left_for_claim {
+            self.wake();
+        }
+    }
+
     /// Stores the events (all or none) and answers once they are committed.
     /// Unknown types are refused; an event whose partner has no active
     /// registration for its type is stored without a delivery.
@@ -94,20 +146,22 @@ impl Dispatcher {
             };
             subscribed.insert(key, has_subscriber);
         }
-        let rows: Vec<NewEvent> = inputs
+        let mut rows: Vec<NewEvent> = inputs
             .into_iter()
             .map(|input| NewEvent {
                 id: Uuid::now_v7(),
                 has_subscriber: subscribed[&(input.partner_id, input.notification_type)],
                 partner_id: input.partner_id,
                 notification_type: input.notification_type,
-                payload: input.payload,
+                payload: input.payload.into(),
                 idempotency_key: input.idempotency_key,
                 is_test: false,
                 occurred_at: input.occurred_at,
                 trace_context: input.trace_context,
+                lease: None,
             })
             .collect();
+        let local = self.lease_locally(&mut rows);
         let stored = self.committer.store(rows).await?;
         for s in &stored {
             let outcome = match (s.duplicate, s.delivery_id) {
@@ -118,12 +172,7 @@ impl Dispatcher {
             metrics::counter!("callbacks_events_published_total", "outcome" => outcome)
                 .increment(1);
         }
-        if stored
-            .iter()
-            .any(|s| s.delivery_id.is_some() && !s.duplicate)
-        {
-            self.wake();
-        }
+        self.hand_off(&stored, local);
         Ok(stored)
     }
 
@@ -143,20 +192,22 @@ impl Dispatcher {
                 )));
             }
         }
-        let row = NewEvent {
+        let mut rows = vec![NewEvent {
             id: Uuid::now_v7(),
             partner_id,
             notification_type,
-            payload: raw_body,
+            payload: raw_body.into(),
             idempotency_key: None,
             is_test: true,
             has_subscriber: true,
             occurred_at: Utc::now(),
             trace_context,
-        };
-        let stored = self.committer.store(vec![row]).await?;
+            lease: None,
+        }];
+        let local = self.lease_locally(&mut rows);
+        let stored = self.committer.store(rows).await?;
         metrics::counter!("callbacks_test_notifications_total").increment(1);
-        self.wake();
+        self.hand_off(&stored, local);
         stored
             .first()
             .and_then(|s| s.delivery_id)

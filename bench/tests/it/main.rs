@@ -8,16 +8,22 @@ use bench::scenarios::{self, Scale};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_delivery_run_counts_every_delivery() {
-    // 1% of the full run: 1,000 events from a backlog, 500 while publishing.
+    // 1% of the full run: 1,000 events from a backlog, 500 while publishing
+    // to the delivering dispatcher (handed off), 500 through another one.
     let report = scenarios::deliver(Scale(0.01)).await.unwrap();
-    assert_eq!(report.rows.len(), 2);
+    assert_eq!(report.rows.len(), 3);
     for row in &report.rows {
         // deliveries, lost, duplicated
         assert!(row[1] == "1000" || row[1] == "500", "{row:?}");
         assert_eq!(row[4], "0", "lost deliveries: {row:?}");
         assert!(row[3].parse::<f64>().unwrap() > 0.0);
     }
-    assert!(report.markdown().contains("| from a backlog | 1000 |"));
+    let table = report.markdown();
+    assert!(table.contains("| from a backlog | 1000 |"), "{table}");
+    assert!(
+        table.contains("| while publishing to it | 500 |"),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,8 @@ struct InsertedId {
 /// wakes the workers; all in the caller's transaction, so nothing is
 /// visible (or delivered) before it commits. Events whose idempotency key
 /// was used before are not stored again: their first event is answered.
+/// A delivery whose event carries a [`Lease`](super::models::Lease) is
+/// stored under it, for this process to attempt without a claim.
 ///
 /// One statement for any number of events: the rows travel as arrays and
 /// `unnest` turns them back into rows, so Postgres parses and plans one
@@ -48,9 +50,10 @@ pub async fn insert(
         diesel::sql_query(
             "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::bytea[], $5::text[], $6::bool[],
-                                  $7::bool[], $8::timestamptz[], $9::text[], $10::uuid[])
+                                  $7::bool[], $8::timestamptz[], $9::text[], $10::uuid[], $11::uuid[],
+                                  $12::timestamptz[])
                  AS t(id, partner_id, notification_type, payload, idempotency_key, is_test,
-                      has_subscriber, occurred_at, trace_context, delivery_id)
+                      has_subscriber, occurred_at, trace_context, delivery_id, lease_token, leased_until)
          ),
          inserted AS (
              INSERT INTO events (id, partner_id, notification_type, payload, idempotency_key, is_test,
@@ -62,8 +65,10 @@ pub async fn insert(
              RETURNING id
          ),
          scheduled AS (
-             INSERT INTO deliveries (id, event_id, partner_id, notification_type, is_test)
-             SELECT i.delivery_id, i.id, i.partner_id, i.notification_type, i.is_test
+             INSERT INTO deliveries (id, event_id, partner_id, notification_type, is_test,
+                                     lease_token, next_attempt_at)
+             SELECT i.delivery_id, i.id, i.partner_id, i.notification_type, i.is_test,
+                    i.lease_token, coalesce(i.leased_until, now())
              FROM input i JOIN inserted USING (id)
              WHERE i.delivery_id IS NOT NULL
          )
@@ -72,13 +77,15 @@ pub async fn insert(
     .bind::<Array<diesel::sql_types::Uuid>, _>(new.iter().map(|e| e.id).collect::<Vec<_>>())
     .bind::<Array<diesel::sql_types::Uuid>, _>(new.iter().map(|e| e.partner_id).collect::<Vec<_>>())
     .bind::<Array<Int4>, _>(new.iter().map(|e| e.notification_type).collect::<Vec<_>>())
-    .bind::<Array<Bytea>, _>(new.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(new.iter().map(|e| e.payload.as_ref()).collect::<Vec<&[u8]>>())
     .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.idempotency_key.clone()).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(new.iter().map(|e| e.is_test).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(new.iter().map(|e| e.has_subscriber).collect::<Vec<_>>())
     .bind::<Array<Timestamptz>, _>(new.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.trace_context.clone()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(delivery_ids.clone()),
+        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(delivery_ids.clone())
+        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(new.iter().map(|e| e.lease.map(|l| l.token)).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(new.iter().map(|e| e.lease.map(|l| l.until)).collect::<Vec<_>>()),
     )
     .load::<InsertedId>(conn)
     .await?
@@ -86,10 +93,11 @@ pub async fn insert(
     .map(|row| row.id)
     .collect();
     let mut results = Vec::with_capacity(new.len());
+    // Wake the workers only for deliveries left for a claim.
     let mut scheduled = false;
     for (event, delivery_id) in new.iter().zip(delivery_ids) {
         if inserted.contains(&event.id) {
-            scheduled |= delivery_id.is_some();
+            scheduled |= delivery_id.is_some() && event.lease.is_none();
             results.push(Stored {
                 event_id: event.id,
                 delivery_id,

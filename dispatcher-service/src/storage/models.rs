@@ -5,21 +5,33 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{attempts, deliveries, events};
+use super::schema::{attempts, deliveries};
 use crate::domain::{Attempt, Delivery, DeliveryStatus};
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+/// An event to store (`storage::events::insert`).
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub id: Uuid,
     pub partner_id: Uuid,
     pub notification_type: i32,
-    pub payload: Vec<u8>,
+    /// Shared, not copied, between the insert and a hand-off to the worker.
+    pub payload: bytes::Bytes,
     pub idempotency_key: Option<String>,
     pub is_test: bool,
     pub has_subscriber: bool,
     pub occurred_at: DateTime<Utc>,
     pub trace_context: Option<String>,
+    /// Set when this process will attempt the delivery itself: the delivery
+    /// is stored already leased, so no claim is needed (and no other worker
+    /// takes it before the lease ends).
+    pub lease: Option<Lease>,
+}
+
+/// A lease taken at insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub token: Uuid,
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

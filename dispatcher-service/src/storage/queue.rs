@@ -42,8 +42,8 @@ pub struct Claimed {
     pub series_attempts: i32,
     #[diesel(sql_type = Bool)]
     pub is_test: bool,
-    #[diesel(sql_type = sql_types::Bytea)]
-    pub payload: Vec<u8>,
+    #[diesel(sql_type = sql_types::Bytea, deserialize_as = Vec<u8>)]
+    pub payload: bytes::Bytes,
     #[diesel(sql_type = Nullable<Text>)]
     pub trace_context: Option<String>,
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dispatcher_service::domain::DeliveryStatus;
-use dispatcher_service::storage::{self, models::NewEvent, queue};
+use dispatcher_service::storage::models::{Lease, NewEvent};
+use dispatcher_service::storage::{self, queue};
 use uuid::Uuid;
 
 use crate::World;
@@ -21,18 +22,20 @@ fn attempt(status: i32) -> queue::AttemptRecord {
     }
 }
 
-/// Stores one event with a subscriber; answers its delivery's id.
-async fn one_delivery(conn: &mut diesel_async::AsyncPgConnection) -> Uuid {
+/// Stores one event with a subscriber (its delivery leased at insert, with
+/// `lease`); answers its delivery's id.
+async fn one_delivery(conn: &mut diesel_async::AsyncPgConnection, lease: Option<Lease>) -> Uuid {
     let event = NewEvent {
         id: Uuid::now_v7(),
         partner_id: Uuid::new_v4(),
         notification_type: 5,
-        payload: b"{}".to_vec(),
+        payload: b"{}".to_vec().into(),
         idempotency_key: None,
         is_test: false,
         has_subscriber: true,
         occurred_at: Utc::now(),
         trace_context: None,
+        lease,
     };
     storage::events::insert(conn, &[event]).await.unwrap()[0]
         .delivery_id
@@ -44,7 +47,7 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     let world = World::start().await;
     let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
     let mut conn = pool.get().await.unwrap();
-    let delivery_id = one_delivery(&mut conn).await;
+    let delivery_id = one_delivery(&mut conn, None).await;
 
     // Worker A claims it.
     let a = queue::claim(&mut conn, 10, Duration::from_secs(30))
@@ -131,7 +134,7 @@ async fn an_old_claim_and_its_successor_in_one_batch() {
     let world = World::start().await;
     let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
     let mut conn = pool.get().await.unwrap();
-    let delivery_id = one_delivery(&mut conn).await;
+    let delivery_id = one_delivery(&mut conn, None).await;
     let old = queue::claim(&mut conn, 1, Duration::from_secs(30))
         .await
         .unwrap()
@@ -185,5 +188,70 @@ async fn an_old_claim_and_its_successor_in_one_batch() {
         logged,
         [200],
         "the fenced-off attempt is not logged in its place"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    // Stored leased to the publishing process (its hand-off).
+    let handed_off = Lease {
+        token: Uuid::new_v4(),
+        until: Utc::now() + Duration::from_secs(30),
+    };
+    let delivery_id = one_delivery(&mut conn, Some(handed_off)).await;
+    assert!(
+        queue::claim(&mut conn, 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a handed-off delivery must not be claimed while its lease runs"
+    );
+
+    // The publishing process dies before attempting it: once the lease has
+    // run out (made to here), a claim takes it with a token of its own...
+    let db = world.dispatch_db.client().await.unwrap();
+    db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let claimed = queue::claim(&mut conn, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, delivery_id);
+    assert_eq!(&claimed[0].payload[..], b"{}");
+    assert_ne!(claimed[0].lease_token, handed_off.token);
+
+    // ...and the first lease can no longer write an outcome.
+    let late = queue::Completion {
+        delivery_id,
+        lease_token: handed_off.token,
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: Utc::now(),
+        attempt: Some(attempt(200)),
+        error: None,
+    };
+    assert!(
+        queue::complete(&mut conn, &[late])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let on_time = queue::Completion {
+        delivery_id,
+        lease_token: claimed[0].lease_token,
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: Utc::now(),
+        attempt: Some(attempt(200)),
+        error: None,
+    };
+    assert_eq!(
+        queue::complete(&mut conn, &[on_time]).await.unwrap(),
+        [(delivery_id, claimed[0].lease_token)]
     );
 }
