@@ -313,11 +313,26 @@ impl Worker {
             .take()
             .expect("the delivery loop runs once");
         let mut tasks = JoinSet::new();
+        // Claim when woken, when the poll comes round, and again while
+        // claims come back full; never just because a hand-off arrived
+        // (that would run a claim per publish, and hand-offs would queue
+        // behind it).
+        let mut claim_now = true;
+        let mut next_poll = tokio::time::Instant::now();
 
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
             while let Ok(handoff) = handoffs.try_recv() {
                 self.start(&mut tasks, handoff, &done_tx);
+            }
+            if !claim_now {
+                tokio::select! {
+                    _ = self.wake.notified() => claim_now = true,
+                    _ = tokio::time::sleep_until(next_poll) => claim_now = true,
+                    Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
             }
             let free = slots.available_permits();
             if free == 0 {
@@ -334,20 +349,35 @@ impl Worker {
                 .settings
                 .batch_size
                 .min(u32::try_from(free.min(park_room.max(1))).unwrap_or(u32::MAX));
-            let claimed = match self.claim(limit).await {
+            // The claim's slots are taken first, so that hand-offs arriving
+            // while it runs (and are started meanwhile) cannot take them.
+            let Ok(mut reserved) = slots.clone().try_acquire_many_owned(limit) else {
+                continue;
+            };
+            let claim = self.claim(limit);
+            tokio::pin!(claim);
+            let claimed = loop {
+                tokio::select! {
+                    claimed = &mut claim => break claimed,
+                    Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
+                }
+            };
+            let claimed = match claimed {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(error = %error, "claiming deliveries failed; retrying");
                     Vec::new()
                 }
             };
-            let drained = (claimed.len() as u32) < limit;
+            // A full claim suggests more is due.
+            claim_now = (claimed.len() as u32) == limit;
+            next_poll = tokio::time::Instant::now() + self.settings.poll_interval;
             // The lease runs from (just before) now.
             let claimed_at = Instant::now();
             for delivery in claimed {
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    // Cannot happen (we claimed at most the free slots, and
-                    // only this loop takes them), but never drop a claim.
+                let Some(slot) = reserved.split(1) else {
+                    // Cannot happen (a claim returns at most the slots taken
+                    // for it), but never drop a claim.
                     let _ = done_tx
                         .send(Done {
                             completion: release(&delivery, Duration::ZERO, None),
@@ -362,14 +392,6 @@ impl Worker {
                     claimed_at,
                 };
                 self.start(&mut tasks, handoff, &done_tx);
-            }
-            if drained {
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
-                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
-                    _ = shutdown.cancelled() => break,
-                }
             }
         }
         // No more reservations; what was handed off meanwhile is attempted
