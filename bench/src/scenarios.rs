@@ -434,7 +434,7 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
     let mut report = Report::new(
         "4. isolation: 100 healthy endpoints at 1,000 events/s, alone, beside 10 more that answer, and beside 10 that hang",
         &[
-            "hanging endpoints",
+            "beside the 100 healthy",
             "healthy events",
             "p50 ms",
             "p99 ms",
