@@ -22,6 +22,34 @@ fn attempt(status: i32) -> queue::AttemptRecord {
     }
 }
 
+/// Makes every lease run out now, rather than waiting for it.
+async fn expire_leases(world: &World) {
+    let db = world.dispatch_db.client().await.unwrap();
+    db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
+}
+
+/// An attempt's outcome (HTTP `code`) written under `lease_token`.
+fn outcome(
+    delivery_id: Uuid,
+    lease_token: Uuid,
+    status: DeliveryStatus,
+    code: i32,
+) -> queue::Completion {
+    queue::Completion {
+        delivery_id,
+        lease_token,
+        status,
+        next_attempt_at: Utc::now(),
+        attempt: Some(attempt(code)),
+        error: None,
+    }
+}
+
 /// Stores one event with a subscriber (its delivery leased at insert, with
 /// `lease`); answers its delivery's id.
 async fn one_delivery(conn: &mut diesel_async::AsyncPgConnection, lease: Option<Lease>) -> Uuid {
@@ -63,13 +91,7 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     );
 
     // A stalls past its lease (made to expire here rather than waited for).
-    let db = world.dispatch_db.client().await.unwrap();
-    db.execute(
-        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
-        &[],
-    )
-    .await
-    .unwrap();
+    expire_leases(&world).await;
 
     // Worker B takes over, with a new token, and records success.
     let b = queue::claim(&mut conn, 10, Duration::from_secs(30))
@@ -77,14 +99,12 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
         .unwrap();
     assert_eq!(b.len(), 1);
     assert_ne!(b[0].lease_token, a[0].lease_token);
-    let b_done = queue::Completion {
+    let b_done = outcome(
         delivery_id,
-        lease_token: b[0].lease_token,
-        status: DeliveryStatus::Delivered,
-        next_attempt_at: Utc::now(),
-        attempt: Some(attempt(200)),
-        error: None,
-    };
+        b[0].lease_token,
+        DeliveryStatus::Delivered,
+        200,
+    );
     assert_eq!(
         queue::complete(&mut conn, &[b_done]).await.unwrap(),
         [(delivery_id, b[0].lease_token)]
@@ -92,12 +112,8 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
 
     // A finally answers with a failure: its write changes 0 rows.
     let a_done = queue::Completion {
-        delivery_id,
-        lease_token: a[0].lease_token,
-        status: DeliveryStatus::Pending,
-        next_attempt_at: Utc::now(),
-        attempt: Some(attempt(500)),
         error: Some("HTTP 500".into()),
+        ..outcome(delivery_id, a[0].lease_token, DeliveryStatus::Pending, 500)
     };
     assert!(
         queue::complete(&mut conn, &[a_done])
@@ -106,6 +122,7 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
             .is_empty()
     );
 
+    let db = world.dispatch_db.client().await.unwrap();
     let row = db
         .query_one(
             "SELECT status, attempt_count, last_error FROM deliveries WHERE id = $1",
@@ -139,32 +156,18 @@ async fn an_old_claim_and_its_successor_in_one_batch() {
         .await
         .unwrap()
         .remove(0);
-    let db = world.dispatch_db.client().await.unwrap();
-    db.execute(
-        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
-        &[],
-    )
-    .await
-    .unwrap();
+    expire_leases(&world).await;
     let new = queue::claim(&mut conn, 1, Duration::from_secs(30))
         .await
         .unwrap()
         .remove(0);
 
     // Both outcomes reach the completer together (one process, both claims).
-    let outcome = |token, status, code| queue::Completion {
-        delivery_id,
-        lease_token: token,
-        status,
-        next_attempt_at: Utc::now(),
-        attempt: Some(attempt(code)),
-        error: None,
-    };
     let applied = queue::complete(
         &mut conn,
         &[
-            outcome(old.lease_token, DeliveryStatus::Pending, 500),
-            outcome(new.lease_token, DeliveryStatus::Delivered, 200),
+            outcome(delivery_id, old.lease_token, DeliveryStatus::Pending, 500),
+            outcome(delivery_id, new.lease_token, DeliveryStatus::Delivered, 200),
         ],
     )
     .await
@@ -174,6 +177,7 @@ async fn an_old_claim_and_its_successor_in_one_batch() {
         [(delivery_id, new.lease_token)],
         "only the current claim's outcome lands"
     );
+    let db = world.dispatch_db.client().await.unwrap();
     let logged: Vec<i32> = db
         .query(
             "SELECT response_status FROM attempts WHERE delivery_id = $1",
@@ -212,13 +216,7 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
 
     // The publishing process dies before attempting it: once the lease has
     // run out (made to here), a claim takes it with a token of its own...
-    let db = world.dispatch_db.client().await.unwrap();
-    db.execute(
-        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
-        &[],
-    )
-    .await
-    .unwrap();
+    expire_leases(&world).await;
     let claimed = queue::claim(&mut conn, 10, Duration::from_secs(30))
         .await
         .unwrap();
@@ -228,28 +226,24 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
     assert_ne!(claimed[0].lease_token, handed_off.token);
 
     // ...and the first lease can no longer write an outcome.
-    let late = queue::Completion {
+    let late = outcome(
         delivery_id,
-        lease_token: handed_off.token,
-        status: DeliveryStatus::Delivered,
-        next_attempt_at: Utc::now(),
-        attempt: Some(attempt(200)),
-        error: None,
-    };
+        handed_off.token,
+        DeliveryStatus::Delivered,
+        200,
+    );
     assert!(
         queue::complete(&mut conn, &[late])
             .await
             .unwrap()
             .is_empty()
     );
-    let on_time = queue::Completion {
+    let on_time = outcome(
         delivery_id,
-        lease_token: claimed[0].lease_token,
-        status: DeliveryStatus::Delivered,
-        next_attempt_at: Utc::now(),
-        attempt: Some(attempt(200)),
-        error: None,
-    };
+        claimed[0].lease_token,
+        DeliveryStatus::Delivered,
+        200,
+    );
     assert_eq!(
         queue::complete(&mut conn, &[on_time]).await.unwrap(),
         [(delivery_id, claimed[0].lease_token)]
