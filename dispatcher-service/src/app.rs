@@ -109,8 +109,9 @@ impl Application {
             .expect("a bound TCP listener has a local address")
     }
 
-    /// Serves until `shutdown`; then stops claiming, lets in-flight attempts
-    /// finish within the grace period and releases the rest.
+    /// Serves until `shutdown`; once the calls in progress are answered,
+    /// stops claiming, lets in-flight attempts finish within the grace
+    /// period and releases the rest.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -147,7 +148,6 @@ impl Application {
                 stop.clone().cancelled_owned(),
             ))
         };
-        let stop_serving = stop.clone();
         let served = tonic::transport::Server::builder()
             .layer(service_kit::grpc_layer::GrpcServerLayer)
             .add_service(health_service)
@@ -155,10 +155,9 @@ impl Application {
             .add_service(DispatcherServiceServer::new(self.grpc))
             .serve_with_incoming_shutdown(
                 service_kit::nodelay_incoming(self.listener),
-                async move {
-                    shutdown.await;
-                    stop_serving.cancel();
-                },
+                // The delivery loop stops once serving has: a publish still
+                // answering may hand its deliveries to the loop.
+                shutdown,
             )
             .await;
         stop.cancel();

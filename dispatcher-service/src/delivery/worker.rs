@@ -410,13 +410,17 @@ impl Worker {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
-        // Whatever is still marked in flight was abandoned: make it due now.
-        let abandoned: Vec<(Uuid, Uuid)> = self
+        // Whatever is still marked in flight was abandoned, and so is a
+        // hand-off that arrived too late to start: make them due now.
+        let mut abandoned: Vec<(Uuid, Uuid)> = self
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain()
             .collect();
+        while let Ok(late) = handoffs.try_recv() {
+            abandoned.push((late.claimed.id, late.claimed.lease_token));
+        }
         for (delivery_id, lease_token) in abandoned {
             let completion = Completion {
                 delivery_id,
