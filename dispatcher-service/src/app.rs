@@ -19,6 +19,9 @@ use crate::registry::RegistryClient;
 use crate::service::Dispatcher;
 use crate::storage;
 
+/// How long calls in progress at SIGTERM may take to finish.
+const CALL_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Application {
     listener: TcpListener,
     admin: TcpListener,
@@ -109,13 +112,17 @@ impl Application {
             .expect("a bound TCP listener has a local address")
     }
 
-    /// Serves until `shutdown`; once the calls in progress are answered,
-    /// stops claiming, lets in-flight attempts finish within the grace
-    /// period and releases the rest.
+    /// Serves until `shutdown`. Then claims no more and accepts no calls;
+    /// once the calls in progress are answered (at most `CALL_DRAIN`), lets
+    /// in-flight attempts finish within the grace period and releases the
+    /// rest.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // `signalled` at the signal: stop claiming and accepting calls.
+        // `stop` once the calls in progress are answered (or given up on).
+        let signalled = CancellationToken::new();
         let stop = CancellationToken::new();
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -128,7 +135,7 @@ impl Application {
         let reporter = tokio::spawn(self.reporter);
         let worker = self
             .worker
-            .map(|worker| tokio::spawn(worker.run(stop.clone())));
+            .map(|worker| tokio::spawn(worker.run(signalled.clone(), stop.clone())));
         tracing::info!(addr = %self.listener.local_addr()?, admin = %self.admin.local_addr()?, "dispatcher listening");
         let admin = {
             let (ready, refresh) = (self.pool.clone(), self.pool.clone());
@@ -148,18 +155,32 @@ impl Application {
                 stop.clone().cancelled_owned(),
             ))
         };
-        let served = tonic::transport::Server::builder()
+        let signal = {
+            let signalled = signalled.clone();
+            async move {
+                shutdown.await;
+                signalled.cancel();
+            }
+        };
+        let server = tonic::transport::Server::builder()
             .layer(service_kit::grpc_layer::GrpcServerLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(DispatcherServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(
-                service_kit::nodelay_incoming(self.listener),
-                // The delivery loop stops once serving has: a publish still
-                // answering may hand its deliveries to the loop.
-                shutdown,
-            )
-            .await;
+            .serve_with_incoming_shutdown(service_kit::nodelay_incoming(self.listener), signal);
+        tokio::pin!(server);
+        // Calls in progress get a bounded time to finish: a client holding
+        // its connection open must not push shutdown past the grace.
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = async {
+                signalled.cancelled().await;
+                tokio::time::sleep(CALL_DRAIN).await;
+            } => {
+                tracing::warn!(after = ?CALL_DRAIN, "calls still open after the signal; closing them");
+                Ok(())
+            }
+        };
         stop.cancel();
         if let Some(worker) = worker {
             let _ = worker.await;

@@ -76,37 +76,22 @@ impl Dispatcher {
         local
     }
 
-    /// Hands the committed deliveries leased here to the delivery loop, and
-    /// wakes the claimers for the others.
-    fn hand_off(&self, stored: &[Stored], mut local: HashMap<Uuid, (Reserved, NewEvent)>) {
-        let mut left_for_claim = false;
-        for s in stored.iter().filter(|s| !s.duplicate) {
-            let Some(delivery_id) = s.delivery_id else {
-                continue;
-            };
-            match (&self.worker, local.remove(&s.event_id)) {
-                (Some(worker), Some((reserved, event))) => worker.hand_off(
-                    Claimed {
-                        id: delivery_id,
-                        lease_token: reserved.lease.token,
-                        event_id: event.id,
-                        partner_id: event.partner_id,
-                        notification_type: event.notification_type,
-                        attempt_count: 0,
-                        series_attempts: 0,
-                        is_test: event.is_test,
-                        payload: event.payload,
-                        trace_context: event.trace_context,
-                    },
-                    reserved,
-                ),
-                _ => left_for_claim = true,
-            }
-        }
-        // Unused reservations (duplicates) free their slots when dropped.
-        if left_for_claim {
-            self.wake();
-        }
+    /// Commits `rows`, leasing to this process's delivery loop as many of
+    /// their deliveries as it has room for, and hands those over after the
+    /// commit. Commit and hand-off run in a task of their own, so that a
+    /// caller that goes away (its deadline passed) cannot leave committed
+    /// deliveries leased to nobody until their lease ends.
+    async fn store(&self, mut rows: Vec<NewEvent>) -> Result<Vec<Stored>, DispatchError> {
+        let local = self.lease_locally(&mut rows);
+        let committer = self.committer.clone();
+        let worker = self.worker.clone();
+        tokio::spawn(async move {
+            let stored = committer.store(rows).await?;
+            hand_off(worker.as_ref(), &stored, local);
+            Ok(stored)
+        })
+        .await
+        .map_err(DispatchError::internal)?
     }
 
     /// Stores the events (all or none) and answers once they are committed.
@@ -146,7 +131,7 @@ impl Dispatcher {
             };
             subscribed.insert(key, has_subscriber);
         }
-        let mut rows: Vec<NewEvent> = inputs
+        let rows: Vec<NewEvent> = inputs
             .into_iter()
             .map(|input| NewEvent {
                 id: Uuid::now_v7(),
@@ -161,8 +146,7 @@ impl Dispatcher {
                 lease: None,
             })
             .collect();
-        let local = self.lease_locally(&mut rows);
-        let stored = self.committer.store(rows).await?;
+        let stored = self.store(rows).await?;
         for s in &stored {
             let outcome = match (s.duplicate, s.delivery_id) {
                 (true, _) => "duplicate",
@@ -172,7 +156,6 @@ impl Dispatcher {
             metrics::counter!("callbacks_events_published_total", "outcome" => outcome)
                 .increment(1);
         }
-        self.hand_off(&stored, local);
         Ok(stored)
     }
 
@@ -192,7 +175,7 @@ impl Dispatcher {
                 )));
             }
         }
-        let mut rows = vec![NewEvent {
+        let rows = vec![NewEvent {
             id: Uuid::now_v7(),
             partner_id,
             notification_type,
@@ -204,10 +187,8 @@ impl Dispatcher {
             trace_context,
             lease: None,
         }];
-        let local = self.lease_locally(&mut rows);
-        let stored = self.committer.store(rows).await?;
+        let stored = self.store(rows).await?;
         metrics::counter!("callbacks_test_notifications_total").increment(1);
-        self.hand_off(&stored, local);
         stored
             .first()
             .and_then(|s| s.delivery_id)
@@ -251,5 +232,45 @@ impl Dispatcher {
         let delivery = deliveries::redeliver(&mut conn, id, partner).await?;
         self.wake();
         Ok(delivery)
+    }
+}
+
+/// Hands the committed deliveries leased at publish to the delivery loop,
+/// and wakes the claimers for the others. Unused reservations (duplicate
+/// keys) free their slots when dropped.
+fn hand_off(
+    worker: Option<&Arc<Worker>>,
+    stored: &[Stored],
+    mut local: HashMap<Uuid, (Reserved, NewEvent)>,
+) {
+    let Some(worker) = worker else {
+        return;
+    };
+    let mut left_for_claim = false;
+    for s in stored.iter().filter(|s| !s.duplicate) {
+        let Some(delivery_id) = s.delivery_id else {
+            continue;
+        };
+        match local.remove(&s.event_id) {
+            Some((reserved, event)) => worker.hand_off(
+                Claimed {
+                    id: delivery_id,
+                    lease_token: reserved.lease.token,
+                    event_id: event.id,
+                    partner_id: event.partner_id,
+                    notification_type: event.notification_type,
+                    attempt_count: 0,
+                    series_attempts: 0,
+                    is_test: event.is_test,
+                    payload: event.payload,
+                    trace_context: event.trace_context,
+                },
+                reserved,
+            ),
+            None => left_for_claim = true,
+        }
+    }
+    if left_for_claim {
+        worker.wake();
     }
 }

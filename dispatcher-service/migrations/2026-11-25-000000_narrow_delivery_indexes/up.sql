@@ -11,6 +11,10 @@
 -- Measured with `bench deliver` (pg_stat_statements, Postgres time per row):
 -- claim 19.9 -> 13.0 us, completion 21.6 -> 12.6 us, publish 16.6 -> 13.6 us
 -- (the new index on `events` included).
+--
+-- Not rolling-safe: an older dispatcher running beside this schema writes
+-- events without `delivery_id`. Upgrade across it with every dispatcher
+-- stopped (docs/operations.md, "Upgrades").
 ALTER TABLE events ADD COLUMN delivery_id uuid;
 UPDATE events e SET delivery_id = d.id FROM deliveries d WHERE d.event_id = e.id;
 CREATE INDEX events_partner_deliveries_idx ON events (partner_id, notification_type, created_at)

@@ -192,19 +192,25 @@ impl Worker {
     }
 
     /// Up to `n` free slots, each with a fresh lease, for deliveries this
-    /// process will attempt without claiming them. None once stopping.
+    /// process will attempt without claiming them. Only slots beyond half
+    /// of them are given out, so that hand-offs never crowd out claimed
+    /// work (retries, redeliveries, what found no slot at publish, other
+    /// replicas' expired leases). None once stopping.
     pub fn reserve(&self, n: usize) -> Vec<Reserved> {
+        let spare = self
+            .slots
+            .available_permits()
+            .saturating_sub(self.settings.max_in_flight / 2);
         let mut reserved = Vec::new();
         let at = Instant::now();
-        let until = Utc::now() + self.settings.lease;
-        while reserved.len() < n {
+        while reserved.len() < n.min(spare) {
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 break;
             };
             reserved.push(Reserved {
                 lease: Lease {
                     token: Uuid::new_v4(),
-                    until,
+                    length: self.settings.lease,
                 },
                 slot,
                 at,
@@ -295,9 +301,10 @@ impl Worker {
         claimed_at.elapsed() + self.deliverer.attempt_budget() >= self.settings.lease
     }
 
-    /// Claims and delivers until `shutdown`, then finishes or releases what
-    /// is in flight.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Claims and delivers until `shutdown`; then claims no more but takes
+    /// hand-offs until `stopped` (the publishes still being answered), and
+    /// finally finishes or releases what is in flight.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, stopped: CancellationToken) {
         let (done_tx, done_rx) = mpsc::channel::<Done>(4096);
         let completer = tokio::spawn(complete(self.pool.clone(), self.registry.clone(), done_rx));
         let listener = tokio::spawn(listen(
@@ -350,10 +357,19 @@ impl Worker {
                 .batch_size
                 .min(u32::try_from(free.min(park_room.max(1))).unwrap_or(u32::MAX));
             // The claim's slots are taken first, so that hand-offs arriving
-            // while it runs (and are started meanwhile) cannot take them.
-            let Ok(mut reserved) = slots.clone().try_acquire_many_owned(limit) else {
+            // while it runs (and are started meanwhile) cannot take them. A
+            // publish may have reserved some since `free` was read: claim
+            // for what was taken.
+            let Ok(mut reserved) = slots.clone().try_acquire_owned() else {
                 continue;
             };
+            while reserved.num_permits() < limit as usize {
+                match slots.clone().try_acquire_owned() {
+                    Ok(slot) => reserved.merge(slot),
+                    Err(_) => break,
+                }
+            }
+            let limit = u32::try_from(reserved.num_permits()).unwrap_or(limit);
             let claim = self.claim(limit);
             tokio::pin!(claim);
             let claimed = loop {
@@ -392,6 +408,13 @@ impl Worker {
                     claimed_at,
                 };
                 self.start(&mut tasks, handoff, &done_tx);
+            }
+        }
+        // Publishes still being answered may hand deliveries over.
+        loop {
+            tokio::select! {
+                Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
+                _ = stopped.cancelled() => break,
             }
         }
         // No more reservations; what was handed off meanwhile is attempted

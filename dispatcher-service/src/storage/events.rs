@@ -51,9 +51,9 @@ pub async fn insert(
             "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::bytea[], $5::text[], $6::bool[],
                                   $7::bool[], $8::timestamptz[], $9::text[], $10::uuid[], $11::uuid[],
-                                  $12::timestamptz[])
+                                  $12::int4[])
                  AS t(id, partner_id, notification_type, payload, idempotency_key, is_test,
-                      has_subscriber, occurred_at, trace_context, delivery_id, lease_token, leased_until)
+                      has_subscriber, occurred_at, trace_context, delivery_id, lease_token, lease_ms)
          ),
          inserted AS (
              INSERT INTO events (id, partner_id, notification_type, payload, idempotency_key, is_test,
@@ -68,7 +68,9 @@ pub async fn insert(
              INSERT INTO deliveries (id, event_id, partner_id, notification_type, is_test,
                                      lease_token, next_attempt_at)
              SELECT i.delivery_id, i.id, i.partner_id, i.notification_type, i.is_test,
-                    i.lease_token, coalesce(i.leased_until, now())
+                    i.lease_token,
+                    CASE WHEN i.lease_token IS NULL THEN now()
+                         ELSE now() + make_interval(secs => i.lease_ms / 1000.0) END
              FROM input i JOIN inserted USING (id)
              WHERE i.delivery_id IS NOT NULL
          )
@@ -85,7 +87,7 @@ pub async fn insert(
     .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.trace_context.clone()).collect::<Vec<_>>())
         .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(delivery_ids.clone())
         .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(new.iter().map(|e| e.lease.map(|l| l.token)).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Timestamptz>>, _>(new.iter().map(|e| e.lease.map(|l| l.until)).collect::<Vec<_>>()),
+        .bind::<Array<Nullable<Int4>>, _>(new.iter().map(|e| e.lease.map(|l| i32::try_from(l.length.as_millis()).unwrap_or(i32::MAX))).collect::<Vec<_>>()),
     )
     .load::<InsertedId>(conn)
     .await?

@@ -27,11 +27,12 @@ pub struct NewEvent {
     pub lease: Option<Lease>,
 }
 
-/// A lease taken at insert.
+/// A lease taken at insert; it ends `length` after the database's `now()`,
+/// the clock that claims compare with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
     pub token: Uuid,
-    pub until: DateTime<Utc>,
+    pub length: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -4,9 +4,7 @@
 //!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), mints a
 //!   fresh lease token for each, and pushes `next_attempt_at` to the end of
 //!   the lease. A worker that dies simply lets the lease run out: the
-//!   delivery is due again and another worker claims it. The rows are
-//!   found again by their `ctid` (a locked row cannot move), which spares
-//!   a primary-key lookup per row.
+//!   delivery is due again and another worker claims it.
 //! - **Complete**: one statement writes a batch of outcomes, each only where
 //!   the lease token is still the one minted at its claim. A worker whose
 //!   lease expired and was taken over writes nothing (fencing), so it
@@ -58,7 +56,7 @@ pub async fn claim(
     let claimed = Prepared(
         diesel::sql_query(
             "WITH due AS (
-             SELECT ctid FROM deliveries
+             SELECT id FROM deliveries
              WHERE status = 'pending' AND next_attempt_at <= now()
              ORDER BY next_attempt_at
              LIMIT $1
@@ -68,8 +66,8 @@ pub async fn claim(
          SET lease_token = gen_random_uuid(),
              next_attempt_at = now() + make_interval(secs => $2 / 1000.0),
              updated_at = now()
-         FROM events e
-         WHERE d.ctid = ANY(ARRAY(SELECT ctid FROM due)) AND e.id = d.event_id
+         FROM due, events e
+         WHERE d.id = due.id AND e.id = d.event_id
          RETURNING d.id, d.lease_token, d.event_id, d.partner_id, d.notification_type,
                    d.attempt_count, d.series_attempts, d.is_test, e.payload, e.trace_context",
         )

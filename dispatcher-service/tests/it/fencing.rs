@@ -203,7 +203,7 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
     // Stored leased to the publishing process (its hand-off).
     let handed_off = Lease {
         token: Uuid::new_v4(),
-        until: Utc::now() + Duration::from_secs(30),
+        length: Duration::from_secs(30),
     };
     let delivery_id = one_delivery(&mut conn, Some(handed_off)).await;
     assert!(

@@ -66,3 +66,60 @@ async fn a_hanging_endpoint_does_not_delay_another_partner() {
         world.receiver.requests_to("/a").len()
     );
 }
+
+/// A dispatcher that both publishes and delivers hands its own new
+/// deliveries to its loop; those hand-offs may never take the slots that
+/// claimed work (retries, redeliveries, other replicas' expired leases)
+/// needs, or a steady stream of publishes would starve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_offs_leave_half_of_the_slots_to_claims() {
+    use dispatcher_service::delivery::http::{Deliverer, HttpSettings};
+    use dispatcher_service::delivery::worker::{Worker, WorkerSettings};
+    use dispatcher_service::domain::RetryPolicy;
+    use dispatcher_service::registry::RegistryClient;
+    use dispatcher_service::storage;
+
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 2).await.unwrap();
+    let (registry, _reporter) =
+        RegistryClient::new(&world.registry_url, Duration::from_secs(5)).unwrap();
+    let deliverer = Deliverer::new(HttpSettings {
+        connect_timeout: Duration::from_secs(1),
+        response_timeout: Duration::from_secs(1),
+        allowed_networks: Vec::new(),
+        allow_http: false,
+        extra_ca_files: Vec::new(),
+        max_idle_per_host: 8,
+    })
+    .unwrap();
+    let policy =
+        RetryPolicy::new(vec![Duration::from_secs(1)], 0.0, Duration::from_secs(1)).unwrap();
+    let worker = Worker::new(
+        pool,
+        registry,
+        deliverer,
+        policy,
+        WorkerSettings {
+            batch_size: 8,
+            lease: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            max_in_flight: 8,
+            per_endpoint: 2,
+            defer_for: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(1),
+        },
+    );
+
+    let first = worker.reserve(100);
+    assert_eq!(first.len(), 4, "only the slots beyond half are reserved");
+    assert!(
+        worker.reserve(1).is_empty(),
+        "the other half stays for claims"
+    );
+    let tokens: std::collections::HashSet<_> = first.iter().map(|r| r.lease.token).collect();
+    assert_eq!(tokens.len(), 4, "each reservation has a lease of its own");
+    // Reservations not handed off (a duplicate key, a failed commit) free
+    // their slots when dropped.
+    drop(first);
+    assert_eq!(worker.reserve(3).len(), 3);
+}
