@@ -66,27 +66,28 @@ impl Report {
     }
 }
 
-/// CPU seconds of a process and of Postgres over a window.
+/// CPU seconds of some processes (together) and of Postgres over a window.
 struct Cpu {
-    pid: u32,
-    process: f64,
+    pids: Vec<u32>,
+    processes: f64,
     postgres: f64,
 }
 
 impl Cpu {
-    fn start(pid: u32) -> Self {
+    fn start(pids: Vec<u32>) -> Self {
         Self {
-            pid,
-            process: measure::cpu_seconds(pid),
+            processes: pids.iter().map(|&pid| measure::cpu_seconds(pid)).sum(),
+            pids,
             postgres: measure::postgres_cpu_seconds(),
         }
     }
 
-    /// (process, postgres) CPU seconds per 1,000 of `work`.
+    /// (processes, postgres) CPU seconds per 1,000 of `work`.
     fn per_thousand(&self, work: usize) -> (String, String) {
         let per = |used: f64| format!("{:.2}", used * 1000.0 / work.max(1) as f64);
+        let processes: f64 = self.pids.iter().map(|&pid| measure::cpu_seconds(pid)).sum();
         (
-            per(measure::cpu_seconds(self.pid) - self.process),
+            per(processes - self.processes),
             per(measure::postgres_cpu_seconds() - self.postgres),
         )
     }
@@ -162,7 +163,7 @@ pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
     let window = scale.duration(Duration::from_secs(5));
     let partners = Arc::new(partners);
     for (batch, concurrency) in [(1, 1), (1, 16), (1, 64), (100, 8)] {
-        let cpu = Cpu::start(stack.dispatcher_pid(0));
+        let cpu = Cpu::start(vec![stack.dispatcher_pid(0)]);
         let started = Instant::now();
         let mut tasks = Vec::new();
         for t in 0..concurrency {
@@ -232,7 +233,7 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
             "deliveries/s",
             "lost",
             "duplicated",
-            "dispatcher CPU s/1k",
+            "dispatchers CPU s/1k",
             "Postgres CPU s/1k",
             "dispatcher peak RSS MiB",
         ],
@@ -245,7 +246,7 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
 
     // From the backlog: a dispatcher with workers starts on a full queue.
     let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
-    let cpu = Cpu::start(stack.dispatcher_pid(worker));
+    let cpu = Cpu::start(dispatcher_pids(&stack));
     let started = Instant::now();
     let complete = stack
         .receiver
@@ -271,7 +272,7 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         ("while publishing to another dispatcher", 0),
     ] {
         stack.publish_via(via);
-        let cpu = Cpu::start(stack.dispatcher_pid(worker));
+        let cpu = Cpu::start(dispatcher_pids(&stack));
         let started = Instant::now();
         let (published, _) = prefill(&stack, &partners, more, 100, 4).await?;
         let complete = stack
@@ -287,6 +288,14 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
+}
+
+/// Every dispatcher of the stack: in the deliver scenario the publishing
+/// one may not be the delivering one, and both work for the deliveries.
+fn dispatcher_pids(stack: &Stack) -> Vec<u32> {
+    (0..stack.dispatchers.len())
+        .map(|i| stack.dispatcher_pid(i))
+        .collect()
 }
 
 /// One row of the deliver scenario: what arrived of `published` since
