@@ -353,7 +353,7 @@ impl Deliverer {
             );
         }
         let outcome = self
-            .exchange(target, of.delivery_id, body)
+            .exchange(target, uri, of.delivery_id, body)
             .instrument(span.clone())
             .await;
         if let Some(status) = outcome.result.status() {
@@ -366,7 +366,15 @@ impl Deliverer {
         outcome
     }
 
-    async fn exchange(&self, target: &Target, webhook_id: Uuid, body: &Bytes) -> AttemptOutcome {
+    /// `uri` is the target's URL, parsed once by the caller (`None`: not a
+    /// valid URL).
+    async fn exchange(
+        &self,
+        target: &Target,
+        uri: Option<Uri>,
+        webhook_id: Uuid,
+        body: &Bytes,
+    ) -> AttemptOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
         let finish = |result, excerpt| AttemptOutcome {
@@ -375,9 +383,9 @@ impl Deliverer {
             duration: clock.elapsed(),
             excerpt,
         };
-        let uri = match target.url.parse::<Uri>() {
-            Ok(uri) => uri,
-            Err(_) => {
+        let uri = match uri {
+            Some(uri) => uri,
+            None => {
                 return finish(
                     AttemptResult::no_answer("refused: the URL is not valid"),
                     String::new(),
