@@ -366,6 +366,11 @@ async fn open_loop(
     Ok(sent)
 }
 
+/// Deliveries made before latency is measured: enough history that the
+/// statistics, and the plans made from them, are those of a running
+/// system rather than of empty tables.
+const WARM_UP: usize = 20_000;
+
 /// Runs one open-loop rate and reports publish-to-receipt latency.
 async fn latency_at(
     stack: &Stack,
@@ -391,8 +396,7 @@ pub async fn latency(scale: Scale) -> anyhow::Result<Report> {
     let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
     let partners = stack.partners(100, "/p").await?;
     let window = scale.duration(Duration::from_secs(10));
-    // Warm the caches and connections.
-    latency_at(&stack, &partners, 100, Duration::from_secs(1)).await?;
+    stack.warm(&partners, scale.count(WARM_UP)).await?;
     let mut report = Report::new(
         "3. latency: publish to receipt, open loop",
         &[
@@ -439,7 +443,8 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
     let others = stack.partners(10, "/other").await?;
     let hanging = stack.partners(10, "/hang").await?;
     let window = scale.duration(Duration::from_secs(10));
-    latency_at(&stack, &healthy, 100, Duration::from_secs(1)).await?;
+    let all: Vec<String> = [&healthy[..], &others[..]].concat();
+    stack.warm(&all, scale.count(WARM_UP)).await?;
     let mut report = Report::new(
         "4. isolation: 100 healthy endpoints at 1,000 events/s, alone, beside 10 more that answer, and beside 10 that hang",
         &[
@@ -558,16 +563,7 @@ pub async fn backlog(scale: Scale) -> anyhow::Result<Report> {
         // Both backlogs start settled: the maintenance that a burst of a
         // million inserts sets off (autovacuum, a checkpoint) is done
         // before, not during, the half second measured.
-        let db = stack.dispatch_db.client().await?;
-        // One at a time: VACUUM refuses to run inside the implicit
-        // transaction of a multi-statement query.
-        for settle in [
-            "VACUUM (ANALYZE) deliveries",
-            "VACUUM (ANALYZE) events",
-            "CHECKPOINT",
-        ] {
-            db.batch_execute(settle).await?;
-        }
+        stack.settle().await?;
         let claim = claim_cost(&stack, 20).await?;
         let measured = waiting.min(scale.count(10_000));
         stack.add_dispatcher(DispatcherSettings::default()).await?;

@@ -185,6 +185,41 @@ impl Stack {
             .unwrap_or(0)
     }
 
+    /// Brings the dispatch database to the state of a system that has run
+    /// for a while: dead rows vacuumed, statistics current, no checkpoint
+    /// pending. ANALYZE also makes every connection re-plan its prepared
+    /// statements: a plan made while the tables were empty (a sequential
+    /// scan of `deliveries`) would otherwise stay until autovacuum's first
+    /// ANALYZE, and get slower with every row added.
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        let db = self.dispatch_db.client().await?;
+        // One at a time: VACUUM refuses to run inside the implicit
+        // transaction of a multi-statement query.
+        for statement in [
+            "VACUUM (ANALYZE) deliveries",
+            "VACUUM (ANALYZE) events",
+            "VACUUM (ANALYZE) attempts",
+            "CHECKPOINT",
+        ] {
+            db.batch_execute(statement).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes and delivers `n` events to `partners`, then settles: the
+    /// steady state that latency is measured in (warm caches and
+    /// connections, tables with history and statistics).
+    pub async fn warm(&self, partners: &[String], n: usize) -> anyhow::Result<()> {
+        self.receiver.take();
+        prefill(self, partners, n, 100, 4).await?;
+        anyhow::ensure!(
+            self.receiver.wait_for(n, Duration::from_secs(300)).await,
+            "the warm-up deliveries did not arrive"
+        );
+        self.receiver.take();
+        self.settle().await
+    }
+
     /// How many deliveries are still pending.
     pub async fn pending(&self) -> anyhow::Result<i64> {
         let client = self.dispatch_db.client().await?;
