@@ -24,7 +24,12 @@
 //! is bounded per endpoint and in all; beyond that, and for deliveries
 //! parked longer than half a lease, the delivery goes back to the queue
 //! unattempted. An endpoint that hangs until its timeout therefore occupies
-//! its own slots and its small parking space, never the others'.
+//! its own slots and its small parking space, never the others'. What its
+//! parking refuses goes back for about as long as the parking takes to
+//! drain at the endpoint's recent pace (seconds for one that hangs), not
+//! for a fixed second: each return costs a claim and a write, and at a
+//! second apiece a few hanging endpoints kept the queue churning enough to
+//! add a millisecond to every healthy delivery's p99.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -85,6 +90,38 @@ struct Endpoint {
     slots: Arc<Semaphore>,
     /// Deliveries waiting for a slot, with when they were claimed.
     parked: VecDeque<(Claimed, Arc<Target>, Instant)>,
+    /// How long its attempts take lately (a moving average; zero until
+    /// one finishes): how fast its parking drains.
+    pace: Duration,
+}
+
+impl Endpoint {
+    /// How long to put off a delivery refused for want of parking: about
+    /// the time its parked deliveries take to drain, so that an endpoint
+    /// that hangs until the timeout sees its surplus come back once in a
+    /// few timeouts rather than every `floor` (each return is a claim and
+    /// a write that healthy endpoints' deliveries queue behind). Within
+    /// `floor..=ceiling`; `draw` in `[0, 1)` spreads the returns.
+    fn refusal_wait(
+        &self,
+        per_endpoint: usize,
+        floor: Duration,
+        ceiling: Duration,
+        draw: f64,
+    ) -> Duration {
+        let drain = self
+            .pace
+            .mul_f64(self.parked.len() as f64 / per_endpoint.max(1) as f64);
+        drain.mul_f64(1.0 + draw).clamp(floor, ceiling.max(floor))
+    }
+
+    fn record_pace(&mut self, took: Duration) {
+        self.pace = if self.pace.is_zero() {
+            took
+        } else {
+            self.pace.mul_f64(0.8) + took.mul_f64(0.2)
+        };
+    }
 }
 
 /// A slot of this process reserved at publish for a delivery stored already
@@ -118,8 +155,9 @@ struct Work {
 enum Placement {
     Attempt(Work),
     Parked,
-    /// The endpoint is saturated and its parking full.
-    Refused(Box<Claimed>),
+    /// The endpoint is saturated and its parking full: back to the queue
+    /// for this long.
+    Refused(Box<Claimed>, Duration),
 }
 
 /// Parked deliveries allowed per endpoint, as a multiple of its slots.
@@ -245,6 +283,7 @@ impl Worker {
             .or_insert_with(|| Endpoint {
                 slots: Arc::new(Semaphore::new(self.settings.per_endpoint)),
                 parked: VecDeque::new(),
+                pace: Duration::ZERO,
             });
         match endpoint.slots.clone().try_acquire_owned() {
             Ok(permit) => Placement::Attempt(Work {
@@ -257,7 +296,15 @@ impl Worker {
                 endpoint.parked.push_back((claimed, target, claimed_at));
                 Placement::Parked
             }
-            Err(_) => Placement::Refused(Box::new(claimed)),
+            Err(_) => {
+                let wait = endpoint.refusal_wait(
+                    self.settings.per_endpoint,
+                    self.settings.defer_for,
+                    self.settings.lease / 2,
+                    jitter_draw(),
+                );
+                Placement::Refused(Box::new(claimed), wait)
+            }
         }
     }
 
@@ -270,12 +317,16 @@ impl Worker {
         &self,
         registration: Uuid,
         permit: OwnedSemaphorePermit,
+        took: Option<Duration>,
     ) -> (Option<Work>, Vec<Claimed>) {
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         let mut stale = Vec::new();
         let Some(endpoint) = endpoints.get_mut(&registration) else {
             return (None, stale);
         };
+        if let Some(took) = took {
+            endpoint.record_pace(took);
+        }
         while let Some((claimed, target, claimed_at)) = endpoint.parked.pop_front() {
             if self.too_late(claimed_at) {
                 stale.push(claimed);
@@ -535,11 +586,10 @@ impl Worker {
         let mut next = match self.place(claimed, claimed_at, target) {
             Placement::Attempt(work) => Some(work),
             Placement::Parked => None,
-            Placement::Refused(claimed) => {
+            Placement::Refused(claimed, wait) => {
                 // Its endpoint is saturated and its parking full: back to the
                 // queue, unattempted.
-                self.hand_back(&done, &claimed, self.settings.defer_for)
-                    .await;
+                self.hand_back(&done, &claimed, wait).await;
                 return;
             }
         };
@@ -552,13 +602,16 @@ impl Worker {
             target,
         }) = next
         {
+            let mut took = None;
             if self.too_late(claimed_at) {
                 self.hand_back(&done, &claimed, Duration::ZERO).await;
             } else {
+                let started = Instant::now();
                 let outcome = self.attempt(&claimed, target.clone()).await;
+                took = Some(started.elapsed());
                 self.finish(&done, outcome).await;
             }
-            let (following, stale) = self.next_parked(target.registration_id, permit);
+            let (following, stale) = self.next_parked(target.registration_id, permit, took);
             for claimed in stale {
                 self.hand_back(&done, &claimed, Duration::ZERO).await;
             }
@@ -763,5 +816,78 @@ async fn listen(pool: DbPool, wake: Arc<Notify>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(pace: Duration, parked: usize, target: &Arc<Target>) -> Endpoint {
+        let claimed = Claimed {
+            id: Uuid::nil(),
+            lease_token: Uuid::nil(),
+            event_id: Uuid::nil(),
+            partner_id: Uuid::nil(),
+            notification_type: 5,
+            attempt_count: 0,
+            series_attempts: 0,
+            is_test: false,
+            payload: bytes::Bytes::new(),
+            trace_context: None,
+        };
+        Endpoint {
+            slots: Arc::new(Semaphore::new(8)),
+            parked: (0..parked)
+                .map(|_| (claimed.clone(), target.clone(), Instant::now()))
+                .collect(),
+            pace,
+        }
+    }
+
+    #[test]
+    fn refused_deliveries_wait_about_as_long_as_the_parking_takes_to_drain() {
+        let target = Arc::new(Target {
+            registration_id: Uuid::nil(),
+            url: String::new(),
+            user_name: None,
+            password: None,
+            signing_keys: Vec::new(),
+        });
+        let (floor, ceiling) = (Duration::from_secs(1), Duration::from_secs(30));
+        // Hangs until a 5 s timeout, 8 slots, 32 parked: 4 rounds of 5 s.
+        let hanging = endpoint(Duration::from_secs(5), 32, &target);
+        assert_eq!(
+            hanging.refusal_wait(8, floor, ceiling, 0.0),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            hanging.refusal_wait(8, floor, ceiling, 0.25),
+            Duration::from_secs(25)
+        );
+        assert_eq!(hanging.refusal_wait(8, floor, ceiling, 0.9), ceiling);
+        // A fast endpoint, or one with no attempt finished yet: the floor.
+        let fast = endpoint(Duration::from_millis(20), 32, &target);
+        assert_eq!(fast.refusal_wait(8, floor, ceiling, 0.5), floor);
+        let unknown = endpoint(Duration::ZERO, 32, &target);
+        assert_eq!(unknown.refusal_wait(8, floor, ceiling, 0.5), floor);
+    }
+
+    #[test]
+    fn the_pace_follows_recent_attempts() {
+        let target = Arc::new(Target {
+            registration_id: Uuid::nil(),
+            url: String::new(),
+            user_name: None,
+            password: None,
+            signing_keys: Vec::new(),
+        });
+        let mut e = endpoint(Duration::ZERO, 0, &target);
+        e.record_pace(Duration::from_secs(5));
+        assert_eq!(e.pace, Duration::from_secs(5));
+        for _ in 0..30 {
+            e.record_pace(Duration::from_millis(10));
+        }
+        assert!(e.pace < Duration::from_millis(20), "{:?}", e.pace);
     }
 }
