@@ -26,24 +26,47 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Serves on the calling runtime (the bench's, one worker per core).
     pub async fn start() -> anyhow::Result<Arc<Self>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let receiver = Arc::new(Self::default());
         *receiver.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener.local_addr()?);
+        tokio::spawn(receiver.clone().serve(listener));
+        Ok(receiver)
+    }
+
+    /// Serves on a thread of its own: the one-thread server of the
+    /// issue's reference ceiling (wrk against a one-thread hyper server).
+    pub fn start_on_one_thread() -> anyhow::Result<Arc<Self>> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let receiver = Arc::new(Self::default());
+        *receiver.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener.local_addr()?);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let serving = receiver.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                let receiver = serving.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| receiver.clone().answer(request));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        std::thread::spawn(move || {
+            runtime.block_on(async move {
+                if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                    serving.serve(listener).await;
+                }
+            });
         });
         Ok(receiver)
+    }
+
+    async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let receiver = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| receiver.clone().answer(request));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
     }
 
     async fn answer(
