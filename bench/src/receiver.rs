@@ -35,24 +35,25 @@ impl Receiver {
         Ok(receiver)
     }
 
-    /// Serves on a thread of its own: the one-thread server of the
-    /// issue's reference ceiling (wrk against a one-thread hyper server).
+    /// Serves on a thread of its own, like the one-thread server of the
+    /// issue's reference ceiling. The thread lives as long as the bench
+    /// process (a bench, not a library: nothing stops it).
     pub fn start_on_one_thread() -> anyhow::Result<Arc<Self>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let receiver = Arc::new(Self::default());
         *receiver.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener.local_addr()?);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let listener = {
+            let _inside = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
         let serving = receiver.clone();
-        std::thread::spawn(move || {
-            runtime.block_on(async move {
-                if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
-                    serving.serve(listener).await;
-                }
-            });
-        });
+        std::thread::Builder::new()
+            .name("bench-receiver".into())
+            .spawn(move || runtime.block_on(serving.serve(listener)))?;
         Ok(receiver)
     }
 

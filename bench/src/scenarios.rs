@@ -241,12 +241,13 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
     let backlog = scale.count(100_000);
     let (published, fill) = prefill(&stack, &partners, backlog, 100, 8).await?;
     report.notes.push(format!(
-        "Backlog of {backlog} filled in {fill:.1?} with PublishBatch (100 per call), then settled (VACUUM ANALYZE, CHECKPOINT)."
+        "Backlog of {backlog} filled in {fill:.1?} with PublishBatch (100 per call), then a CHECKPOINT."
     ));
-    // Every run starts just after a checkpoint, so that one run is not
-    // slowed by a checkpoint (and the full-page writes after it) that the
-    // run before set off.
-    stack.settle().await?;
+    // Every run starts just after a checkpoint, so that no run has the
+    // flush of a checkpoint that earlier runs' WAL set off land in its
+    // window (and every run pays the full-page writes after one). No
+    // VACUUM: a backlog left by an outage would not have had one.
+    stack.checkpoint().await?;
 
     // From the backlog: a dispatcher with workers starts on a full queue.
     let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
@@ -428,7 +429,8 @@ pub async fn latency(scale: Scale) -> anyhow::Result<Report> {
         ]);
     }
     report.notes.push(format!(
-        "Each rate runs for {window:?}. Dispatcher peak RSS: {:.0} MiB.",
+        "Each rate runs for {window:?}, after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT (so no checkpoint's flush falls in the window). Dispatcher peak RSS: {:.0} MiB.",
+        scale.count(WARM_UP),
         measure::peak_rss_mib(stack.dispatcher_pid(worker))
     ));
     Ok(report)
@@ -494,9 +496,10 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
     }
     let ratio = |a: f64, b: Duration| a / b.as_secs_f64().max(1e-9);
     report.notes.push(format!(
-        "Healthy p99 with hanging endpoints / with the control: {:.2} (against no extra load: {:.2}). Dispatcher peak RSS: {:.0} MiB.",
+        "Healthy p99 with hanging endpoints / with the control: {:.2} (against no extra load: {:.2}). Measured after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT. Dispatcher peak RSS: {:.0} MiB.",
         p99[1] / p99[0].max(1e-9),
         ratio(p99[1], baseline.p99),
+        scale.count(WARM_UP),
         measure::peak_rss_mib(stack.dispatcher_pid(worker))
     ));
     Ok(report)
@@ -592,28 +595,30 @@ pub async fn backlog(scale: Scale) -> anyhow::Result<Report> {
 }
 
 /// Scenario 6: the machine's ceiling, the same receiver hammered by a
-/// plain keep-alive hyper client, no database: once as scenario 2 runs it
-/// (on the bench's runtime, both cores), once on one thread (the setup of
-/// the reference figure).
+/// plain keep-alive hyper client in the bench process, no database: once
+/// as scenario 2 runs it (on the bench's runtime), once on a thread of its
+/// own (closer to the reference, wrk against a one-thread server;
+/// the client here is still hyper, in-process).
 pub async fn limit(scale: Scale) -> anyhow::Result<Report> {
     let window = scale.duration(Duration::from_secs(5));
     let mut report = Report::new(
         "6. limit: plain HTTP to the same receiver, no database",
         &["receiver", "connections", "requests", "requests/s"],
     );
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     for (label, receiver) in [
         (
-            "as in scenario 2 (bench runtime, 2 threads)",
+            format!("as in scenario 2 (on the bench runtime's {workers} threads)"),
             crate::receiver::Receiver::start().await?,
         ),
         (
-            "on one thread (the issue's reference setup)",
+            "on its own thread (client in-process)".to_owned(),
             crate::receiver::Receiver::start_on_one_thread()?,
         ),
     ] {
         let (total, elapsed) = hammer(receiver.addr(), window).await?;
         report.rows.push(vec![
-            label.into(),
+            label,
             "64".into(),
             total.to_string(),
             format!("{:.0}", total as f64 / elapsed.as_secs_f64()),

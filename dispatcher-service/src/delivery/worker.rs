@@ -25,11 +25,12 @@
 //! parked longer than half a lease, the delivery goes back to the queue
 //! unattempted. An endpoint that hangs until its timeout therefore occupies
 //! its own slots and its small parking space, never the others'. What its
-//! parking refuses goes back for about as long as the parking takes to
-//! drain at the endpoint's recent pace (seconds for one that hangs), not
-//! for a fixed second: each return costs a claim and a write, and at a
-//! second apiece a few hanging endpoints kept the queue churning enough to
-//! add a millisecond to every healthy delivery's p99.
+//! parking refuses, or holds too long, goes back for about as long as the
+//! parking takes to drain at the endpoint's recent pace (up to half a
+//! lease for one that hangs until the timeout), not for a fixed second:
+//! each return costs a claim and a write, and at a second apiece ten
+//! hanging endpoints kept the queue churning enough to add about a
+//! millisecond to the healthy endpoints' p99.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -58,8 +59,9 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     pub max_in_flight: usize,
     pub per_endpoint: usize,
-    /// How soon a delivery deferred for a busy endpoint (or an unreachable
-    /// registry) comes due again.
+    /// How soon a delivery deferred for an unreachable registry comes due
+    /// again; the least a delivery refused by a busy endpoint waits (see
+    /// `Endpoint::back_off`).
     pub defer_for: Duration,
     /// On shutdown, how long in-flight attempts may run before they are
     /// abandoned and their deliveries released.
@@ -91,28 +93,51 @@ struct Endpoint {
     /// Deliveries waiting for a slot, with when they were claimed.
     parked: VecDeque<(Claimed, Arc<Target>, Instant)>,
     /// How long its attempts take lately (a moving average; zero until
-    /// one finishes): how fast its parking drains.
+    /// one finishes), and when that was last updated.
     pace: Duration,
+    paced_at: Instant,
 }
 
 impl Endpoint {
-    /// How long to put off a delivery refused for want of parking: about
-    /// the time its parked deliveries take to drain, so that an endpoint
-    /// that hangs until the timeout sees its surplus come back once in a
-    /// few timeouts rather than every `floor` (each return is a claim and
-    /// a write that healthy endpoints' deliveries queue behind). Within
-    /// `floor..=ceiling`; `draw` in `[0, 1)` spreads the returns.
-    fn refusal_wait(
+    fn new(per_endpoint: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(per_endpoint)),
+            parked: VecDeque::new(),
+            pace: Duration::ZERO,
+            paced_at: Instant::now(),
+        }
+    }
+
+    /// How long to put off a delivery that this endpoint cannot take soon
+    /// (its parking is full, or it waited parked too long): about the time
+    /// its parked deliveries take to drain at its recent pace, so that an
+    /// endpoint that hangs until the timeout sees its surplus come back
+    /// once in a few timeouts rather than every `floor` (each return is a
+    /// claim and a write that healthy endpoints' deliveries queue behind).
+    /// A pace older than two paces is not trusted (the endpoint was idle,
+    /// or has changed): then `floor`. The wait is clamped to
+    /// `floor..=ceiling` first and then spread downwards by up to half
+    /// with `draw` in `[0, 1)`, so that returns do not come due together
+    /// even at the ceiling.
+    fn back_off(
         &self,
         per_endpoint: usize,
         floor: Duration,
         ceiling: Duration,
         draw: f64,
     ) -> Duration {
-        let drain = self
-            .pace
-            .mul_f64(self.parked.len() as f64 / per_endpoint.max(1) as f64);
-        drain.mul_f64(1.0 + draw).clamp(floor, ceiling.max(floor))
+        let recent = !self.pace.is_zero() && self.paced_at.elapsed() <= self.pace * 2;
+        let drain = if recent {
+            self.pace
+                .mul_f64(self.parked.len() as f64 / per_endpoint.max(1) as f64)
+        } else {
+            Duration::ZERO
+        };
+        let ceiling = ceiling.max(floor);
+        drain
+            .clamp(floor, ceiling)
+            .mul_f64(1.0 - 0.5 * draw.clamp(0.0, 1.0))
+            .max(floor)
     }
 
     fn record_pace(&mut self, took: Duration) {
@@ -121,6 +146,7 @@ impl Endpoint {
         } else {
             self.pace.mul_f64(0.8) + took.mul_f64(0.2)
         };
+        self.paced_at = Instant::now();
     }
 }
 
@@ -159,6 +185,10 @@ enum Placement {
     /// for this long.
     Refused(Box<Claimed>, Duration),
 }
+
+/// Parked deliveries that waited too long for their endpoint, and how long
+/// to put them off.
+type Stale = (Vec<Claimed>, Duration);
 
 /// Parked deliveries allowed per endpoint, as a multiple of its slots.
 const PARK_PER_SLOT: usize = 4;
@@ -280,11 +310,7 @@ impl Worker {
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         let endpoint = endpoints
             .entry(target.registration_id)
-            .or_insert_with(|| Endpoint {
-                slots: Arc::new(Semaphore::new(self.settings.per_endpoint)),
-                parked: VecDeque::new(),
-                pace: Duration::ZERO,
-            });
+            .or_insert_with(|| Endpoint::new(self.settings.per_endpoint));
         match endpoint.slots.clone().try_acquire_owned() {
             Ok(permit) => Placement::Attempt(Work {
                 permit,
@@ -296,15 +322,7 @@ impl Worker {
                 endpoint.parked.push_back((claimed, target, claimed_at));
                 Placement::Parked
             }
-            Err(_) => {
-                let wait = endpoint.refusal_wait(
-                    self.settings.per_endpoint,
-                    self.settings.defer_for,
-                    self.settings.lease / 2,
-                    jitter_draw(),
-                );
-                Placement::Refused(Box::new(claimed), wait)
-            }
+            Err(_) => Placement::Refused(Box::new(claimed), self.back_off(endpoint)),
         }
     }
 
@@ -312,38 +330,55 @@ impl Worker {
     /// none is left, gives the slot back. Both under one lock, so a delivery
     /// is never parked just after its endpoint's last slot holder looked.
     /// Deliveries whose lease could run out during an attempt are returned
-    /// as stale.
+    /// as stale, with how long to put them off. `took` is how long the
+    /// attempt that held `permit` took, if one was made.
     fn next_parked(
         &self,
         registration: Uuid,
         permit: OwnedSemaphorePermit,
         took: Option<Duration>,
-    ) -> (Option<Work>, Vec<Claimed>) {
+    ) -> (Option<Work>, Stale) {
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
         let mut stale = Vec::new();
         let Some(endpoint) = endpoints.get_mut(&registration) else {
-            return (None, stale);
+            return (None, (stale, self.settings.defer_for));
         };
         if let Some(took) = took {
             endpoint.record_pace(took);
         }
-        while let Some((claimed, target, claimed_at)) = endpoint.parked.pop_front() {
-            if self.too_late(claimed_at) {
-                stale.push(claimed);
-            } else {
-                return (
-                    Some(Work {
+        let next = loop {
+            match endpoint.parked.pop_front() {
+                Some((claimed, _, claimed_at)) if self.too_late(claimed_at) => stale.push(claimed),
+                Some((claimed, target, claimed_at)) => {
+                    break Some(Work {
                         permit,
                         claimed,
                         claimed_at,
                         target,
-                    }),
-                    stale,
-                );
+                    });
+                }
+                None => {
+                    // Still under the lock (see above).
+                    drop(permit);
+                    break None;
+                }
             }
-        }
-        drop(permit);
-        (None, stale)
+        };
+        let wait = if stale.is_empty() {
+            Duration::ZERO
+        } else {
+            self.back_off(endpoint)
+        };
+        (next, (stale, wait))
+    }
+
+    fn back_off(&self, endpoint: &Endpoint) -> Duration {
+        endpoint.back_off(
+            self.settings.per_endpoint,
+            self.settings.defer_for,
+            self.settings.lease / 2,
+            jitter_draw(),
+        )
     }
 
     /// Whether an attempt started now could outlive the lease claimed at
@@ -611,9 +646,9 @@ impl Worker {
                 took = Some(started.elapsed());
                 self.finish(&done, outcome).await;
             }
-            let (following, stale) = self.next_parked(target.registration_id, permit, took);
+            let (following, (stale, wait)) = self.next_parked(target.registration_id, permit, took);
             for claimed in stale {
-                self.hand_back(&done, &claimed, Duration::ZERO).await;
+                self.hand_back(&done, &claimed, wait).await;
             }
             next = following;
         }
@@ -823,7 +858,19 @@ async fn listen(pool: DbPool, wake: Arc<Notify>, shutdown: CancellationToken) {
 mod tests {
     use super::*;
 
-    fn endpoint(pace: Duration, parked: usize, target: &Arc<Target>) -> Endpoint {
+    const FLOOR: Duration = Duration::from_secs(1);
+    const CEILING: Duration = Duration::from_secs(30);
+
+    /// An endpoint with 8 slots, `parked` deliveries waiting, and attempts
+    /// that lately took `pace` (none yet if zero).
+    fn endpoint(pace: Duration, parked: usize) -> Endpoint {
+        let target = Arc::new(Target {
+            registration_id: Uuid::nil(),
+            url: String::new(),
+            user_name: None,
+            password: None,
+            signing_keys: Vec::new(),
+        });
         let claimed = Claimed {
             id: Uuid::nil(),
             lease_token: Uuid::nil(),
@@ -836,58 +883,79 @@ mod tests {
             payload: bytes::Bytes::new(),
             trace_context: None,
         };
-        Endpoint {
-            slots: Arc::new(Semaphore::new(8)),
-            parked: (0..parked)
-                .map(|_| (claimed.clone(), target.clone(), Instant::now()))
-                .collect(),
-            pace,
+        let mut endpoint = Endpoint::new(8);
+        endpoint.parked = (0..parked)
+            .map(|_| (claimed.clone(), target.clone(), Instant::now()))
+            .collect();
+        if !pace.is_zero() {
+            endpoint.record_pace(pace);
         }
+        endpoint
     }
 
     #[test]
-    fn refused_deliveries_wait_about_as_long_as_the_parking_takes_to_drain() {
-        let target = Arc::new(Target {
-            registration_id: Uuid::nil(),
-            url: String::new(),
-            user_name: None,
-            password: None,
-            signing_keys: Vec::new(),
-        });
-        let (floor, ceiling) = (Duration::from_secs(1), Duration::from_secs(30));
-        // Hangs until a 5 s timeout, 8 slots, 32 parked: 4 rounds of 5 s.
-        let hanging = endpoint(Duration::from_secs(5), 32, &target);
+    fn an_endpoint_that_hangs_puts_its_surplus_off_for_its_parking_drain_time() {
+        // Hangs until a 5 s timeout, 8 slots, 32 parked: 4 rounds of 5 s,
+        // spread downwards by up to half.
+        let hanging = endpoint(Duration::from_secs(5), 32);
         assert_eq!(
-            hanging.refusal_wait(8, floor, ceiling, 0.0),
+            hanging.back_off(8, FLOOR, CEILING, 0.0),
             Duration::from_secs(20)
         );
         assert_eq!(
-            hanging.refusal_wait(8, floor, ceiling, 0.25),
-            Duration::from_secs(25)
+            hanging.back_off(8, FLOOR, CEILING, 0.5),
+            Duration::from_secs(15)
         );
-        assert_eq!(hanging.refusal_wait(8, floor, ceiling, 0.9), ceiling);
-        // A fast endpoint, or one with no attempt finished yet: the floor.
-        let fast = endpoint(Duration::from_millis(20), 32, &target);
-        assert_eq!(fast.refusal_wait(8, floor, ceiling, 0.5), floor);
-        let unknown = endpoint(Duration::ZERO, 32, &target);
-        assert_eq!(unknown.refusal_wait(8, floor, ceiling, 0.5), floor);
+        // Half as many parked: half as long.
+        let fewer = endpoint(Duration::from_secs(5), 16);
+        assert_eq!(
+            fewer.back_off(8, FLOOR, CEILING, 0.0),
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn the_ceiling_still_spreads_the_returns() {
+        // A 15 s timeout drains in 60 s: capped at 30 s, then spread.
+        let slow = endpoint(Duration::from_secs(15), 32);
+        let waits: Vec<Duration> = [0.0, 0.3, 0.6, 0.9]
+            .into_iter()
+            .map(|draw| slow.back_off(8, FLOOR, CEILING, draw))
+            .collect();
+        assert_eq!(waits[0], CEILING);
+        assert!(waits.windows(2).all(|w| w[1] < w[0]), "{waits:?}");
+        assert!(waits.iter().all(|w| *w >= CEILING / 2), "{waits:?}");
+    }
+
+    #[test]
+    fn a_fast_an_unknown_or_a_stale_pace_waits_the_floor() {
+        let fast = endpoint(Duration::from_millis(20), 32);
+        assert_eq!(fast.back_off(8, FLOOR, CEILING, 0.5), FLOOR);
+        let unknown = endpoint(Duration::ZERO, 32);
+        assert_eq!(unknown.back_off(8, FLOOR, CEILING, 0.5), FLOOR);
+        // Hung an hour ago, quiet since: its pace says nothing now.
+        let mut quiet = endpoint(Duration::from_secs(5), 32);
+        quiet.paced_at = Instant::now()
+            .checked_sub(Duration::from_secs(3600))
+            .expect("the clock is more than an hour past its origin");
+        assert_eq!(quiet.back_off(8, FLOOR, CEILING, 0.0), FLOOR);
+        // A ceiling below the floor gives the floor, and does not panic.
+        let hanging = endpoint(Duration::from_secs(5), 32);
+        assert_eq!(hanging.back_off(8, FLOOR, FLOOR / 2, 0.0), FLOOR);
     }
 
     #[test]
     fn the_pace_follows_recent_attempts() {
-        let target = Arc::new(Target {
-            registration_id: Uuid::nil(),
-            url: String::new(),
-            user_name: None,
-            password: None,
-            signing_keys: Vec::new(),
-        });
-        let mut e = endpoint(Duration::ZERO, 0, &target);
-        e.record_pace(Duration::from_secs(5));
-        assert_eq!(e.pace, Duration::from_secs(5));
+        let mut endpoint = endpoint(Duration::ZERO, 0);
+        endpoint.record_pace(Duration::from_secs(5));
+        assert_eq!(endpoint.pace, Duration::from_secs(5));
         for _ in 0..30 {
-            e.record_pace(Duration::from_millis(10));
+            endpoint.record_pace(Duration::from_millis(10));
         }
-        assert!(e.pace < Duration::from_millis(20), "{:?}", e.pace);
+        assert!(
+            endpoint.pace < Duration::from_millis(20),
+            "{:?}",
+            endpoint.pace
+        );
     }
 }
