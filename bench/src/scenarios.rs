@@ -84,7 +84,7 @@ impl Cpu {
 
     /// (processes, postgres) CPU seconds per 1,000 of `work`.
     fn per_thousand(&self, work: usize) -> (String, String) {
-        let per = |used: f64| format!("{:.2}", used * 1000.0 / work.max(1) as f64);
+        let per = |used: f64| format!("{:.3}", used * 1000.0 / work.max(1) as f64);
         let processes: f64 = self.pids.iter().map(|&pid| measure::cpu_seconds(pid)).sum();
         (
             per(processes - self.processes),

@@ -79,8 +79,15 @@ pub fn init(service: &'static str, format: LogFormat) -> anyhow::Result<Telemetr
             .with_span_list(true)
             .boxed(),
     };
+    // Spans carry the attributes documented in docs/operations.md and no
+    // more: busy/idle times, thread and source location would add seven
+    // attributes to every span (most of an attempt span's export size) and
+    // a clock read to every poll of an instrumented future.
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service))
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
         .with_filter(EnvFilter::new(
             "info,h2=off,hyper=off,tower=off,opentelemetry=off,opentelemetry_sdk=off",
         ));
