@@ -190,6 +190,17 @@ enum Placement {
 /// to put them off.
 type Stale = (Vec<Claimed>, Duration);
 
+/// How often the loop forgets endpoints with nothing in flight or parked.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Drops the endpoints with every slot free and nothing parked, so that
+/// the map holds the registrations being delivered to, not every one ever
+/// delivered to. Safe under the map's lock: a forgotten endpoint has no
+/// permit out, and the next delivery to it starts a fresh one.
+fn forget_idle(endpoints: &mut HashMap<Uuid, Endpoint>, per_endpoint: usize) {
+    endpoints.retain(|_, e| !e.parked.is_empty() || e.slots.available_permits() < per_endpoint);
+}
+
 /// Parked deliveries allowed per endpoint, as a multiple of its slots.
 const PARK_PER_SLOT: usize = 4;
 /// Parked deliveries allowed in all, as a multiple of the in-flight bound.
@@ -412,9 +423,15 @@ impl Worker {
         // behind it).
         let mut claim_now = true;
         let mut next_poll = tokio::time::Instant::now();
+        let mut next_sweep = Instant::now() + SWEEP_EVERY;
 
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
+            if next_sweep <= Instant::now() {
+                let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+                forget_idle(&mut endpoints, self.settings.per_endpoint);
+                next_sweep = Instant::now() + SWEEP_EVERY;
+            }
             while let Ok(handoff) = handoffs.try_recv() {
                 self.start(&mut tasks, handoff, &done_tx);
             }
@@ -942,6 +959,32 @@ mod tests {
         // A ceiling below the floor gives the floor, and does not panic.
         let hanging = endpoint(Duration::from_secs(5), 32);
         assert_eq!(hanging.back_off(8, FLOOR, FLOOR / 2, 0.0), FLOOR);
+    }
+
+    #[test]
+    fn idle_endpoints_are_forgotten_busy_ones_kept() {
+        let mut endpoints = HashMap::new();
+        let idle = Uuid::from_u128(1);
+        let attempting = Uuid::from_u128(2);
+        let parking = Uuid::from_u128(3);
+        endpoints.insert(idle, endpoint(Duration::from_secs(5), 0));
+        endpoints.insert(attempting, endpoint(Duration::ZERO, 0));
+        endpoints.insert(parking, endpoint(Duration::ZERO, 1));
+        let permit = endpoints[&attempting]
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .expect("a free slot");
+        forget_idle(&mut endpoints, 8);
+        assert!(!endpoints.contains_key(&idle));
+        assert!(endpoints.contains_key(&attempting));
+        assert!(endpoints.contains_key(&parking));
+        drop(permit);
+        if let Some(e) = endpoints.get_mut(&parking) {
+            e.parked.clear();
+        }
+        forget_idle(&mut endpoints, 8);
+        assert!(endpoints.is_empty());
     }
 
     #[test]
