@@ -658,9 +658,12 @@ impl Worker {
             if self.too_late(claimed_at) {
                 self.hand_back(&done, &claimed, Duration::ZERO).await;
             } else {
-                let started = Instant::now();
                 let outcome = self.attempt(&claimed, target.clone()).await;
-                took = Some(started.elapsed());
+                // The attempt's own measure (milliseconds are plenty for a
+                // pace compared with a floor of a second).
+                took = outcome.completion.attempt.as_ref().map(|a| {
+                    Duration::from_millis(u64::try_from(a.duration_ms).unwrap_or_default())
+                });
                 self.finish(&done, outcome).await;
             }
             let (following, (stale, wait)) = self.next_parked(target.registration_id, permit, took);
