@@ -1,7 +1,9 @@
 //! Traces and logs, initialised once per process.
 //!
 //! - Spans are `tracing` spans bridged to OpenTelemetry by
-//!   `tracing-opentelemetry`. They are exported over OTLP/gRPC only when
+//!   `tracing-opentelemetry`, but for one: the dispatcher's span per
+//!   webhook attempt, made with the OpenTelemetry API for its cost
+//!   (`dispatcher-service/src/delivery/http.rs`). They are exported over OTLP/gRPC only when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set; otherwise they still exist (so
 //!   log lines carry a trace id and outgoing calls a `traceparent`) but are
 //!   never exported. The SDK honours `OTEL_SERVICE_NAME`,
@@ -149,17 +151,39 @@ pub fn current_traceparent() -> Option<String> {
     carrier.remove("traceparent")
 }
 
-/// A stored `traceparent` back into a context to parent spans on.
+/// A stored `traceparent` back into a context to parent spans on. Called
+/// once per delivery attempt, so the carrier borrows the value rather than
+/// building a map.
 pub fn from_traceparent(traceparent: &str) -> Context {
-    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
-    global::get_text_map_propagator(|p| p.extract(&carrier))
+    global::get_text_map_propagator(|p| p.extract(&Traceparent(traceparent)))
+}
+
+/// A carrier holding nothing but a `traceparent`.
+struct Traceparent<'a>(&'a str);
+
+impl Extractor for Traceparent<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == "traceparent").then_some(self.0)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent"]
+    }
 }
 
 /// Parents `span` on `context` and records its trace id (declare
-/// `trace_id = tracing::field::Empty` on the span) for the logs.
+/// `trace_id = tracing::field::Empty` on the span) for the logs. With a
+/// parent, the id is the parent's, read from `context` (cheaper than
+/// asking the span, which builds its whole context); without one, the
+/// span starts a trace of its own and is asked.
 pub fn adopt(span: &tracing::Span, context: Context) {
+    let parent = context.span().span_context().trace_id();
     let _ = span.set_parent(context);
-    let trace_id = span.context().span().span_context().trace_id();
+    let trace_id = if parent == opentelemetry::trace::TraceId::INVALID {
+        span.context().span().span_context().trace_id()
+    } else {
+        parent
+    };
     span.record("trace_id", tracing::field::display(trace_id));
 }
 

@@ -33,11 +33,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
+use opentelemetry::KeyValue;
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use secrecy::ExposeSecret;
 use service_kit::net::check_outbound;
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::domain::AttemptResult;
@@ -141,10 +143,21 @@ pub struct AttemptOutcome {
     pub excerpt: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Deliverer {
     client: HttpsClient,
     settings: Arc<HttpSettings>,
+    /// The global tracer as it is when the deliverer is built: after
+    /// `service_kit::telemetry::init`, or spans go nowhere.
+    tracer: Arc<BoxedTracer>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 fn tls_config(extra_ca_files: &[PathBuf]) -> anyhow::Result<rustls::ClientConfig> {
@@ -242,6 +255,7 @@ impl Deliverer {
         Ok(Self {
             client,
             settings: Arc::new(settings),
+            tracer: Arc::new(opentelemetry::global::tracer("dispatcher-service")),
         })
     }
 
@@ -281,21 +295,18 @@ impl Deliverer {
         target: &Target,
         webhook_id: Uuid,
         body: &Bytes,
+        context: &opentelemetry::Context,
     ) -> Result<Request<Full<Bytes>>, String> {
         let timestamp = Utc::now().timestamp();
-        let signature = signature::sign(
-            &target.signing_keys,
-            &webhook_id.to_string(),
-            timestamp,
-            body,
-        )
-        .map_err(|e| e.to_string())?;
+        let webhook_id = webhook_id.to_string();
+        let signature = signature::sign(&target.signing_keys, &webhook_id, timestamp, body)
+            .map_err(|e| e.to_string())?;
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, USER_AGENT_VALUE)
-            .header("webhook-id", webhook_id.to_string())
+            .header("webhook-id", webhook_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature);
         if let Some(user) = &target.user_name {
@@ -316,62 +327,68 @@ impl Deliverer {
             .body(Full::new(body.clone()))
             .map_err(|e| format!("invalid request: {e}"))?;
         // The receiver joins the attempt's trace.
-        service_kit::telemetry::inject_current(request.headers_mut());
+        service_kit::telemetry::inject(context, request.headers_mut());
         Ok(request)
     }
 
     /// POSTs `body` to the target and classifies what happened, inside an
     /// HTTP client span that is a child of the publisher's trace.
+    ///
+    /// The span is made with the OpenTelemetry API, not as a `tracing`
+    /// span like every other: it is the one span per delivery, and through
+    /// `tracing-opentelemetry` (a registry entry, every field formatted
+    /// through a visitor, enter and exit on every poll) it cost a quarter
+    /// of the dispatcher's CPU (docs/benchmarks.md, fourth round). Here the
+    /// attributes that do not change between attempts are built once per
+    /// target and shared, and a span the sampler drops costs next to
+    /// nothing. Its attributes are those documented in docs/operations.md.
     pub async fn attempt(
         &self,
         target: &Target,
         of: AttemptOf<'_>,
         body: &Bytes,
     ) -> AttemptOutcome {
-        let uri = target.url.parse::<Uri>().ok();
-        let span = tracing::info_span!(
-            "POST",
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-            http.request.method = "POST",
-            url.full = %uri.as_ref().map(redacted_url).unwrap_or_default(),
-            server.address = uri.as_ref().and_then(|u| u.host()).unwrap_or_default(),
-            server.port = uri.as_ref().and_then(Uri::port_u16),
-            http.response.status_code = tracing::field::Empty,
-            error.type = tracing::field::Empty,
-            delivery.id = %of.delivery_id,
-            delivery.attempt = of.attempt_number,
-            partner.id = %of.partner_id,
-            notification.type = of.notification_type,
-            registration.id = %target.registration_id,
-            trace_id = tracing::field::Empty,
-        );
-        if let Some(traceparent) = of.trace_context {
-            service_kit::telemetry::adopt(
-                &span,
-                service_kit::telemetry::from_traceparent(traceparent),
-            );
-        }
-        let outcome = self
-            .exchange(target, uri, of.delivery_id, body)
-            .instrument(span.clone())
-            .await;
+        let parent = of
+            .trace_context
+            .map(service_kit::telemetry::from_traceparent)
+            .unwrap_or_default();
+        let mut attributes = Vec::with_capacity(target.span_attributes.len() + 6);
+        attributes.extend_from_slice(&target.span_attributes);
+        attributes.extend([
+            KeyValue::new("delivery.id", of.delivery_id.to_string()),
+            KeyValue::new("delivery.attempt", i64::from(of.attempt_number)),
+            KeyValue::new("partner.id", of.partner_id.to_string()),
+            KeyValue::new("notification.type", i64::from(of.notification_type)),
+        ]);
+        let span = self
+            .tracer
+            .span_builder("POST")
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(self.tracer.as_ref(), &parent);
+        let context = parent.with_span(span);
+        let outcome = self.exchange(target, &context, of.delivery_id, body).await;
+        let span = context.span();
         if let Some(status) = outcome.result.status() {
-            span.record("http.response.status_code", status);
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
         }
         if let Some(reason) = outcome.result.reason() {
-            span.record("otel.status_code", "ERROR");
-            span.record("error.type", reason.as_str());
+            span.set_attribute(KeyValue::new("error.type", reason.clone()));
+            span.set_status(Status::error(reason));
         }
+        span.end();
         outcome
     }
 
-    /// `uri` is the target's URL, parsed once by the caller (`None`: not a
-    /// valid URL).
+    /// `context` holds the attempt's span, whose `traceparent` the request
+    /// carries.
     async fn exchange(
         &self,
         target: &Target,
-        uri: Option<Uri>,
+        context: &opentelemetry::Context,
         webhook_id: Uuid,
         body: &Bytes,
     ) -> AttemptOutcome {
@@ -383,7 +400,7 @@ impl Deliverer {
             duration: clock.elapsed(),
             excerpt,
         };
-        let uri = match uri {
+        let uri = match target.uri.clone() {
             Some(uri) => uri,
             None => {
                 return finish(
@@ -394,7 +411,7 @@ impl Deliverer {
         };
         let request = match self
             .check_target(&uri)
-            .and_then(|()| self.build_request(uri, target, webhook_id, body))
+            .and_then(|()| self.build_request(uri, target, webhook_id, body, context))
         {
             Ok(request) => request,
             Err(reason) => return finish(AttemptResult::no_answer(reason), String::new()),
@@ -442,27 +459,9 @@ impl Deliverer {
     }
 }
 
-/// `url.full` without the query, which may carry a token.
-fn redacted_url(uri: &Uri) -> String {
-    format!(
-        "{}://{}{}",
-        uri.scheme_str().unwrap_or("https"),
-        uri.authority().map(|a| a.as_str()).unwrap_or_default(),
-        uri.path()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_lose_their_query() {
-        let uri: Uri = "https://hooks.example.com:8443/cb?token=s3cret"
-            .parse()
-            .unwrap();
-        assert_eq!(redacted_url(&uri), "https://hooks.example.com:8443/cb");
-    }
 
     #[test]
     fn durations_read_well() {

@@ -222,6 +222,31 @@ pub struct Worker {
     endpoints: Mutex<HashMap<Uuid, Endpoint>>,
     /// Claimed and not yet completed: released if shutdown abandons them.
     in_flight: Mutex<HashMap<Uuid, Uuid>>,
+    meters: Meters,
+}
+
+/// The attempt metrics, registered once: the `counter!`-style macros look
+/// their series up (and copy its labels) on every call.
+#[derive(Debug)]
+struct Meters {
+    in_flight: metrics::Gauge,
+    delivered: metrics::Counter,
+    gone: metrics::Counter,
+    failed: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl Meters {
+    fn new() -> Self {
+        let attempts = |outcome: &'static str| metrics::counter!("callbacks_delivery_attempts_total", "outcome" => outcome);
+        Self {
+            in_flight: metrics::gauge!("callbacks_deliveries_in_flight"),
+            delivered: attempts("delivered"),
+            gone: attempts("gone"),
+            failed: attempts("failed"),
+            duration: metrics::histogram!("callbacks_delivery_attempt_duration_seconds"),
+        }
+    }
 }
 
 /// A uniform draw in `[0, 1)` for retry jitter.
@@ -262,6 +287,7 @@ impl Worker {
             handoffs_rx: Mutex::new(Some(handoffs_rx)),
             endpoints: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            meters: Meters::new(),
         })
     }
 
@@ -705,8 +731,7 @@ impl Worker {
 
     async fn attempt(&self, claimed: &Claimed, target: Arc<Target>) -> Done {
         let body = claimed.payload.clone();
-        let in_flight = metrics::gauge!("callbacks_deliveries_in_flight");
-        in_flight.increment(1.0);
+        self.meters.in_flight.increment(1.0);
         let of = AttemptOf {
             delivery_id: claimed.id,
             partner_id: claimed.partner_id,
@@ -715,15 +740,14 @@ impl Worker {
             trace_context: claimed.trace_context.as_deref(),
         };
         let outcome = self.deliverer.attempt(&target, of, &body).await;
-        in_flight.decrement(1.0);
-        let kind = match &outcome.result {
-            AttemptResult::Delivered { .. } => "delivered",
-            AttemptResult::Gone { .. } => "gone",
-            AttemptResult::Failed { .. } => "failed",
-        };
-        metrics::counter!("callbacks_delivery_attempts_total", "outcome" => kind).increment(1);
-        metrics::histogram!("callbacks_delivery_attempt_duration_seconds")
-            .record(outcome.duration.as_secs_f64());
+        self.meters.in_flight.decrement(1.0);
+        match &outcome.result {
+            AttemptResult::Delivered { .. } => &self.meters.delivered,
+            AttemptResult::Gone { .. } => &self.meters.gone,
+            AttemptResult::Failed { .. } => &self.meters.failed,
+        }
+        .increment(1);
+        self.meters.duration.record(outcome.duration.as_secs_f64());
         let now = Utc::now();
         let (status, next_attempt_at) = match &outcome.result {
             AttemptResult::Delivered { .. } => (DeliveryStatus::Delivered, now),
@@ -776,7 +800,8 @@ impl Worker {
 async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::Receiver<Done>) {
     let mut batch = Vec::with_capacity(256);
     while done.recv_many(&mut batch, 256).await > 0 {
-        let completions: Vec<Completion> = batch.iter().map(|d| d.completion.clone()).collect();
+        let (completions, reports): (Vec<Completion>, Vec<Option<Report>>) =
+            batch.drain(..).map(|d| (d.completion, d.report)).unzip();
         let mut applied = None;
         for round in 1..=10u32 {
             let result = async {
@@ -802,7 +827,6 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
                 count = completions.len(),
                 "gave up writing delivery outcomes"
             );
-            batch.clear();
             continue;
         };
         let lost_lease = completions.len() - applied.len();
@@ -813,18 +837,20 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
             );
         }
         let applied: std::collections::HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
-        for d in batch.drain(..) {
-            if !applied.contains(&(d.completion.delivery_id, d.completion.lease_token)) {
+        // Counted per batch: the macro looks its series up on every call.
+        let mut finished: Vec<(&'static str, u64)> = Vec::new();
+        for (completion, report) in completions.iter().zip(reports) {
+            if !applied.contains(&(completion.delivery_id, completion.lease_token)) {
                 continue;
             }
-            if d.completion.status != DeliveryStatus::Pending {
-                metrics::counter!(
-                    "callbacks_deliveries_finished_total",
-                    "status" => d.completion.status.as_str()
-                )
-                .increment(1);
+            if completion.status != DeliveryStatus::Pending {
+                let status = completion.status.as_str();
+                match finished.iter_mut().find(|(s, _)| *s == status) {
+                    Some((_, n)) => *n += 1,
+                    None => finished.push((status, 1)),
+                }
             }
-            if let Some(report) = d.report {
+            if let Some(report) = report {
                 registry.report(
                     &report.target,
                     &report.result,
@@ -832,6 +858,10 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
                     report.trace_context,
                 );
             }
+        }
+        for (status, n) in finished {
+            metrics::counter!("callbacks_deliveries_finished_total", "status" => status)
+                .increment(n);
         }
     }
 }
@@ -884,13 +914,13 @@ mod tests {
     /// An endpoint with 8 slots, `parked` deliveries waiting, and attempts
     /// that lately took `pace` (none yet if zero).
     fn endpoint(pace: Duration, parked: usize) -> Endpoint {
-        let target = Arc::new(Target {
-            registration_id: Uuid::nil(),
-            url: String::new(),
-            user_name: None,
-            password: None,
-            signing_keys: Vec::new(),
-        });
+        let target = Arc::new(Target::new(
+            Uuid::nil(),
+            String::new(),
+            None,
+            None,
+            Vec::new(),
+        ));
         let claimed = Claimed {
             id: Uuid::nil(),
             lease_token: Uuid::nil(),

@@ -149,13 +149,23 @@ async fn one_echo_is_one_trace_across_every_service() {
         Some(send.span_id.clone())
     );
     assert_eq!(post.name, "POST");
+    assert_eq!(post.kind, 3, "SPAN_KIND_CLIENT");
     assert_eq!(post.attribute("http.request.method"), Some("POST"));
     assert_eq!(post.attribute("http.response.status_code"), Some("200"));
     assert_eq!(post.attribute("delivery.id"), Some(delivery_id.as_str()));
     assert_eq!(post.attribute("delivery.attempt"), Some("1"));
+    assert_eq!(post.attribute("partner.id"), Some(partner.as_str()));
     assert_eq!(post.attribute("notification.type"), Some("5"));
+    assert!(post.attribute("registration.id").is_some());
+    assert_eq!(post.attribute("error.type"), None);
     let url = post.attribute("url.full").unwrap();
     assert!(url.ends_with("/traced"), "the query is stripped: {url}");
+    let authority = format!(
+        "{}:{}",
+        post.attribute("server.address").unwrap(),
+        post.attribute("server.port").unwrap()
+    );
+    assert!(url.contains(&authority), "{authority} is the URL's: {url}");
 
     // The webhook carried the attempt's context.
     let received = system
