@@ -25,7 +25,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use http::{HeaderValue, Method, Request, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -52,6 +52,9 @@ const MAX_BODY_READ: usize = 64 * 1024;
 /// How much of it is kept in the attempt log.
 const EXCERPT_LEN: usize = 1024;
 const USER_AGENT_VALUE: &str = concat!("partner-callbacks/", env!("CARGO_PKG_VERSION"));
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -301,14 +304,21 @@ impl Deliverer {
         let webhook_id = webhook_id.to_string();
         let signature = signature::sign(&target.signing_keys, &webhook_id, timestamp, body)
             .map_err(|e| e.to_string())?;
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .header("webhook-id", webhook_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature);
+        let invalid = |e: http::header::InvalidHeaderValue| format!("invalid request: {e}");
+        // Sized for every header sent (with `traceparent`, `tracestate` and
+        // credentials), so that the map is allocated once.
+        let mut headers = HeaderMap::with_capacity(10);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        headers.insert(
+            WEBHOOK_ID,
+            HeaderValue::try_from(webhook_id).map_err(invalid)?,
+        );
+        headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
+        headers.insert(
+            WEBHOOK_SIGNATURE,
+            HeaderValue::try_from(signature).map_err(invalid)?,
+        );
         if let Some(user) = &target.user_name {
             let password = target
                 .password
@@ -321,13 +331,14 @@ impl Deliverer {
             ))
             .map_err(|_| "the credentials are not valid in a header".to_owned())?;
             value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
+            headers.insert(AUTHORIZATION, value);
         }
-        let mut request = request
-            .body(Full::new(body.clone()))
-            .map_err(|e| format!("invalid request: {e}"))?;
         // The receiver joins the attempt's trace.
-        service_kit::telemetry::inject(context, request.headers_mut());
+        service_kit::telemetry::inject(context, &mut headers);
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
         Ok(request)
     }
 

@@ -798,10 +798,17 @@ impl Worker {
 /// Writes finished attempts in batches; reports to the registry only the
 /// outcomes whose write landed (a fenced-off worker reports nothing).
 async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::Receiver<Done>) {
+    // Kept across batches: allocated once, not per batch.
     let mut batch = Vec::with_capacity(256);
+    let mut completions: Vec<Completion> = Vec::with_capacity(256);
+    let mut reports: Vec<Option<Report>> = Vec::with_capacity(256);
     while done.recv_many(&mut batch, 256).await > 0 {
-        let (completions, reports): (Vec<Completion>, Vec<Option<Report>>) =
-            batch.drain(..).map(|d| (d.completion, d.report)).unzip();
+        completions.clear();
+        reports.clear();
+        for d in batch.drain(..) {
+            completions.push(d.completion);
+            reports.push(d.report);
+        }
         let mut applied = None;
         for round in 1..=10u32 {
             let result = async {
@@ -839,7 +846,7 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
         let applied: std::collections::HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
         // Counted per batch: the macro looks its series up on every call.
         let mut finished: Vec<(&'static str, u64)> = Vec::new();
-        for (completion, report) in completions.iter().zip(reports) {
+        for (completion, report) in completions.iter().zip(reports.drain(..)) {
             if !applied.contains(&(completion.delivery_id, completion.lease_token)) {
                 continue;
             }
