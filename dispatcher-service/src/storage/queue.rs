@@ -1,9 +1,10 @@
 //! The delivery queue, shared by every dispatcher replica.
 //!
 //! - **Claim**: one statement takes up to N due deliveries with
-//!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), mints a
-//!   fresh lease token for each, and pushes `next_attempt_at` to the end of
-//!   the lease. A worker that dies simply lets the lease run out: the
+//!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), gives
+//!   them a fresh lease token (one per claim: a delivery is in a claim at
+//!   most once, so the pair (delivery, token) still names one claim of it),
+//!   and pushes `next_attempt_at` to the end of the lease. A worker that dies simply lets the lease run out: the
 //!   delivery is due again and another worker claims it.
 //! - **Complete**: one statement writes a batch of outcomes, each only where
 //!   the lease token is still the one minted at its claim. A worker whose
@@ -53,6 +54,8 @@ pub async fn claim(
     lease: Duration,
 ) -> Result<Vec<Claimed>, DispatchError> {
     let lease_ms = i32::try_from(lease.as_millis()).unwrap_or(i32::MAX);
+    // Minted here rather than by `gen_random_uuid()` for every row.
+    let token = Uuid::new_v4();
     let claimed = Prepared(
         diesel::sql_query(
             "WITH due AS (
@@ -63,7 +66,7 @@ pub async fn claim(
              FOR UPDATE SKIP LOCKED
          )
          UPDATE deliveries d
-         SET lease_token = gen_random_uuid(),
+         SET lease_token = $3,
              next_attempt_at = now() + make_interval(secs => $2 / 1000.0),
              updated_at = now()
          FROM due, events e
@@ -72,7 +75,8 @@ pub async fn claim(
                    d.attempt_count, d.series_attempts, d.is_test, e.payload, e.trace_context",
         )
         .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-        .bind::<Int4, _>(lease_ms),
+        .bind::<Int4, _>(lease_ms)
+        .bind::<SqlUuid, _>(token),
     )
     .load(conn)
     .await?;
