@@ -540,10 +540,10 @@ async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Duration> {
             .query(
                 "WITH due AS (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()
                               ORDER BY next_attempt_at LIMIT 128 FOR UPDATE SKIP LOCKED)
-                 UPDATE deliveries d SET lease_token = gen_random_uuid(), next_attempt_at = now() + interval '60 seconds'
+                 UPDATE deliveries d SET lease_token = $1, next_attempt_at = now() + interval '60 seconds'
                  FROM due, events e WHERE d.id = due.id AND e.id = d.event_id
                  RETURNING d.id, e.payload",
-                &[],
+                &[&Uuid::new_v4()],
             )
             .await?;
         total += started.elapsed();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use callbacks_proto::registry::v1 as pb;
 use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use chrono::{DateTime, Utc};
-use opentelemetry::KeyValue;
+use opentelemetry::{KeyValue, Value};
 use secrecy::SecretString;
 use service_kit::telemetry::{TraceInjector, TracedChannel};
 use tokio::sync::mpsc;
@@ -59,20 +59,18 @@ impl Target {
         signing_keys: Vec<SigningKey>,
     ) -> Self {
         let uri = url.parse::<http::Uri>().ok();
+        // Shared strings: each attempt copies these, and a copy is then a
+        // reference count, not an allocation.
+        let shared = |s: String| Value::from(Arc::<str>::from(s));
+        let host = uri.as_ref().and_then(http::Uri::host).unwrap_or_default();
         let mut span_attributes = vec![
             KeyValue::new("http.request.method", "POST"),
             KeyValue::new(
                 "url.full",
-                uri.as_ref().map(redacted_url).unwrap_or_default(),
+                shared(uri.as_ref().map(redacted_url).unwrap_or_default()),
             ),
-            KeyValue::new(
-                "server.address",
-                uri.as_ref()
-                    .and_then(http::Uri::host)
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            KeyValue::new("registration.id", registration_id.to_string()),
+            KeyValue::new("server.address", shared(host.to_owned())),
+            KeyValue::new("registration.id", shared(registration_id.to_string())),
         ];
         if let Some(port) = uri.as_ref().and_then(http::Uri::port_u16) {
             span_attributes.push(KeyValue::new("server.port", i64::from(port)));

@@ -34,8 +34,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
 use opentelemetry::KeyValue;
-use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, TraceId, Tracer as _};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use secrecy::ExposeSecret;
@@ -144,23 +143,15 @@ pub struct AttemptOutcome {
     pub started_at: DateTime<Utc>,
     pub duration: Duration,
     pub excerpt: String,
+    /// The attempt span's trace, for the log line about the attempt (the
+    /// span is not a `tracing` span, so log lines do not name it).
+    pub trace_id: TraceId,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Deliverer {
     client: HttpsClient,
     settings: Arc<HttpSettings>,
-    /// The global tracer as it is when the deliverer is built: after
-    /// `service_kit::telemetry::init`, or spans go nowhere.
-    tracer: Arc<BoxedTracer>,
-}
-
-impl std::fmt::Debug for Deliverer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deliverer")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
 }
 
 fn tls_config(extra_ca_files: &[PathBuf]) -> anyhow::Result<rustls::ClientConfig> {
@@ -258,7 +249,6 @@ impl Deliverer {
         Ok(Self {
             client,
             settings: Arc::new(settings),
-            tracer: Arc::new(opentelemetry::global::tracer("dispatcher-service")),
         })
     }
 
@@ -351,8 +341,11 @@ impl Deliverer {
     /// through a visitor, enter and exit on every poll) it cost a quarter
     /// of the dispatcher's CPU (docs/benchmarks.md, fourth round). Here the
     /// attributes that do not change between attempts are built once per
-    /// target and shared, and a span the sampler drops costs next to
-    /// nothing. Its attributes are those documented in docs/operations.md.
+    /// target and shared, and a span the sampler drops is never recorded.
+    /// Its attributes are those documented in docs/operations.md. The
+    /// tracer is the global one at the time of the attempt (a read lock),
+    /// so that no deliverer built before `telemetry::init` sends spans
+    /// nowhere.
     pub async fn attempt(
         &self,
         target: &Target,
@@ -371,15 +364,16 @@ impl Deliverer {
             KeyValue::new("partner.id", of.partner_id.to_string()),
             KeyValue::new("notification.type", i64::from(of.notification_type)),
         ]);
-        let span = self
-            .tracer
+        let tracer = opentelemetry::global::tracer("dispatcher-service");
+        let span = tracer
             .span_builder("POST")
             .with_kind(SpanKind::Client)
             .with_attributes(attributes)
-            .start_with_context(self.tracer.as_ref(), &parent);
+            .start_with_context(&tracer, &parent);
         let context = parent.with_span(span);
-        let outcome = self.exchange(target, &context, of.delivery_id, body).await;
+        let mut outcome = self.exchange(target, &context, of.delivery_id, body).await;
         let span = context.span();
+        outcome.trace_id = span.span_context().trace_id();
         if let Some(status) = outcome.result.status() {
             span.set_attribute(KeyValue::new(
                 "http.response.status_code",
@@ -410,6 +404,7 @@ impl Deliverer {
             started_at,
             duration: clock.elapsed(),
             excerpt,
+            trace_id: TraceId::INVALID,
         };
         let uri = match target.uri.clone() {
             Some(uri) => uri,

@@ -768,6 +768,7 @@ impl Worker {
             http.response.status_code = outcome.result.status(),
             outcome = status.as_str(),
             error = outcome.result.reason(),
+            trace_id = %outcome.trace_id,
             "delivery attempt"
         );
         Done {

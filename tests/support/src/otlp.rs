@@ -31,6 +31,8 @@ pub struct ExportedSpan {
     /// Empty for a root span.
     pub parent_span_id: String,
     pub attributes: HashMap<String, String>,
+    /// OTLP status code (0 unset, 1 ok, 2 error) and message.
+    pub status: (i32, String),
 }
 
 impl ExportedSpan {
@@ -89,6 +91,7 @@ impl TraceService for Collector {
                         span_id: hex(&span.span_id),
                         parent_span_id: hex(&span.parent_span_id),
                         attributes: flatten(&span.attributes),
+                        status: span.status.map(|s| (s.code, s.message)).unwrap_or_default(),
                     });
                 }
             }

@@ -248,6 +248,45 @@ async fn a_publishers_traceparent_reaches_the_delivery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempt_span_says_why() {
+    let otlp = OtlpReceiver::start().await.unwrap();
+    let system = System::start_with(Options {
+        otlp: Some(otlp.endpoint()),
+        logs: None,
+    })
+    .await;
+    system.receiver.respond("/down", [Reply::status(503)]);
+    let (partner, _) = system.partner_with_callback("/down").await;
+    system
+        .publisher()
+        .await
+        .publish(dpb::PublishRequest {
+            partner_id: partner,
+            notification_type: 5,
+            payload_json: r#"{"processUniqueId":"p-8"}"#.into(),
+            idempotency_key: None,
+            occurred_at: None,
+        })
+        .await
+        .unwrap();
+
+    let post = otlp
+        .wait_for("the failed attempt's span", Duration::from_secs(15), |s| {
+            s.kind == CLIENT && s.attribute("error.type").is_some()
+        })
+        .await
+        .unwrap();
+    assert_eq!(post.name, "POST");
+    assert_eq!(post.attribute("http.response.status_code"), Some("503"));
+    assert_eq!(post.attribute("error.type"), Some("HTTP 503"));
+    assert_eq!(
+        post.status,
+        (2, "HTTP 503".to_owned()),
+        "status Error, with the reason"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_known_traffic() {
     let system = System::start().await;
     // One endpoint fails once, asking for a pause long enough to observe the
