@@ -40,14 +40,20 @@ async fn trace_of(
     .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_echo_is_one_trace_across_every_service() {
+/// A system whose services export their spans to a fresh OTLP receiver.
+async fn traced_system() -> (OtlpReceiver, System) {
     let otlp = OtlpReceiver::start().await.unwrap();
     let system = System::start_with(Options {
         otlp: Some(otlp.endpoint()),
         logs: None,
     })
     .await;
+    (otlp, system)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_echo_is_one_trace_across_every_service() {
+    let (otlp, system) = traced_system().await;
     let (partner, key) = system
         .partner_with_callback("/traced?token=query-secret")
         .await;
@@ -204,12 +210,7 @@ async fn one_echo_is_one_trace_across_every_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publishers_traceparent_reaches_the_delivery() {
-    let otlp = OtlpReceiver::start().await.unwrap();
-    let system = System::start_with(Options {
-        otlp: Some(otlp.endpoint()),
-        logs: None,
-    })
-    .await;
+    let (otlp, system) = traced_system().await;
     let (partner, _) = system.partner_with_callback("/acme").await;
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -249,12 +250,7 @@ async fn a_publishers_traceparent_reaches_the_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_attempt_span_says_why() {
-    let otlp = OtlpReceiver::start().await.unwrap();
-    let system = System::start_with(Options {
-        otlp: Some(otlp.endpoint()),
-        logs: None,
-    })
-    .await;
+    let (otlp, system) = traced_system().await;
     system.receiver.respond("/down", [Reply::status(503)]);
     let (partner, _) = system.partner_with_callback("/down").await;
     system
