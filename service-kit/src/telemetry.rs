@@ -3,10 +3,10 @@
 //! - Spans are `tracing` spans bridged to OpenTelemetry by
 //!   `tracing-opentelemetry`, but for one: the dispatcher's span per
 //!   webhook attempt, made with the OpenTelemetry API for its cost
-//!   (`dispatcher-service/src/delivery/http.rs`). They are exported over OTLP/gRPC only when
-//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set; otherwise they still exist (so
-//!   log lines carry a trace id and outgoing calls a `traceparent`) but are
-//!   never exported. The SDK honours `OTEL_SERVICE_NAME`,
+//!   (`dispatcher-service/src/delivery/http.rs`). They are exported over
+//!   OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; otherwise
+//!   they still exist (so log lines carry a trace id and outgoing calls a
+//!   `traceparent`) but are never exported. The SDK honours `OTEL_SERVICE_NAME`,
 //!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and the
 //!   `OTEL_BSP_*` batching settings.
 //! - W3C trace context (`traceparent`, `tracestate`) is the one propagator:

@@ -371,9 +371,8 @@ impl Deliverer {
             .with_attributes(attributes)
             .start_with_context(&tracer, &parent);
         let context = parent.with_span(span);
-        let mut outcome = self.exchange(target, &context, of.delivery_id, body).await;
+        let outcome = self.exchange(target, &context, of.delivery_id, body).await;
         let span = context.span();
-        outcome.trace_id = span.span_context().trace_id();
         if let Some(status) = outcome.result.status() {
             span.set_attribute(KeyValue::new(
                 "http.response.status_code",
@@ -399,12 +398,13 @@ impl Deliverer {
     ) -> AttemptOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
+        let trace_id = context.span().span_context().trace_id();
         let finish = |result, excerpt| AttemptOutcome {
             result,
             started_at,
             duration: clock.elapsed(),
             excerpt,
-            trace_id: TraceId::INVALID,
+            trace_id,
         };
         let uri = match target.uri.clone() {
             Some(uri) => uri,

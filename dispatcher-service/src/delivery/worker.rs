@@ -799,6 +799,17 @@ impl Worker {
 /// Writes finished attempts in batches; reports to the registry only the
 /// outcomes whose write landed (a fenced-off worker reports nothing).
 async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::Receiver<Done>) {
+    // Registered once, like the attempt metrics (`Meters`).
+    let finished = [
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Cancelled,
+    ]
+    .map(|status| {
+        let counter =
+            metrics::counter!("callbacks_deliveries_finished_total", "status" => status.as_str());
+        (status, counter)
+    });
     // Kept across batches: allocated once, not per batch.
     let mut batch = Vec::with_capacity(256);
     let mut completions: Vec<Completion> = Vec::with_capacity(256);
@@ -845,18 +856,12 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
             );
         }
         let applied: std::collections::HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
-        // Counted per batch: the macro looks its series up on every call.
-        let mut finished: Vec<(&'static str, u64)> = Vec::new();
         for (completion, report) in completions.iter().zip(reports.drain(..)) {
             if !applied.contains(&(completion.delivery_id, completion.lease_token)) {
                 continue;
             }
-            if completion.status != DeliveryStatus::Pending {
-                let status = completion.status.as_str();
-                match finished.iter_mut().find(|(s, _)| *s == status) {
-                    Some((_, n)) => *n += 1,
-                    None => finished.push((status, 1)),
-                }
+            if let Some((_, counter)) = finished.iter().find(|(s, _)| *s == completion.status) {
+                counter.increment(1);
             }
             if let Some(report) = report {
                 registry.report(
@@ -866,10 +871,6 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
                     report.trace_context,
                 );
             }
-        }
-        for (status, n) in finished {
-            metrics::counter!("callbacks_deliveries_finished_total", "status" => status)
-                .increment(n);
         }
     }
 }
