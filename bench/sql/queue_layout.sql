@@ -9,12 +9,15 @@
 --   echo 'SELECT cycle_a(128);' > a.sql            # today's layout
 --   echo 'SELECT cycle_b(128, true);' > b.sql      # queue apart, attempt rows kept
 --   echo 'SELECT cycle_b(128, false);' > b0.sql    # ... and no row for a first-try success
+--   echo 'SELECT cycle_c(128);' > c.sql            # a claim that writes nothing (fifth round)
+--   echo 'SELECT cycle_p(128, 512);' > p.sql       # ... skipping 512 deliveries in flight
 --   pgbench -h HOST -p PORT -U postgres -n -c 2 -j 2 -t 500 -f a.sql qx
 --
 -- and read the cluster's CPU seconds (postmaster and its children, from
 -- /proc) before and after each pgbench run. Each cycle runs in one
 -- transaction (the dispatcher commits claim and completion apart), which
--- favours neither layout.
+-- favours neither layout. C and P take no lock and write no lease, so
+-- run them (and A, to compare) with one client: `-c 1 -j 1`.
 DROP DATABASE IF EXISTS qx;
 CREATE DATABASE qx;
 \c qx
@@ -101,6 +104,49 @@ BEGIN
         FROM gone g WHERE d.id = g.delivery_id RETURNING d.id, d.attempt_count),
   logged AS (INSERT INTO attempts_b (delivery_id, attempt_number, registration_id, started_at, duration_ms, response_status, error, response_excerpt)
         SELECT id, attempt_count, NULL, now(), 1, 204, NULL, '' FROM updated WHERE log_first)
+  SELECT count(*) INTO k FROM updated;
+  RETURN k;
+END $$;
+
+-- C: the claim as a plain read, the completion fenced by the status alone.
+-- The lower bound of a queue whose deliveries are not leased one by one
+-- (replicas owning partitions of it instead): what the claim's write costs.
+CREATE OR REPLACE FUNCTION cycle_c(n int) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE ids uuid[]; k int;
+BEGIN
+  WITH c AS (SELECT d.id, d.attempt_count, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+             ORDER BY d.next_attempt_at LIMIT n)
+  SELECT array_agg(id) INTO ids FROM c;
+  WITH input AS (SELECT * FROM unnest(ids) AS t(id)),
+  updated AS (UPDATE deliveries d SET status = 'delivered', next_attempt_at = now(), lease_token = NULL,
+        attempt_count = d.attempt_count + 1, series_attempts = d.series_attempts + 1, last_error = NULL,
+        last_response_status = 204, updated_at = now(), completed_at = now()
+        FROM input i WHERE d.id = i.id AND d.status = 'pending' RETURNING d.id, d.attempt_count),
+  logged AS (INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at, duration_ms, response_status, error, response_excerpt)
+        SELECT id, attempt_count, NULL, now(), 1, 204, NULL, '' FROM updated)
+  SELECT count(*) INTO k FROM updated;
+  RETURN k;
+END $$;
+-- P: C, but the first `held` due deliveries are in flight (still due, as
+-- nothing marks them) and every claim must pass over them. Includes
+-- reading the held ids, which a dispatcher would have in memory.
+CREATE OR REPLACE FUNCTION cycle_p(n int, held int) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE ids uuid[]; hold uuid[]; k int;
+BEGIN
+  SELECT coalesce(array_agg(id), '{}') INTO hold FROM (SELECT id FROM deliveries WHERE status = 'pending'
+        AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT held) h;
+  WITH c AS (SELECT d.id, d.attempt_count, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.id <> ALL(hold)
+             ORDER BY d.next_attempt_at LIMIT n)
+  SELECT array_agg(id) INTO ids FROM c;
+  WITH input AS (SELECT * FROM unnest(ids) AS t(id)),
+  updated AS (UPDATE deliveries d SET status = 'delivered', next_attempt_at = now(), lease_token = NULL,
+        attempt_count = d.attempt_count + 1, series_attempts = d.series_attempts + 1, last_error = NULL,
+        last_response_status = 204, updated_at = now(), completed_at = now()
+        FROM input i WHERE d.id = i.id AND d.status = 'pending' RETURNING d.id, d.attempt_count),
+  logged AS (INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at, duration_ms, response_status, error, response_excerpt)
+        SELECT id, attempt_count, NULL, now(), 1, 204, NULL, '' FROM updated)
   SELECT count(*) INTO k FROM updated;
   RETURN k;
 END $$;

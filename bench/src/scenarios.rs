@@ -248,6 +248,11 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
     // window (and every run pays the full-page writes after one). No
     // VACUUM: a backlog left by an outage would not have had one.
     stack.checkpoint().await?;
+    // The HTTP ceiling (scenario 6's first row) just before and just after
+    // the backlog phase: this VM's speed drifts within minutes, so the
+    // share of the ceiling is read against measurements next to it.
+    let ceiling_window = scale.duration(Duration::from_secs(5));
+    let ceiling_before = ceiling(ceiling_window).await?;
 
     // From the backlog: a dispatcher with workers starts on a full queue.
     let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
@@ -266,6 +271,12 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         &cpu,
     ));
     anyhow::ensure!(complete, "the backlog was not delivered within 15 minutes");
+    let rate = rate_of(&report.rows[0]);
+    let ceiling_after = ceiling(ceiling_window).await?;
+    report.notes.push(format!(
+        "HTTP ceiling (scenario 6's first row) measured just before and just after the backlog phase: {ceiling_before:.0} and {ceiling_after:.0} requests/s; deliveries from the backlog are {:.0} % of their mean.",
+        100.0 * rate / ((ceiling_before + ceiling_after) / 2.0)
+    ));
 
     // Publishing and delivering at once: through the dispatcher that
     // delivers (one node doing both; most deliveries are handed off without
@@ -293,6 +304,19 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
+}
+
+/// The deliveries/s column of a deliver row.
+fn rate_of(row: &[String]) -> f64 {
+    row[3].parse().unwrap_or(f64::NAN)
+}
+
+/// Requests per second of scenario 6's first row: a fresh receiver on the
+/// bench runtime, hammered over 64 keep-alive connections for `window`.
+async fn ceiling(window: Duration) -> anyhow::Result<f64> {
+    let receiver = crate::receiver::Receiver::start().await?;
+    let (total, elapsed) = hammer(receiver.addr(), window).await?;
+    Ok(total as f64 / elapsed.as_secs_f64())
 }
 
 /// Every dispatcher of the stack: in the deliver scenario the publishing

@@ -24,6 +24,15 @@ async fn a_small_delivery_run_counts_every_delivery() {
         table.contains("| while publishing to it | 500 |"),
         "{table}"
     );
+    // The share of the HTTP ceiling measured around the backlog phase.
+    let share = report
+        .notes
+        .iter()
+        .find_map(|n| n.split("backlog are ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no share of the ceiling in {:?}", report.notes));
+    assert!(share > 0.0 && share < 100.0, "{share}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -611,10 +611,15 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(claimed.id, claimed.lease_token);
-        tasks.spawn(
-            self.clone()
-                .deliver(claimed, claimed_at, slot, done.clone()),
-        );
+        // Boxed: the future (the whole attempt, hyper's included) is large,
+        // and unboxed it was copied on its way into the task (about 2 % of
+        // the dispatcher's CPU went on those copies in a profile).
+        tasks.spawn(Box::pin(self.clone().deliver(
+            claimed,
+            claimed_at,
+            slot,
+            done.clone(),
+        )));
     }
 
     async fn claim(&self, limit: u32) -> Result<Vec<Claimed>, DispatchError> {
