@@ -111,13 +111,9 @@ END $$;
 -- C: the claim as a plain read, the completion fenced by the status alone.
 -- The lower bound of a queue whose deliveries are not leased one by one
 -- (replicas owning partitions of it instead): what the claim's write costs.
-CREATE OR REPLACE FUNCTION cycle_c(n int) RETURNS int LANGUAGE plpgsql AS $$
-DECLARE ids uuid[]; k int;
+CREATE OR REPLACE FUNCTION complete_unleased(ids uuid[]) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE k int;
 BEGIN
-  WITH c AS (SELECT d.id, d.attempt_count, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id
-             WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-             ORDER BY d.next_attempt_at LIMIT n)
-  SELECT array_agg(id) INTO ids FROM c;
   WITH input AS (SELECT * FROM unnest(ids) AS t(id)),
   updated AS (UPDATE deliveries d SET status = 'delivered', next_attempt_at = now(), lease_token = NULL,
         attempt_count = d.attempt_count + 1, series_attempts = d.series_attempts + 1, last_error = NULL,
@@ -128,11 +124,20 @@ BEGIN
   SELECT count(*) INTO k FROM updated;
   RETURN k;
 END $$;
+CREATE OR REPLACE FUNCTION cycle_c(n int) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE ids uuid[];
+BEGIN
+  WITH c AS (SELECT d.id, d.attempt_count, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+             ORDER BY d.next_attempt_at LIMIT n)
+  SELECT array_agg(id) INTO ids FROM c;
+  RETURN complete_unleased(ids);
+END $$;
 -- P: C, but the first `held` due deliveries are in flight (still due, as
 -- nothing marks them) and every claim must pass over them. Includes
 -- reading the held ids, which a dispatcher would have in memory.
 CREATE OR REPLACE FUNCTION cycle_p(n int, held int) RETURNS int LANGUAGE plpgsql AS $$
-DECLARE ids uuid[]; hold uuid[]; k int;
+DECLARE ids uuid[]; hold uuid[];
 BEGIN
   SELECT coalesce(array_agg(id), '{}') INTO hold FROM (SELECT id FROM deliveries WHERE status = 'pending'
         AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT held) h;
@@ -140,13 +145,5 @@ BEGIN
              WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.id <> ALL(hold)
              ORDER BY d.next_attempt_at LIMIT n)
   SELECT array_agg(id) INTO ids FROM c;
-  WITH input AS (SELECT * FROM unnest(ids) AS t(id)),
-  updated AS (UPDATE deliveries d SET status = 'delivered', next_attempt_at = now(), lease_token = NULL,
-        attempt_count = d.attempt_count + 1, series_attempts = d.series_attempts + 1, last_error = NULL,
-        last_response_status = 204, updated_at = now(), completed_at = now()
-        FROM input i WHERE d.id = i.id AND d.status = 'pending' RETURNING d.id, d.attempt_count),
-  logged AS (INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at, duration_ms, response_status, error, response_excerpt)
-        SELECT id, attempt_count, NULL, now(), 1, 204, NULL, '' FROM updated)
-  SELECT count(*) INTO k FROM updated;
-  RETURN k;
+  RETURN complete_unleased(ids);
 END $$;
