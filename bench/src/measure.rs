@@ -1,5 +1,6 @@
-//! What a run costs, read from `/proc`: CPU seconds of a process (or of all
-//! Postgres processes) and peak resident memory; and latency percentiles.
+//! What a run costs, read from `/proc`: CPU seconds of a process, of all
+//! Postgres processes and of the whole machine, and peak resident memory;
+//! and latency percentiles.
 
 use std::time::Duration;
 
@@ -48,6 +49,31 @@ pub fn postgres_cpu_seconds() -> f64 {
         })
         .map(cpu_seconds)
         .sum()
+}
+
+/// The whole machine's CPU seconds so far, summed over its cores, from
+/// `/proc/stat`: (busy, idle). Idle counts I/O wait; busy counts
+/// everything else, interrupts and the time the hypervisor stole included.
+pub fn machine_cpu_seconds() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0.0, 0.0);
+    };
+    // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+    // (guest time is already counted in user time).
+    let ticks: Vec<f64> = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(8)
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    let busy = ticks.iter().sum::<f64>() - idle;
+    (busy / ticks_per_second(), idle / ticks_per_second())
 }
 
 /// Peak resident memory of `pid` so far, in MiB (`VmHWM`).
@@ -110,6 +136,8 @@ mod tests {
             )
         );
         assert!(cpu_seconds(std::process::id()) >= 0.0);
+        let (busy, idle) = machine_cpu_seconds();
+        assert!(busy > 0.0 && idle > 0.0, "{busy} {idle}");
         assert!(peak_rss_mib(std::process::id()) > 0.0);
     }
 }

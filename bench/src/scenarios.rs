@@ -66,11 +66,49 @@ impl Report {
     }
 }
 
-/// CPU seconds of some processes (together) and of Postgres over a window.
+/// CPU seconds over a window: of some processes (together), of Postgres,
+/// of this (the bench) process, and of the whole machine.
 struct Cpu {
     pids: Vec<u32>,
     processes: f64,
     postgres: f64,
+    bench: f64,
+    machine: (f64, f64),
+}
+
+/// Where the machine's time went per unit of work, in CPU seconds summed
+/// over the cores (so the parts add up to the cores times the window,
+/// divided by the work).
+#[derive(Debug, Clone, Copy)]
+struct Used {
+    processes: f64,
+    postgres: f64,
+    /// This process: the receiver, and in the ceiling also its client.
+    bench: f64,
+    /// Busy, but in none of the above: the kernel's network processing
+    /// (softirq), the registry, everything else on the machine.
+    other: f64,
+    idle: f64,
+}
+
+impl Used {
+    fn total(&self) -> f64 {
+        self.processes + self.postgres + self.bench + self.other + self.idle
+    }
+
+    /// A row of the machine-time table, in µs per unit.
+    fn row(&self, label: &str) -> Vec<String> {
+        let us = |s: f64| format!("{:.1}", s * 1e6);
+        vec![
+            label.to_owned(),
+            us(self.processes),
+            us(self.postgres),
+            us(self.bench),
+            us(self.other),
+            us(self.idle),
+            us(self.total()),
+        ]
+    }
 }
 
 impl Cpu {
@@ -79,18 +117,38 @@ impl Cpu {
             processes: pids.iter().map(|&pid| measure::cpu_seconds(pid)).sum(),
             pids,
             postgres: measure::postgres_cpu_seconds(),
+            bench: measure::cpu_seconds(std::process::id()),
+            machine: measure::machine_cpu_seconds(),
+        }
+    }
+
+    /// CPU seconds per unit of `work` since `start`.
+    fn used(&self, work: usize) -> Used {
+        let per = |used: f64| used / work.max(1) as f64;
+        let processes: f64 = self.pids.iter().map(|&pid| measure::cpu_seconds(pid)).sum();
+        let (busy, idle) = measure::machine_cpu_seconds();
+        let processes = processes - self.processes;
+        let postgres = measure::postgres_cpu_seconds() - self.postgres;
+        let bench = measure::cpu_seconds(std::process::id()) - self.bench;
+        Used {
+            processes: per(processes),
+            postgres: per(postgres),
+            bench: per(bench),
+            other: per(busy - self.machine.0 - processes - postgres - bench),
+            idle: per(idle - self.machine.1),
         }
     }
 
     /// (processes, postgres) CPU seconds per 1,000 of `work`.
     fn per_thousand(&self, work: usize) -> (String, String) {
-        let per = |used: f64| format!("{:.3}", used * 1000.0 / work.max(1) as f64);
-        let processes: f64 = self.pids.iter().map(|&pid| measure::cpu_seconds(pid)).sum();
-        (
-            per(processes - self.processes),
-            per(measure::postgres_cpu_seconds() - self.postgres),
-        )
+        let used = self.used(work);
+        (per_thousand(used.processes), per_thousand(used.postgres))
     }
+}
+
+/// CPU seconds per unit as the tables print them: per 1,000 units.
+fn per_thousand(seconds: f64) -> String {
+    format!("{:.3}", seconds * 1000.0)
 }
 
 /// Latencies from publish (send time) to arrival, by delivery id.
@@ -252,7 +310,7 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
     // the backlog phase: this VM's speed drifts within minutes, so the
     // share of the ceiling is read against measurements next to it.
     let ceiling_window = scale.duration(Duration::from_secs(5));
-    let ceiling_before = ceiling(ceiling_window).await?;
+    let (ceiling_before, request_before) = ceiling(ceiling_window).await?;
 
     // From the backlog: a dispatcher with workers starts on a full queue.
     let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
@@ -262,20 +320,21 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         .receiver
         .wait_for(backlog, Duration::from_secs(900))
         .await;
-    report.rows.push(delivery_row(
-        "from a backlog",
-        &stack,
-        worker,
-        &published,
-        started,
-        &cpu,
-    ));
+    let (row, delivery) = delivery_row("from a backlog", &stack, worker, &published, started, &cpu);
+    report.rows.push(row);
     anyhow::ensure!(complete, "the backlog was not delivered within 15 minutes");
     let rate = rate_of(&report.rows[0]);
-    let ceiling_after = ceiling(ceiling_window).await?;
+    let (ceiling_after, request_after) = ceiling(ceiling_window).await?;
+    let ceiling_mean = (ceiling_before + ceiling_after) / 2.0;
     report.notes.push(format!(
         "HTTP ceiling (scenario 6's first row) measured just before and just after the backlog phase: {ceiling_before:.0} and {ceiling_after:.0} requests/s; deliveries from the backlog are {:.0} % of their mean.",
-        100.0 * rate / ((ceiling_before + ceiling_after) / 2.0)
+        100.0 * rate / ceiling_mean
+    ));
+    report.notes.push(machine_time(
+        &delivery,
+        &request_before,
+        &request_after,
+        ceiling_mean,
     ));
 
     // Publishing and delivering at once: through the dispatcher that
@@ -295,9 +354,8 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
             .receiver
             .wait_for(more, Duration::from_secs(600))
             .await;
-        report.rows.push(delivery_row(
-            phase, &stack, worker, &published, started, &cpu,
-        ));
+        let (row, _) = delivery_row(phase, &stack, worker, &published, started, &cpu);
+        report.rows.push(row);
         anyhow::ensure!(
             complete,
             "deliveries {phase} did not finish within 10 minutes"
@@ -311,12 +369,58 @@ fn rate_of(row: &[String]) -> f64 {
     row[3].parse().unwrap_or(f64::NAN)
 }
 
-/// Requests per second of scenario 6's first row: a fresh receiver on the
-/// bench runtime, hammered over 64 keep-alive connections for `window`.
-async fn ceiling(window: Duration) -> anyhow::Result<f64> {
+/// Requests per second of scenario 6's first row (a fresh receiver on the
+/// bench runtime, hammered over 64 keep-alive connections for `window`),
+/// and where the machine's time went per request.
+async fn ceiling(window: Duration) -> anyhow::Result<(f64, Used)> {
     let receiver = crate::receiver::Receiver::start().await?;
+    let cpu = Cpu::start(Vec::new());
     let (total, elapsed) = hammer(receiver.addr(), window).await?;
-    Ok(total as f64 / elapsed.as_secs_f64())
+    Ok((total as f64 / elapsed.as_secs_f64(), cpu.used(total)))
+}
+
+/// The share the target asks for, of the HTTP ceiling.
+const TARGET_SHARE: f64 = 0.30;
+
+/// A table of where the machine's time went for a delivery from the
+/// backlog and for a plain request of the ceiling, and what a delivery may
+/// cost at the target share: the gap to the target, part by part.
+fn machine_time(delivery: &Used, before: &Used, after: &Used, ceiling: f64) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let header = [
+        "µs of machine time",
+        "dispatcher",
+        "Postgres",
+        "bench process (receiver)",
+        "other busy (kernel, registry)",
+        "idle",
+        "total",
+    ];
+    let mut table = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for (label, used) in [
+        ("per delivery from the backlog", delivery),
+        (
+            "per plain request, ceiling before (bench process: client and receiver)",
+            before,
+        ),
+        ("per plain request, ceiling after", after),
+    ] {
+        table.push_str(&format!("| {} |\n", used.row(label).join(" | ")));
+    }
+    let budget = cores as f64 / (TARGET_SHARE * ceiling);
+    format!(
+        "Where the machine's time went ({cores} cores; each row adds up to the cores' time divided by the work):\n\n{table}\n\
+         At {:.0} % of the ceiling's mean ({:.0} deliveries/s) a delivery may take {:.1} µs of machine time in all; from the backlog, Postgres alone took {:.1} µs and the dispatcher {:.1} µs.",
+        TARGET_SHARE * 100.0,
+        TARGET_SHARE * ceiling,
+        budget * 1e6,
+        delivery.postgres * 1e6,
+        delivery.processes * 1e6,
+    )
 }
 
 /// Every dispatcher of the stack: in the deliver scenario the publishing
@@ -328,7 +432,8 @@ fn dispatcher_pids(stack: &Stack) -> Vec<u32> {
 }
 
 /// One row of the deliver scenario: what arrived of `published` since
-/// `started`, and what it cost.
+/// `started`, and what it cost (also answered per delivery, for the
+/// machine-time table).
 fn delivery_row(
     phase: &str,
     stack: &Stack,
@@ -336,22 +441,23 @@ fn delivery_row(
     published: &[String],
     started: Instant,
     cpu: &Cpu,
-) -> Vec<String> {
+) -> (Vec<String>, Used) {
     let elapsed = started.elapsed();
+    let used = cpu.used(published.len());
     let arrivals = stack.receiver.take();
     let (lost, duplicated) = lost_and_duplicated(&ids(published), &arrivals);
-    let (dispatcher_cpu, postgres_cpu) = cpu.per_thousand(published.len());
-    vec![
+    let row = vec![
         phase.into(),
         published.len().to_string(),
         format!("{:.1}", elapsed.as_secs_f64()),
         format!("{:.0}", published.len() as f64 / elapsed.as_secs_f64()),
         lost.to_string(),
         duplicated.to_string(),
-        dispatcher_cpu,
-        postgres_cpu,
+        per_thousand(used.processes),
+        per_thousand(used.postgres),
         format!("{:.0}", measure::peak_rss_mib(stack.dispatcher_pid(worker))),
-    ]
+    ];
+    (row, used)
 }
 
 /// Publishes to `partners` at `rate` per second for `window`, on schedule

@@ -33,6 +33,29 @@ async fn a_small_delivery_run_counts_every_delivery() {
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no share of the ceiling in {:?}", report.notes));
     assert!(share > 0.0 && share < 100.0, "{share}");
+    // Where the machine's time went: a delivery's row adds up to the
+    // cores' time over the phase, which always moves.
+    let machine = report
+        .notes
+        .iter()
+        .find(|n| n.starts_with("Where the machine's time went"))
+        .unwrap_or_else(|| panic!("no machine-time table in {:?}", report.notes));
+    let delivery: Vec<f64> = machine
+        .lines()
+        .find(|l| l.starts_with("| per delivery from the backlog |"))
+        .unwrap_or_else(|| panic!("no delivery row in {machine}"))
+        .split('|')
+        .skip(2)
+        .filter_map(|cell| cell.trim().parse().ok())
+        .collect();
+    assert_eq!(delivery.len(), 6, "{machine}");
+    let (parts, total) = (delivery[..5].iter().sum::<f64>(), delivery[5]);
+    assert!(total > 0.0, "{machine}");
+    assert!(
+        (parts - total).abs() < 0.5,
+        "the parts do not add up: {machine}"
+    );
+    assert!(machine.contains("a delivery may take"), "{machine}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
