@@ -5,6 +5,7 @@
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
 
+mod claims;
 mod delivery;
 mod failures;
 mod fencing;
