@@ -70,7 +70,6 @@ impl Application {
                 policy,
                 WorkerSettings {
                     batch_size: config.batch_size,
-                    claim_lanes: config.concurrent_claims,
                     lease: config.lease,
                     poll_interval: config.poll_interval,
                     max_in_flight: config.max_in_flight,

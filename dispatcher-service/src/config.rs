@@ -88,10 +88,6 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_BATCH_SIZE", default_value_t = 128)]
     pub batch_size: u32,
 
-    /// Most claims running at once while claims come back full (a backlog).
-    #[arg(long, env = "DISPATCHER_CONCURRENT_CLAIMS", default_value_t = 2)]
-    pub concurrent_claims: usize,
-
     /// Most attempts in flight in this process; also the idle keep-alive
     /// connections kept per callback host.
     #[arg(long, env = "DISPATCHER_MAX_IN_FLIGHT", default_value_t = 512)]

@@ -38,8 +38,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
-use futures_util::StreamExt as _;
-use futures_util::stream::FuturesUnordered;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -49,15 +47,13 @@ use super::http::{AttemptOf, Deliverer};
 use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, RetryPolicy};
 use crate::registry::{RegistryClient, Resolution, Target};
 use crate::storage::models::Lease;
-use crate::storage::queue::{self, AttemptRecord, ClaimEnd, Claimed, Completion};
+use crate::storage::queue::{self, AttemptRecord, Claimed, Completion};
 use crate::storage::{DbPool, WAKE_CHANNEL};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// Most deliveries claimed by one claim.
     pub batch_size: u32,
-    /// Most claims in flight at once while claims come back full.
-    pub claim_lanes: usize,
     /// How long a claim is exclusive; must outlast an attempt.
     pub lease: Duration,
     /// How often to look for due work when nothing wakes us.
@@ -194,14 +190,6 @@ enum Placement {
 /// Parked deliveries that waited too long for their endpoint, and how long
 /// to put them off.
 type Stale = (Vec<Claimed>, Duration);
-
-/// Where the connection of claims from `end` is kept.
-fn lane(end: ClaimEnd) -> usize {
-    match end {
-        ClaimEnd::Oldest => 0,
-        ClaimEnd::Newest => 1,
-    }
-}
 
 /// How often the loop forgets endpoints with nothing in flight or parked.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -456,19 +444,14 @@ impl Worker {
             .take()
             .expect("the delivery loop runs once");
         let mut tasks = JoinSet::new();
-        // Claims in flight, each with the slots taken for it.
-        let mut claims = FuturesUnordered::new();
-        // How many claims to start: one when woken or when the poll comes
-        // round; while claims come back full, enough to keep
-        // `claim_lanes` in flight. Never one just because a hand-off
-        // arrived (that would run a claim per publish, and hand-offs would
-        // queue behind it).
-        let lanes = self.settings.claim_lanes.clamp(1, 2);
-        // Each end's connection, set up for claims, while no claim holds it;
-        // and whether a claim from that end is running.
-        let mut connections: [Option<AsyncPgConnection>; 2] = [None, None];
-        let mut claiming = [false; 2];
-        let mut wanted = 1usize;
+        // The claims' own connection (see `claim_connection`); none until
+        // the first claim, and again after an error.
+        let mut connection = None;
+        // Claim when woken, when the poll comes round, and again while
+        // claims come back full; never just because a hand-off arrived
+        // (that would run a claim per publish, and hand-offs would queue
+        // behind it).
+        let mut claim_now = true;
         let mut next_poll = tokio::time::Instant::now();
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
 
@@ -482,63 +465,82 @@ impl Worker {
             while let Ok(handoff) = handoffs.try_recv() {
                 self.start(&mut tasks, handoff, &done_tx);
             }
-            while wanted > 0 && claims.len() < lanes {
-                let Some(reserved) = self.claim_slots() else {
-                    break;
-                };
-                wanted -= 1;
-                // The oldest first, and the newest beside it.
-                let end = if claiming[lane(ClaimEnd::Oldest)] {
-                    ClaimEnd::Newest
-                } else {
-                    ClaimEnd::Oldest
-                };
-                claiming[lane(end)] = true;
-                let connection = connections[lane(end)].take();
-                let this = self.clone();
-                claims.push(async move {
-                    let limit = u32::try_from(reserved.num_permits()).unwrap_or(u32::MAX);
-                    let (claimed, connection) = this.claim(connection, limit, end).await;
-                    (claimed, connection, reserved, end)
-                });
-            }
-            // A claim is wanted but every slot is taken.
-            let starved = wanted > 0 && claims.len() < lanes;
-            tokio::select! {
-                Some((claimed, connection, reserved, end)) = claims.next(), if !claims.is_empty() => {
-                    connections[lane(end)] = connection;
-                    claiming[lane(end)] = false;
-                    let claimed = match claimed {
-                        Ok(claimed) => claimed,
-                        Err(error) => {
-                            tracing::warn!(error = %error, "claiming deliveries failed; retrying");
-                            Vec::new()
-                        }
-                    };
-                    // A full claim suggests more is due. A wake-up that came
-                    // while it ran still counts: what woke us may have
-                    // committed after the claim looked.
-                    if claimed.len() == reserved.num_permits() {
-                        wanted = wanted.max(lanes - claims.len());
-                    }
-                    next_poll = tokio::time::Instant::now() + self.settings.poll_interval;
-                    self.start_claimed(&mut tasks, claimed, reserved, &done_tx).await;
+            if !claim_now {
+                tokio::select! {
+                    _ = self.wake.notified() => claim_now = true,
+                    _ = tokio::time::sleep_until(next_poll) => claim_now = true,
+                    Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
+                    _ = shutdown.cancelled() => break,
                 }
-                _ = self.wake.notified() => wanted = wanted.max(1),
-                _ = tokio::time::sleep_until(next_poll), if wanted == 0 && claims.is_empty() => {
-                    wanted = 1;
-                }
-                _ = slots.acquire(), if starved => {}
-                Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
-                _ = shutdown.cancelled() => break,
+                continue;
             }
-        }
-        // Claims already sent may have leased deliveries to us: take them
-        // like the others rather than leave them until their lease runs out.
-        while let Some((claimed, _, reserved, _)) = claims.next().await {
-            if let Ok(claimed) = claimed {
-                self.start_claimed(&mut tasks, claimed, reserved, &done_tx)
-                    .await;
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = slots.acquire() => {}
+                    Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let park_room = (self.settings.max_in_flight * PARK_PER_IN_FLIGHT)
+                .saturating_sub(self.parked_total());
+            let limit = self
+                .settings
+                .batch_size
+                .min(u32::try_from(free.min(park_room.max(1))).unwrap_or(u32::MAX));
+            // The claim's slots are taken first, so that hand-offs arriving
+            // while it runs (and are started meanwhile) cannot take them. A
+            // publish may have reserved some since `free` was read: claim
+            // for what was taken.
+            let Ok(mut reserved) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
+            while reserved.num_permits() < limit as usize {
+                match slots.clone().try_acquire_owned() {
+                    Ok(slot) => reserved.merge(slot),
+                    Err(_) => break,
+                }
+            }
+            let limit = u32::try_from(reserved.num_permits()).unwrap_or(limit);
+            let claim = self.claim(&mut connection, limit);
+            tokio::pin!(claim);
+            let claimed = loop {
+                tokio::select! {
+                    claimed = &mut claim => break claimed,
+                    Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
+                }
+            };
+            let claimed = match claimed {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(error = %error, "claiming deliveries failed; retrying");
+                    Vec::new()
+                }
+            };
+            // A full claim suggests more is due.
+            claim_now = (claimed.len() as u32) == limit;
+            next_poll = tokio::time::Instant::now() + self.settings.poll_interval;
+            // The lease runs from (just before) now.
+            let claimed_at = Instant::now();
+            for delivery in claimed {
+                let Some(slot) = reserved.split(1) else {
+                    // Cannot happen (a claim returns at most the slots taken
+                    // for it), but never drop a claim.
+                    let _ = done_tx
+                        .send(Done {
+                            completion: release(&delivery, Duration::ZERO, None),
+                            report: None,
+                        })
+                        .await;
+                    continue;
+                };
+                let handoff = HandOff {
+                    claimed: delivery,
+                    slot,
+                    claimed_at,
+                };
+                self.start(&mut tasks, handoff, &done_tx);
             }
         }
         // Publishes still being answered may hand deliveries over.
@@ -597,56 +599,6 @@ impl Worker {
         tracing::info!("delivery loop stopped");
     }
 
-    /// The slots for the next claim: as many as are free, up to a batch
-    /// and to the room left for parking. Taken before the claim is sent, so
-    /// that hand-offs arriving while it runs (and are started meanwhile)
-    /// cannot take them. None if no slot is free.
-    fn claim_slots(&self) -> Option<OwnedSemaphorePermit> {
-        let park_room =
-            (self.settings.max_in_flight * PARK_PER_IN_FLIGHT).saturating_sub(self.parked_total());
-        let limit = (self.settings.batch_size as usize).min(park_room.max(1));
-        let mut reserved = self.slots.clone().try_acquire_owned().ok()?;
-        while reserved.num_permits() < limit {
-            match self.slots.clone().try_acquire_owned() {
-                Ok(slot) => reserved.merge(slot),
-                Err(_) => break,
-            }
-        }
-        Some(reserved)
-    }
-
-    /// Starts the deliveries of a claim, one slot of `reserved` each (the
-    /// slots left over go back).
-    async fn start_claimed(
-        self: &Arc<Self>,
-        tasks: &mut JoinSet<()>,
-        claimed: Vec<Claimed>,
-        mut reserved: OwnedSemaphorePermit,
-        done: &mpsc::Sender<Done>,
-    ) {
-        // The lease runs from (just before) now.
-        let claimed_at = Instant::now();
-        for delivery in claimed {
-            let Some(slot) = reserved.split(1) else {
-                // Cannot happen (a claim returns at most the slots taken
-                // for it), but never drop a claim.
-                let _ = done
-                    .send(Done {
-                        completion: release(&delivery, Duration::ZERO, None),
-                        report: None,
-                    })
-                    .await;
-                continue;
-            };
-            let handoff = HandOff {
-                claimed: delivery,
-                slot,
-                claimed_at,
-            };
-            self.start(tasks, handoff, done);
-        }
-    }
-
     /// Starts the task that attempts one claimed or handed-off delivery.
     fn start(
         self: &Arc<Self>,
@@ -674,41 +626,37 @@ impl Worker {
         )));
     }
 
-    /// Claims on `connection` (or on a new one), and answers the connection
-    /// to claim on next time: none after an error, so that the next claim
-    /// starts on a fresh one.
+    /// Claims on `connection`, made first if there is none. After an
+    /// error the connection is dropped, so that the next claim starts on a
+    /// fresh one.
     async fn claim(
         &self,
-        connection: Option<AsyncPgConnection>,
+        connection: &mut Option<AsyncPgConnection>,
         limit: u32,
-        end: ClaimEnd,
-    ) -> (
-        Result<Vec<Claimed>, DispatchError>,
-        Option<AsyncPgConnection>,
-    ) {
-        let mut connection = match connection {
-            Some(connection) => connection,
-            None => match self.claim_connection().await {
-                Ok(connection) => connection,
-                Err(error) => return (Err(error), None),
-            },
+    ) -> Result<Vec<Claimed>, DispatchError> {
+        let conn = match connection {
+            Some(conn) => conn,
+            None => connection.insert(self.claim_connection().await?),
         };
-        match queue::claim(&mut connection, limit, self.settings.lease, end).await {
-            Ok(claimed) => (Ok(claimed), Some(connection)),
-            Err(error) => (Err(error), None),
+        let claimed = queue::claim(conn, limit, self.settings.lease).await;
+        if claimed.is_err() {
+            *connection = None;
         }
+        claimed
     }
 
-    /// A connection of the claim loop's own, outside the pool: its session
-    /// is set up for claims only (`queue::prepare_for_claims`).
+    /// A connection of the claim loop's own, outside the pool: claims run
+    /// one at a time and are the loop's serial step, so they neither wait
+    /// for a pooled connection nor share one whose session is set up for
+    /// something else (`queue::prepare_for_claims`).
     async fn claim_connection(&self) -> Result<AsyncPgConnection, DispatchError> {
-        let mut connection = self
+        let mut conn = self
             .pool
             .dedicated_connection()
             .await
             .map_err(DispatchError::internal)?;
-        queue::prepare_for_claims(&mut connection).await?;
-        Ok(connection)
+        queue::prepare_for_claims(&mut conn).await?;
+        Ok(conn)
     }
 
     async fn deliver(
@@ -968,6 +916,7 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
 /// connection drops. Polling in the loop covers any gap.
 async fn listen(pool: DbPool, wake: Arc<Notify>, shutdown: CancellationToken) {
     use diesel_async::RunQueryDsl;
+    use futures_util::StreamExt;
     while !shutdown.is_cancelled() {
         let connection = async {
             let mut conn = pool.dedicated_connection().await?;

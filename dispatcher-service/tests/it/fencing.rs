@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::Utc;
 use dispatcher_service::domain::DeliveryStatus;
 use dispatcher_service::storage::models::{Lease, NewEvent};
-use dispatcher_service::storage::queue::ClaimEnd;
 use dispatcher_service::storage::{self, queue};
 use uuid::Uuid;
 
@@ -79,13 +78,13 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     let delivery_id = one_delivery(&mut conn, None).await;
 
     // Worker A claims it.
-    let a = queue::claim(&mut conn, 10, Duration::from_secs(30), ClaimEnd::Oldest)
+    let a = queue::claim(&mut conn, 10, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(a.len(), 1);
     // While claimed, nobody else gets it.
     assert!(
-        queue::claim(&mut conn, 10, Duration::from_secs(30), ClaimEnd::Oldest)
+        queue::claim(&mut conn, 10, Duration::from_secs(30))
             .await
             .unwrap()
             .is_empty()
@@ -95,7 +94,7 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     expire_leases(&world).await;
 
     // Worker B takes over, with a new token, and records success.
-    let b = queue::claim(&mut conn, 10, Duration::from_secs(30), ClaimEnd::Oldest)
+    let b = queue::claim(&mut conn, 10, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(b.len(), 1);
@@ -153,12 +152,12 @@ async fn an_old_claim_and_its_successor_in_one_batch() {
     let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
     let mut conn = pool.get().await.unwrap();
     let delivery_id = one_delivery(&mut conn, None).await;
-    let old = queue::claim(&mut conn, 1, Duration::from_secs(30), ClaimEnd::Oldest)
+    let old = queue::claim(&mut conn, 1, Duration::from_secs(30))
         .await
         .unwrap()
         .remove(0);
     expire_leases(&world).await;
-    let new = queue::claim(&mut conn, 1, Duration::from_secs(30), ClaimEnd::Oldest)
+    let new = queue::claim(&mut conn, 1, Duration::from_secs(30))
         .await
         .unwrap()
         .remove(0);
@@ -208,7 +207,7 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
     };
     let delivery_id = one_delivery(&mut conn, Some(handed_off)).await;
     assert!(
-        queue::claim(&mut conn, 10, Duration::from_secs(30), ClaimEnd::Oldest)
+        queue::claim(&mut conn, 10, Duration::from_secs(30))
             .await
             .unwrap()
             .is_empty(),
@@ -218,7 +217,7 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
     // The publishing process dies before attempting it: once the lease has
     // run out (made to here), a claim takes it with a token of its own...
     expire_leases(&world).await;
-    let claimed = queue::claim(&mut conn, 10, Duration::from_secs(30), ClaimEnd::Oldest)
+    let claimed = queue::claim(&mut conn, 10, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

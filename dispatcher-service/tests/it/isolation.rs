@@ -101,7 +101,6 @@ async fn hand_offs_leave_half_of_the_slots_to_claims() {
         policy,
         WorkerSettings {
             batch_size: 8,
-            claim_lanes: 2,
             lease: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             max_in_flight: 8,
