@@ -75,9 +75,10 @@ pub const CLAIM: &str = "WITH due AS (
 ///   attempted again (at least once, never lost). Any synchronous commit
 ///   after it, such as the completion of those deliveries, flushes it
 ///   anyway. Claims run one at a time, the delivery loop's serial step,
-///   and a third of their time went on waiting for the flush.
+///   and nearly half of their time in Postgres went on waiting for the
+///   flush.
 /// - **It never sorts.** On tables never analysed (a new or restored
-///   database, or autovacuum off or behind), the planner guessed a few
+///   database, or autovacuum off or behind), the planner guessed about a
 ///   hundred due rows and chose to read and sort every due row instead of
 ///   reading the first ones of the due index: for a backlog of 100,000,
 ///   6.5 MB sorted on disk per claim, for the first claims on each

@@ -63,7 +63,7 @@ async fn a_claim_reads_the_due_index_even_on_tables_never_analysed() {
     let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
     due_deliveries(&world, 20_000).await;
 
-    // The hazard: on tables never analysed, the planner guesses a few
+    // The hazard: on tables never analysed, the planner guesses about a
     // hundred due rows and reads and sorts every one of them.
     let mut plain = pool.dedicated_connection().await.unwrap();
     let plan = claim_plan(&mut plain).await;
