@@ -37,7 +37,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use diesel_async::AsyncPgConnection;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +46,7 @@ use super::http::{AttemptOf, Deliverer};
 use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, RetryPolicy};
 use crate::registry::{RegistryClient, Resolution, Target};
 use crate::storage::models::Lease;
-use crate::storage::queue::{self, AttemptRecord, Claimed, Completion};
+use crate::storage::queue::{self, AttemptRecord, Claimed, Completion, QueueConnection, Role};
 use crate::storage::{DbPool, WAKE_CHANNEL};
 
 #[derive(Debug, Clone)]
@@ -444,9 +443,7 @@ impl Worker {
             .take()
             .expect("the delivery loop runs once");
         let mut tasks = JoinSet::new();
-        // The claims' own connection (see `claim_connection`); none until
-        // the first claim, and again after an error.
-        let mut connection = None;
+        let mut connection = QueueConnection::new(self.pool.clone(), Role::Claims);
         // Claim when woken, when the poll comes round, and again while
         // claims come back full; never just because a hand-off arrived
         // (that would run a claim per publish, and hand-offs would queue
@@ -626,37 +623,19 @@ impl Worker {
         )));
     }
 
-    /// Claims on `connection`, made first if there is none. After an
-    /// error the connection is dropped, so that the next claim starts on a
-    /// fresh one.
     async fn claim(
         &self,
-        connection: &mut Option<AsyncPgConnection>,
+        connection: &mut QueueConnection,
         limit: u32,
     ) -> Result<Vec<Claimed>, DispatchError> {
-        let conn = match connection {
-            Some(conn) => conn,
-            None => connection.insert(self.claim_connection().await?),
+        let claimed = match connection.get().await {
+            Ok(conn) => queue::claim(conn, limit, self.settings.lease).await,
+            Err(error) => Err(error),
         };
-        let claimed = queue::claim(conn, limit, self.settings.lease).await;
         if claimed.is_err() {
-            *connection = None;
+            connection.discard();
         }
         claimed
-    }
-
-    /// A connection of the claim loop's own, outside the pool: claims run
-    /// one at a time and are the loop's serial step, so they neither wait
-    /// for a pooled connection nor share one whose session is set up for
-    /// something else (`queue::prepare_for_claims`).
-    async fn claim_connection(&self) -> Result<AsyncPgConnection, DispatchError> {
-        let mut conn = self
-            .pool
-            .dedicated_connection()
-            .await
-            .map_err(DispatchError::internal)?;
-        queue::prepare_for_claims(&mut conn).await?;
-        Ok(conn)
     }
 
     async fn deliver(
@@ -847,6 +826,7 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
             metrics::counter!("callbacks_deliveries_finished_total", "status" => status.as_str());
         (status, counter)
     });
+    let mut connection = QueueConnection::new(pool, Role::Completions);
     // Kept across batches: allocated once, not per batch.
     let mut batch = Vec::with_capacity(256);
     let mut completions: Vec<Completion> = Vec::with_capacity(256);
@@ -860,11 +840,13 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
         }
         let mut applied = None;
         for round in 1..=10u32 {
-            let result = async {
-                let mut conn = pool.get().await?;
-                queue::complete(&mut conn, &completions).await
+            let result = match connection.get().await {
+                Ok(conn) => queue::complete(conn, &completions).await,
+                Err(error) => Err(error),
+            };
+            if result.is_err() {
+                connection.discard();
             }
-            .await;
             match result {
                 Ok(ids) => {
                     applied = Some(ids);

@@ -2,13 +2,14 @@
 //!
 //! - **Claim**: one statement takes up to N due deliveries with
 //!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), on a
-//!   connection of its own set up by [`prepare_for_claims`], gives
+//!   [`QueueConnection`] of its own, gives
 //!   them a fresh lease token (one per claim: a delivery is in a claim at
 //!   most once, so the pair (delivery, token) still names one claim of it),
 //!   and pushes `next_attempt_at` to the end of the lease. A worker that
 //!   dies simply lets the lease run out: the delivery is due again and
 //!   another worker claims it.
-//! - **Complete**: one statement writes a batch of outcomes, each only where
+//! - **Complete**: one statement, on a [`QueueConnection`] of its own,
+//!   writes a batch of outcomes, each only where
 //!   the lease token is still the one minted at its claim. A worker whose
 //!   lease expired and was taken over writes nothing (fencing), so it
 //!   cannot overwrite the outcome of the worker that took over.
@@ -21,7 +22,7 @@ use diesel::{QueryableByName, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::Prepared;
+use super::{DbPool, Prepared};
 use crate::domain::{DeliveryStatus, DispatchError};
 
 /// A claimed delivery with what is needed to attempt it.
@@ -67,29 +68,98 @@ pub const CLAIM: &str = "WITH due AS (
      RETURNING d.id, d.lease_token, d.event_id, d.partner_id, d.notification_type,
                d.attempt_count, d.series_attempts, d.is_test, e.payload, e.trace_context";
 
-/// Makes `conn` a connection that claims (and does nothing else):
-///
-/// - **Its commits do not wait for the WAL flush.** A claim lost in a
-///   database crash only returns its deliveries to the queue: an outcome
-///   written later under the lost lease is fenced off, and the delivery is
-///   attempted again (at least once, never lost). Any synchronous commit
-///   after it, such as the completion of those deliveries, flushes it
-///   anyway. Claims run one at a time, the delivery loop's serial step,
-///   and nearly half of their time in Postgres went on waiting for the
-///   flush.
-/// - **It never sorts.** On tables never analysed (a new or restored
-///   database, or autovacuum off or behind), the planner guessed about a
-///   hundred due rows and chose to read and sort every due row instead of
-///   reading the first ones of the due index: for a backlog of 100,000,
-///   6.5 MB sorted on disk per claim, for the first claims on each
-///   connection. With sorting priced out, a claim reads the head of the
-///   due index whatever the statistics say, and costs the same with ten
-///   thousand or a million waiting.
-pub async fn prepare_for_claims(conn: &mut AsyncPgConnection) -> Result<(), DispatchError> {
-    use diesel_async::SimpleAsyncConnection as _;
-    conn.batch_execute("SET synchronous_commit = off; SET enable_sort = off")
-        .await?;
-    Ok(())
+/// What a [`QueueConnection`] is for; its session is set up to match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Claims, and nothing else:
+    ///
+    /// - **Its commits do not wait for the WAL flush.** A claim lost in a
+    ///   database crash only returns its deliveries to the queue: an
+    ///   outcome written later under the lost lease is fenced off, and the
+    ///   delivery is attempted again (at least once, never lost). Any
+    ///   synchronous commit after it, such as the completion of those
+    ///   deliveries, flushes it anyway. Claims run one at a time, the
+    ///   delivery loop's serial step, and nearly half of their time in
+    ///   Postgres went on waiting for the flush.
+    /// - **It never sorts.** On tables never analysed (a new or restored
+    ///   database, or autovacuum off or behind), the planner guessed about
+    ///   a hundred due rows and chose to read and sort every due row
+    ///   instead of reading the first ones of the due index: for a backlog
+    ///   of 100,000, 6.5 MB sorted on disk per claim, for the first claims
+    ///   on each connection. With sorting priced out, a claim reads the
+    ///   head of the due index whatever the statistics say.
+    Claims,
+    /// Completions, and nothing else. **It never scans `deliveries`
+    /// sequentially.** The completion is a prepared statement whose generic
+    /// plan, when first made on an empty table (a new database), joined
+    /// its batch to a sequential scan of `deliveries`, and kept doing so as
+    /// the table grew, until an `ANALYZE` replanned it. With sequential
+    /// scans priced out, each outcome finds its row through the primary
+    /// key whatever the statistics say. Its commits stay synchronous: an
+    /// outcome the partner's delivery log shows is durable.
+    Completions,
+}
+
+impl Role {
+    fn session(self) -> &'static str {
+        match self {
+            Role::Claims => "SET synchronous_commit = off; SET enable_sort = off",
+            Role::Completions => "SET enable_seqscan = off",
+        }
+    }
+}
+
+/// A connection of the delivery loop's own, outside the pool, for one
+/// [`Role`]. Claims run one at a time, and so do completions: each holds
+/// its connection rather than waiting for a pooled one, and its session
+/// settings stay with it. Made when first needed, and made again after an
+/// error (which may have left it broken).
+pub struct QueueConnection {
+    pool: DbPool,
+    role: Role,
+    connection: Option<AsyncPgConnection>,
+}
+
+impl std::fmt::Debug for QueueConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueConnection")
+            .field("role", &self.role)
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
+}
+
+impl QueueConnection {
+    pub fn new(pool: DbPool, role: Role) -> Self {
+        Self {
+            pool,
+            role,
+            connection: None,
+        }
+    }
+
+    /// The connection, set up for its role; made first if there is none.
+    pub async fn get(&mut self) -> Result<&mut AsyncPgConnection, DispatchError> {
+        use diesel_async::SimpleAsyncConnection as _;
+        if self.connection.is_none() {
+            let mut connection = self
+                .pool
+                .dedicated_connection()
+                .await
+                .map_err(DispatchError::internal)?;
+            connection.batch_execute(self.role.session()).await?;
+            self.connection = Some(connection);
+        }
+        // Cannot fail: made just above if there was none.
+        self.connection
+            .as_mut()
+            .ok_or_else(|| DispatchError::internal("no queue connection"))
+    }
+
+    /// Drops the connection after an error: the next use makes a new one.
+    pub fn discard(&mut self) {
+        self.connection = None;
+    }
 }
 
 /// Claims up to `limit` due deliveries for `lease`.
@@ -143,6 +213,44 @@ struct Applied {
     token: Uuid,
 }
 
+/// The completion statement: a batch of outcomes as eleven arrays (see
+/// [`complete`]), each written only under its lease token, with an attempt
+/// row for each attempt made.
+pub const COMPLETE: &str = "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bool[],
+                                  $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[])
+                 AS t(id, token, status, next_at, counted, error, registration_id, started_at,
+                      duration_ms, response_status, excerpt)
+         ),
+         updated AS (
+             UPDATE deliveries d
+             SET status = i.status,
+                 next_attempt_at = i.next_at,
+                 lease_token = NULL,
+                 attempt_count = d.attempt_count + i.counted::int,
+                 series_attempts = d.series_attempts + i.counted::int,
+                 last_error = CASE WHEN i.counted OR i.status <> 'pending' THEN i.error ELSE d.last_error END,
+                 last_response_status = CASE WHEN i.counted THEN i.response_status ELSE d.last_response_status END,
+                 updated_at = now(),
+                 completed_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
+             FROM input i
+             WHERE d.id = i.id AND d.lease_token = i.token
+             RETURNING d.id, d.attempt_count, i.token, i.counted, i.registration_id, i.started_at,
+                       i.duration_ms, i.response_status, i.error, i.excerpt
+         ),
+         -- One row per delivery updated, numbered by the count just raised:
+         -- never a conflict, so a plain insert (no ON CONFLICT, whose
+         -- speculative insertion cost ~1.7 us a row).
+         logged AS (
+             INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at,
+                                   duration_ms, response_status, error, response_excerpt)
+             SELECT id, attempt_count, registration_id, started_at, duration_ms,
+                    response_status, error, excerpt
+             FROM updated
+             WHERE counted
+         )
+         SELECT id, token FROM updated";
+
 /// Writes `completions` in one statement and answers the (delivery, lease
 /// token) pairs whose lease was still theirs; the others were taken over
 /// and changed nothing. Two completions of one delivery (an old claim and
@@ -188,53 +296,18 @@ pub async fn complete(
         );
     }
     let applied: Vec<Applied> = Prepared(
-        diesel::sql_query(
-            "WITH input AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bool[],
-                                  $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[])
-                 AS t(id, token, status, next_at, counted, error, registration_id, started_at,
-                      duration_ms, response_status, excerpt)
-         ),
-         updated AS (
-             UPDATE deliveries d
-             SET status = i.status,
-                 next_attempt_at = i.next_at,
-                 lease_token = NULL,
-                 attempt_count = d.attempt_count + i.counted::int,
-                 series_attempts = d.series_attempts + i.counted::int,
-                 last_error = CASE WHEN i.counted OR i.status <> 'pending' THEN i.error ELSE d.last_error END,
-                 last_response_status = CASE WHEN i.counted THEN i.response_status ELSE d.last_response_status END,
-                 updated_at = now(),
-                 completed_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
-             FROM input i
-             WHERE d.id = i.id AND d.lease_token = i.token
-             RETURNING d.id, d.attempt_count, i.token, i.counted, i.registration_id, i.started_at,
-                       i.duration_ms, i.response_status, i.error, i.excerpt
-         ),
-         -- One row per delivery updated, numbered by the count just raised:
-         -- never a conflict, so a plain insert (no ON CONFLICT, whose
-         -- speculative insertion cost ~1.7 us a row).
-         logged AS (
-             INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at,
-                                   duration_ms, response_status, error, response_excerpt)
-             SELECT id, attempt_count, registration_id, started_at, duration_ms,
-                    response_status, error, excerpt
-             FROM updated
-             WHERE counted
-         )
-         SELECT id, token FROM updated",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<SqlUuid>, _>(tokens)
-    .bind::<Array<Text>, _>(statuses)
-    .bind::<Array<Timestamptz>, _>(next_at)
-    .bind::<Array<Bool>, _>(counted)
-    .bind::<Array<Nullable<Text>>, _>(errors)
-    .bind::<Array<Nullable<SqlUuid>>, _>(registrations)
-    .bind::<Array<Timestamptz>, _>(started)
-    .bind::<Array<Int4>, _>(durations)
-    .bind::<Array<Nullable<Int4>>, _>(response_statuses)
-        .bind::<Array<Text>, _>(excerpts),
+        diesel::sql_query(COMPLETE)
+            .bind::<Array<SqlUuid>, _>(ids)
+            .bind::<Array<SqlUuid>, _>(tokens)
+            .bind::<Array<Text>, _>(statuses)
+            .bind::<Array<Timestamptz>, _>(next_at)
+            .bind::<Array<Bool>, _>(counted)
+            .bind::<Array<Nullable<Text>>, _>(errors)
+            .bind::<Array<Nullable<SqlUuid>>, _>(registrations)
+            .bind::<Array<Timestamptz>, _>(started)
+            .bind::<Array<Int4>, _>(durations)
+            .bind::<Array<Nullable<Int4>>, _>(response_statuses)
+            .bind::<Array<Text>, _>(excerpts),
     )
     .load(conn)
     .await?;

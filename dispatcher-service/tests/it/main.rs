@@ -5,11 +5,11 @@
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
 
-mod claims;
 mod delivery;
 mod failures;
 mod fencing;
 mod isolation;
+mod plans;
 mod processes;
 mod publish;
 mod safety;

@@ -1,0 +1,149 @@
+//! The queue's statements use the queue's indexes whatever the tables'
+//! statistics say: a claim reads the head of the due index, a completion
+//! finds each row by its primary key. Each runs on a `QueueConnection`
+//! set up for it; a plain connection shows the hazard it is set up against.
+
+use std::time::Duration;
+
+use diesel::QueryableByName;
+use diesel::pg::Pg;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{Int4, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use dispatcher_service::storage::queue::{self, QueueConnection, Role};
+use dispatcher_service::storage::{self, DbPool};
+use uuid::Uuid;
+
+use crate::World;
+
+/// Stores `n` events, each with a pending delivery due one second after
+/// the one before, and analyses nothing.
+async fn due_deliveries(world: &World, n: i32) {
+    let db = world.dispatch_db.client().await.unwrap();
+    db.batch_execute(&format!(
+        "INSERT INTO events (id, partner_id, notification_type, payload, has_subscriber, occurred_at)
+         SELECT gen_random_uuid(), gen_random_uuid(), 5, '\\x7b7d', true, now()
+         FROM generate_series(1, {n});
+         INSERT INTO deliveries (id, event_id, partner_id, notification_type, next_attempt_at)
+         SELECT gen_random_uuid(), e.id, e.partner_id, 5,
+                now() - make_interval(secs => row_number() OVER (ORDER BY e.id))
+         FROM events e;
+         UPDATE events e SET delivery_id = d.id FROM deliveries d WHERE d.event_id = e.id;"
+    ))
+    .await
+    .unwrap();
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    line: String,
+}
+
+async fn plan_of(conn: &mut AsyncPgConnection, explain: BoxedSqlQuery<'_, Pg, SqlQuery>) -> String {
+    explain
+        .load::<PlanLine>(conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The plan `conn` makes for a claim of 128.
+async fn claim_plan(conn: &mut AsyncPgConnection) -> String {
+    let explain = diesel::sql_query(format!("EXPLAIN {}", queue::CLAIM))
+        .into_boxed()
+        .bind::<Int4, _>(128)
+        .bind::<Int4, _>(30_000)
+        .bind::<SqlUuid, _>(Uuid::new_v4());
+    plan_of(conn, explain).await
+}
+
+/// The generic plan `conn` makes for a completion, as a prepared statement
+/// keeps it once Postgres settles on one.
+async fn completion_plan(conn: &mut AsyncPgConnection) -> String {
+    conn.batch_execute(&format!(
+        "SET plan_cache_mode = force_generic_plan; PREPARE completion AS {}",
+        queue::COMPLETE
+    ))
+    .await
+    .unwrap();
+    let empty = ["'{}'"; 11].join(", ");
+    let explain = diesel::sql_query(format!("EXPLAIN EXECUTE completion({empty})")).into_boxed();
+    plan_of(conn, explain).await
+}
+
+async fn plain(pool: &DbPool) -> AsyncPgConnection {
+    pool.dedicated_connection().await.unwrap()
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    synchronous_commit: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_reads_the_due_index_even_on_tables_never_analysed() {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+    due_deliveries(&world, 20_000).await;
+
+    // The hazard: on tables never analysed, the planner guesses about a
+    // hundred due rows and reads and sorts every one of them.
+    let plan = claim_plan(&mut plain(&pool).await).await;
+    assert!(plan.contains("Sort"), "the hazard did not show:\n{plan}");
+
+    let mut claims = QueueConnection::new(pool.clone(), Role::Claims);
+    let conn = claims.get().await.unwrap();
+    let plan = claim_plan(conn).await;
+    assert!(!plan.contains("Sort"), "the claim sorts:\n{plan}");
+    assert!(
+        plan.contains("Index Scan using deliveries_due_idx"),
+        "the claim does not read the due index:\n{plan}"
+    );
+    // Its commits do not wait for the flush (see `Role::Claims`).
+    let setting = diesel::sql_query("SHOW synchronous_commit")
+        .get_result::<Setting>(conn)
+        .await
+        .unwrap();
+    assert_eq!(setting.synchronous_commit, "off");
+    let claimed = queue::claim(conn, 128, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 128);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_finds_its_rows_by_key_even_when_planned_on_an_empty_table() {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+
+    // The hazard: planned on an empty table, the completion scans
+    // `deliveries` whole for every batch, however large it grows.
+    let plan = completion_plan(&mut plain(&pool).await).await;
+    assert!(
+        plan.contains("Seq Scan on deliveries"),
+        "the hazard did not show:\n{plan}"
+    );
+
+    let mut completions = QueueConnection::new(pool.clone(), Role::Completions);
+    let plan = completion_plan(completions.get().await.unwrap()).await;
+    assert!(
+        !plan.contains("Seq Scan on deliveries"),
+        "the completion scans deliveries:\n{plan}"
+    );
+    assert!(
+        plan.contains("Index Scan using deliveries_pkey"),
+        "the completion does not use the primary key:\n{plan}"
+    );
+    // Outcomes stay durable.
+    let setting = diesel::sql_query("SHOW synchronous_commit")
+        .get_result::<Setting>(completions.get().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(setting.synchronous_commit, "on");
+}
