@@ -2,17 +2,22 @@
 //! Postgres processes and of the whole machine, and peak resident memory;
 //! and latency percentiles.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-/// Clock ticks per second for `/proc/*/stat` times (`getconf CLK_TCK`).
+/// Clock ticks per second for `/proc` times (`getconf CLK_TCK`), asked
+/// once: a `getconf` run per reading would itself show in what is measured.
 fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// User + system CPU seconds used so far by `pid`.
@@ -35,10 +40,10 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// CPU seconds of every `postgres` process on the machine (the server runs
-/// one process per connection).
-pub fn postgres_cpu_seconds() -> f64 {
+/// one process per connection), by process id.
+pub fn postgres_cpu_seconds() -> HashMap<u32, f64> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return HashMap::new();
     };
     entries
         .filter_map(Result::ok)
@@ -47,7 +52,18 @@ pub fn postgres_cpu_seconds() -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim().starts_with("postgres"))
         })
-        .map(cpu_seconds)
+        .map(|pid| (pid, cpu_seconds(pid)))
+        .collect()
+}
+
+/// What the `postgres` processes used between two readings: a process
+/// that exited in between takes its time with it, one that started
+/// counts in full.
+pub fn postgres_cpu_used(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, now)| now - before.get(pid).copied().unwrap_or(0.0))
+        .filter(|used| *used > 0.0)
         .sum()
 }
 
@@ -74,6 +90,22 @@ pub fn machine_cpu_seconds() -> (f64, f64) {
     let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
     let busy = ticks.iter().sum::<f64>() - idle;
     (busy / ticks_per_second(), idle / ticks_per_second())
+}
+
+/// How many CPUs `/proc/stat` counts: the cores whose time
+/// [`machine_cpu_seconds`] adds up.
+pub fn machine_cores() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .map(|stat| {
+            stat.lines()
+                .filter(|l| {
+                    l.strip_prefix("cpu")
+                        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                })
+                .count()
+        })
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Peak resident memory of `pid` so far, in MiB (`VmHWM`).
@@ -138,6 +170,7 @@ mod tests {
         assert!(cpu_seconds(std::process::id()) >= 0.0);
         let (busy, idle) = machine_cpu_seconds();
         assert!(busy > 0.0 && idle > 0.0, "{busy} {idle}");
+        assert!(machine_cores() >= 1);
         assert!(peak_rss_mib(std::process::id()) > 0.0);
     }
 }

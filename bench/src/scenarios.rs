@@ -71,7 +71,7 @@ impl Report {
 struct Cpu {
     pids: Vec<u32>,
     processes: f64,
-    postgres: f64,
+    postgres: HashMap<u32, f64>,
     bench: f64,
     machine: (f64, f64),
 }
@@ -128,7 +128,7 @@ impl Cpu {
         let processes: f64 = self.pids.iter().map(|&pid| measure::cpu_seconds(pid)).sum();
         let (busy, idle) = measure::machine_cpu_seconds();
         let processes = processes - self.processes;
-        let postgres = measure::postgres_cpu_seconds() - self.postgres;
+        let postgres = measure::postgres_cpu_used(&self.postgres, &measure::postgres_cpu_seconds());
         let bench = measure::cpu_seconds(std::process::id()) - self.bench;
         Used {
             processes: per(processes),
@@ -310,7 +310,7 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
     // the backlog phase: this VM's speed drifts within minutes, so the
     // share of the ceiling is read against measurements next to it.
     let ceiling_window = scale.duration(Duration::from_secs(5));
-    let (ceiling_before, request_before) = ceiling(ceiling_window).await?;
+    let (ceiling_before, request_before) = ceiling(ceiling_window, &stack).await?;
 
     // From the backlog: a dispatcher with workers starts on a full queue.
     let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
@@ -324,7 +324,7 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
     report.rows.push(row);
     anyhow::ensure!(complete, "the backlog was not delivered within 15 minutes");
     let rate = rate_of(&report.rows[0]);
-    let (ceiling_after, request_after) = ceiling(ceiling_window).await?;
+    let (ceiling_after, request_after) = ceiling(ceiling_window, &stack).await?;
     let ceiling_mean = (ceiling_before + ceiling_after) / 2.0;
     report.notes.push(format!(
         "HTTP ceiling (scenario 6's first row) measured just before and just after the backlog phase: {ceiling_before:.0} and {ceiling_after:.0} requests/s; deliveries from the backlog are {:.0} % of their mean.",
@@ -371,10 +371,11 @@ fn rate_of(row: &[String]) -> f64 {
 
 /// Requests per second of scenario 6's first row (a fresh receiver on the
 /// bench runtime, hammered over 64 keep-alive connections for `window`),
-/// and where the machine's time went per request.
-async fn ceiling(window: Duration) -> anyhow::Result<(f64, Used)> {
+/// and where the machine's time went per request (the stack's idle
+/// dispatchers included).
+async fn ceiling(window: Duration, stack: &Stack) -> anyhow::Result<(f64, Used)> {
     let receiver = crate::receiver::Receiver::start().await?;
-    let cpu = Cpu::start(Vec::new());
+    let cpu = Cpu::start(dispatcher_pids(stack));
     let (total, elapsed) = hammer(receiver.addr(), window).await?;
     Ok((total as f64 / elapsed.as_secs_f64(), cpu.used(total)))
 }
@@ -386,7 +387,7 @@ const TARGET_SHARE: f64 = 0.30;
 /// backlog and for a plain request of the ceiling, and what a delivery may
 /// cost at the target share: the gap to the target, part by part.
 fn machine_time(delivery: &Used, before: &Used, after: &Used, ceiling: f64) -> String {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = measure::machine_cores();
     let header = [
         "µs of machine time",
         "dispatcher",
@@ -658,8 +659,9 @@ fn side_load(
     })
 }
 
-/// The claim statement's cost with the current backlog: the dispatcher's
-/// own query, run and rolled back.
+/// The claim statement's cost with the current backlog: a copy of the
+/// dispatcher's (`storage::queue::CLAIM`), run and rolled back. The
+/// tables are analysed first, so it plans as the dispatcher's does.
 async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Duration> {
     let client = stack.dispatch_db.client().await?;
     let mut total = Duration::ZERO;

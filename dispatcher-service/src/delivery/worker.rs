@@ -429,7 +429,12 @@ impl Worker {
     /// finally finishes or releases what is in flight.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, stopped: CancellationToken) {
         let (done_tx, done_rx) = mpsc::channel::<Done>(4096);
-        let completer = tokio::spawn(complete(self.pool.clone(), self.registry.clone(), done_rx));
+        let completer = tokio::spawn(complete(
+            self.pool.clone(),
+            self.statement_timeout(),
+            self.registry.clone(),
+            done_rx,
+        ));
         let listener = tokio::spawn(listen(
             self.pool.clone(),
             self.wake.clone(),
@@ -443,7 +448,8 @@ impl Worker {
             .take()
             .expect("the delivery loop runs once");
         let mut tasks = JoinSet::new();
-        let mut connection = QueueConnection::new(self.pool.clone(), Role::Claims);
+        let mut connection =
+            QueueConnection::new(self.pool.clone(), Role::Claims, self.statement_timeout());
         // Claim when woken, when the poll comes round, and again while
         // claims come back full; never just because a hand-off arrived
         // (that would run a claim per publish, and hand-offs would queue
@@ -628,14 +634,17 @@ impl Worker {
         connection: &mut QueueConnection,
         limit: u32,
     ) -> Result<Vec<Claimed>, DispatchError> {
-        let claimed = match connection.get().await {
-            Ok(conn) => queue::claim(conn, limit, self.settings.lease).await,
-            Err(error) => Err(error),
-        };
-        if claimed.is_err() {
-            connection.discard();
-        }
-        claimed
+        let lease = self.settings.lease;
+        connection
+            .run(async |conn| queue::claim(conn, limit, lease).await)
+            .await
+    }
+
+    /// The longest a claim or a completion may take before its connection
+    /// is given up: half a lease, so that a hung claim is noticed before
+    /// what it leased comes due again.
+    fn statement_timeout(&self) -> Duration {
+        self.settings.lease / 2
     }
 
     async fn deliver(
@@ -814,7 +823,12 @@ impl Worker {
 
 /// Writes finished attempts in batches; reports to the registry only the
 /// outcomes whose write landed (a fenced-off worker reports nothing).
-async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::Receiver<Done>) {
+async fn complete(
+    pool: DbPool,
+    timeout: Duration,
+    registry: Arc<RegistryClient>,
+    mut done: mpsc::Receiver<Done>,
+) {
     // Registered once, like the attempt metrics (`Meters`).
     let finished = [
         DeliveryStatus::Delivered,
@@ -826,7 +840,7 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
             metrics::counter!("callbacks_deliveries_finished_total", "status" => status.as_str());
         (status, counter)
     });
-    let mut connection = QueueConnection::new(pool, Role::Completions);
+    let mut connection = QueueConnection::new(pool, Role::Completions, timeout);
     // Kept across batches: allocated once, not per batch.
     let mut batch = Vec::with_capacity(256);
     let mut completions: Vec<Completion> = Vec::with_capacity(256);
@@ -840,13 +854,9 @@ async fn complete(pool: DbPool, registry: Arc<RegistryClient>, mut done: mpsc::R
         }
         let mut applied = None;
         for round in 1..=10u32 {
-            let result = match connection.get().await {
-                Ok(conn) => queue::complete(conn, &completions).await,
-                Err(error) => Err(error),
-            };
-            if result.is_err() {
-                connection.discard();
-            }
+            let result = connection
+                .run(async |conn| queue::complete(conn, &completions).await)
+                .await;
             match result {
                 Ok(ids) => {
                     applied = Some(ids);

@@ -73,14 +73,19 @@ pub const CLAIM: &str = "WITH due AS (
 pub enum Role {
     /// Claims, and nothing else:
     ///
-    /// - **Its commits do not wait for the WAL flush.** A claim lost in a
-    ///   database crash only returns its deliveries to the queue: an
-    ///   outcome written later under the lost lease is fenced off, and the
-    ///   delivery is attempted again (at least once, never lost). Any
-    ///   synchronous commit after it, such as the completion of those
-    ///   deliveries, flushes it anyway. Claims run one at a time, the
-    ///   delivery loop's serial step, and nearly half of their time in
-    ///   Postgres went on waiting for the flush.
+    /// - **Its commits do not wait for the WAL flush.** A database crash
+    ///   can lose the claims of its last moments (`wal_writer_delay`): their
+    ///   deliveries are then as they were before, due again under their
+    ///   previous lease token. An outcome written later under the lost
+    ///   token is fenced off, and the delivery is attempted again (at least
+    ///   once, never lost); a worker still holding the previous token (one
+    ///   that had stalled past its lease) could write its own outcome
+    ///   meanwhile, a real attempt, so the log would miss the lost claim's
+    ///   attempt rather than show a wrong one. Any synchronous commit after
+    ///   a claim, such as the completion of its deliveries, flushes it.
+    ///   Claims run one at a time, the delivery loop's serial step, and
+    ///   nearly half of their time in Postgres went on waiting for the
+    ///   flush.
     /// - **It never sorts.** On tables never analysed (a new or restored
     ///   database, or autovacuum off or behind), the planner guessed about
     ///   a hundred due rows and chose to read and sort every due row
@@ -113,10 +118,14 @@ impl Role {
 /// [`Role`]. Claims run one at a time, and so do completions: each holds
 /// its connection rather than waiting for a pooled one, and its session
 /// settings stay with it. Made when first needed, and made again after an
-/// error (which may have left it broken).
+/// error or a timeout: a connection the network dropped silently would
+/// otherwise hang its statement until the kernel gave up on it, many
+/// minutes later.
 pub struct QueueConnection {
     pool: DbPool,
     role: Role,
+    /// The longest a statement (with the connecting, if needed) may take.
+    timeout: Duration,
     connection: Option<AsyncPgConnection>,
 }
 
@@ -124,22 +133,47 @@ impl std::fmt::Debug for QueueConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueConnection")
             .field("role", &self.role)
+            .field("timeout", &self.timeout)
             .field("connected", &self.connection.is_some())
             .finish()
     }
 }
 
 impl QueueConnection {
-    pub fn new(pool: DbPool, role: Role) -> Self {
+    pub fn new(pool: DbPool, role: Role, timeout: Duration) -> Self {
         Self {
             pool,
             role,
+            timeout,
             connection: None,
         }
     }
 
-    /// The connection, set up for its role; made first if there is none.
-    pub async fn get(&mut self) -> Result<&mut AsyncPgConnection, DispatchError> {
+    /// Runs `work` on the connection, made first if there is none, within
+    /// the timeout. After an error or a timeout the connection is dropped,
+    /// and the next call makes a new one.
+    pub async fn run<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, DispatchError>,
+    ) -> Result<T, DispatchError> {
+        let result = tokio::time::timeout(self.timeout, async {
+            let connection = self.connection().await?;
+            work(connection).await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(DispatchError::internal(format!(
+                "the {:?} connection took more than {:?}",
+                self.role, self.timeout
+            )))
+        });
+        if result.is_err() {
+            self.connection = None;
+        }
+        result
+    }
+
+    async fn connection(&mut self) -> Result<&mut AsyncPgConnection, DispatchError> {
         use diesel_async::SimpleAsyncConnection as _;
         if self.connection.is_none() {
             let mut connection = self
@@ -154,11 +188,6 @@ impl QueueConnection {
         self.connection
             .as_mut()
             .ok_or_else(|| DispatchError::internal("no queue connection"))
-    }
-
-    /// Drops the connection after an error: the next use makes a new one.
-    pub fn discard(&mut self) {
-        self.connection = None;
     }
 }
 

@@ -62,18 +62,36 @@ async fn claim_plan(conn: &mut AsyncPgConnection) -> String {
     plan_of(conn, explain).await
 }
 
-/// The generic plan `conn` makes for a completion, as a prepared statement
-/// keeps it once Postgres settles on one.
-async fn completion_plan(conn: &mut AsyncPgConnection) -> String {
+/// The generic plan `conn` makes for `sql`, explained with `arguments`:
+/// the plan a prepared statement keeps once Postgres settles on one.
+async fn generic_plan(conn: &mut AsyncPgConnection, sql: &str, arguments: &str) -> String {
     conn.batch_execute(&format!(
-        "SET plan_cache_mode = force_generic_plan; PREPARE completion AS {}",
-        queue::COMPLETE
+        "SET plan_cache_mode = force_generic_plan; PREPARE explained AS {sql}"
     ))
     .await
     .unwrap();
-    let empty = ["'{}'"; 11].join(", ");
-    let explain = diesel::sql_query(format!("EXPLAIN EXECUTE completion({empty})")).into_boxed();
-    plan_of(conn, explain).await
+    let explain = diesel::sql_query(format!("EXPLAIN EXECUTE explained({arguments})")).into_boxed();
+    let plan = plan_of(conn, explain).await;
+    conn.batch_execute("DEALLOCATE explained; RESET plan_cache_mode")
+        .await
+        .unwrap();
+    plan
+}
+
+/// The generic plan `conn` makes for a completion (of nothing: the plan
+/// does not depend on the batch).
+async fn completion_plan(conn: &mut AsyncPgConnection) -> String {
+    generic_plan(conn, queue::COMPLETE, &["'{}'"; 11].join(", ")).await
+}
+
+/// Both plans `conn` makes for a claim of 128: the first executions' and
+/// the generic one.
+async fn claim_plans(conn: &mut AsyncPgConnection) -> [String; 2] {
+    let arguments = format!("128, 30000, '{}'", Uuid::new_v4());
+    [
+        claim_plan(conn).await,
+        generic_plan(conn, queue::CLAIM, &arguments).await,
+    ]
 }
 
 async fn plain(pool: &DbPool) -> AsyncPgConnection {
@@ -86,6 +104,16 @@ struct Setting {
     synchronous_commit: String,
 }
 
+async fn synchronous_commit(conn: &mut AsyncPgConnection) -> String {
+    diesel::sql_query("SHOW synchronous_commit")
+        .get_result::<Setting>(conn)
+        .await
+        .unwrap()
+        .synchronous_commit
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_reads_the_due_index_even_on_tables_never_analysed() {
     let world = World::start().await;
@@ -95,23 +123,31 @@ async fn a_claim_reads_the_due_index_even_on_tables_never_analysed() {
     // The hazard: on tables never analysed, the planner guesses about a
     // hundred due rows and reads and sorts every one of them.
     let plan = claim_plan(&mut plain(&pool).await).await;
-    assert!(plan.contains("Sort"), "the hazard did not show:\n{plan}");
-
-    let mut claims = QueueConnection::new(pool.clone(), Role::Claims);
-    let conn = claims.get().await.unwrap();
-    let plan = claim_plan(conn).await;
-    assert!(!plan.contains("Sort"), "the claim sorts:\n{plan}");
     assert!(
-        plan.contains("Index Scan using deliveries_due_idx"),
-        "the claim does not read the due index:\n{plan}"
+        plan.contains("Sort"),
+        "the hazard did not show (if this Postgres no longer plans so, this check can go):\n{plan}"
     );
+
+    let mut claims = QueueConnection::new(pool.clone(), Role::Claims, TIMEOUT);
+    for plan in claims
+        .run(async |conn| Ok(claim_plans(conn).await))
+        .await
+        .unwrap()
+    {
+        assert!(!plan.contains("Sort"), "the claim sorts:\n{plan}");
+        assert!(
+            plan.contains("Index Scan using deliveries_due_idx"),
+            "the claim does not read the due index:\n{plan}"
+        );
+    }
     // Its commits do not wait for the flush (see `Role::Claims`).
-    let setting = diesel::sql_query("SHOW synchronous_commit")
-        .get_result::<Setting>(conn)
+    let setting = claims
+        .run(async |conn| Ok(synchronous_commit(conn).await))
         .await
         .unwrap();
-    assert_eq!(setting.synchronous_commit, "off");
-    let claimed = queue::claim(conn, 128, Duration::from_secs(30))
+    assert_eq!(setting, "off");
+    let claimed = claims
+        .run(async |conn| queue::claim(conn, 128, Duration::from_secs(30)).await)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 128);
@@ -127,11 +163,14 @@ async fn a_completion_finds_its_rows_by_key_even_when_planned_on_an_empty_table(
     let plan = completion_plan(&mut plain(&pool).await).await;
     assert!(
         plan.contains("Seq Scan on deliveries"),
-        "the hazard did not show:\n{plan}"
+        "the hazard did not show (if this Postgres no longer plans so, this check can go):\n{plan}"
     );
 
-    let mut completions = QueueConnection::new(pool.clone(), Role::Completions);
-    let plan = completion_plan(completions.get().await.unwrap()).await;
+    let mut completions = QueueConnection::new(pool.clone(), Role::Completions, TIMEOUT);
+    let plan = completions
+        .run(async |conn| Ok(completion_plan(conn).await))
+        .await
+        .unwrap();
     assert!(
         !plan.contains("Seq Scan on deliveries"),
         "the completion scans deliveries:\n{plan}"
@@ -141,9 +180,9 @@ async fn a_completion_finds_its_rows_by_key_even_when_planned_on_an_empty_table(
         "the completion does not use the primary key:\n{plan}"
     );
     // Outcomes stay durable.
-    let setting = diesel::sql_query("SHOW synchronous_commit")
-        .get_result::<Setting>(completions.get().await.unwrap())
+    let setting = completions
+        .run(async |conn| Ok(synchronous_commit(conn).await))
         .await
         .unwrap();
-    assert_eq!(setting.synchronous_commit, "on");
+    assert_eq!(setting, "on");
 }
