@@ -1,18 +1,20 @@
 //! The delivery queue, shared by every dispatcher replica.
 //!
 //! - **Claim**: one statement takes up to N due deliveries with
-//!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), on a
-//!   [`QueueConnection`] of its own, gives
+//!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), gives
 //!   them a fresh lease token (one per claim: a delivery is in a claim at
 //!   most once, so the pair (delivery, token) still names one claim of it),
 //!   and pushes `next_attempt_at` to the end of the lease. A worker that
 //!   dies simply lets the lease run out: the delivery is due again and
 //!   another worker claims it.
-//! - **Complete**: one statement, on a [`QueueConnection`] of its own,
-//!   writes a batch of outcomes, each only where
+//! - **Complete**: one statement writes a batch of outcomes, each only where
 //!   the lease token is still the one minted at its claim. A worker whose
 //!   lease expired and was taken over writes nothing (fencing), so it
 //!   cannot overwrite the outcome of the worker that took over.
+//!
+//! Each runs on a [`QueueConnection`] of its own, whose session keeps its
+//! plan on the queue's indexes whatever the tables' statistics say (see
+//! [`Role`]).
 
 use std::time::Duration;
 
