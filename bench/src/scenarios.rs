@@ -51,19 +51,28 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "### {}\n\n| {} |\n|{}\n",
+            "### {}\n\n{}",
             self.title,
-            self.header.join(" | "),
-            "---|".repeat(self.header.len())
+            markdown_table(&self.header, &self.rows)
         );
-        for row in &self.rows {
-            out.push_str(&format!("| {} |\n", row.join(" | ")));
-        }
         for note in &self.notes {
             out.push_str(&format!("\n{note}\n"));
         }
         out
     }
+}
+
+/// A markdown table of `rows` under `header`.
+fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut table = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for row in rows {
+        table.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    table
 }
 
 /// CPU seconds over a window: of some processes (together), of Postgres,
@@ -397,21 +406,14 @@ fn machine_time(delivery: &Used, before: &Used, after: &Used, ceiling: f64) -> S
         "idle",
         "total",
     ];
-    let mut table = format!(
-        "| {} |\n|{}\n",
-        header.join(" | "),
-        "---|".repeat(header.len())
+    let table = markdown_table(
+        &header,
+        &[
+            delivery.row("per delivery from the backlog"),
+            before.row("per plain request, ceiling before (bench process: client and receiver)"),
+            after.row("per plain request, ceiling after"),
+        ],
     );
-    for (label, used) in [
-        ("per delivery from the backlog", delivery),
-        (
-            "per plain request, ceiling before (bench process: client and receiver)",
-            before,
-        ),
-        ("per plain request, ceiling after", after),
-    ] {
-        table.push_str(&format!("| {} |\n", used.row(label).join(" | ")));
-    }
     let budget = cores as f64 / (TARGET_SHARE * ceiling);
     format!(
         "Where the machine's time went ({cores} cores; each row adds up to the cores' time divided by the work):\n\n{table}\n\

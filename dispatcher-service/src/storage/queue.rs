@@ -71,7 +71,7 @@ pub const CLAIM: &str = "WITH due AS (
                d.attempt_count, d.series_attempts, d.is_test, e.payload, e.trace_context";
 
 /// What a [`QueueConnection`] is for; its session is set up to match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Role {
     /// Claims, and nothing else:
     ///
@@ -177,19 +177,19 @@ impl QueueConnection {
 
     async fn connection(&mut self) -> Result<&mut AsyncPgConnection, DispatchError> {
         use diesel_async::SimpleAsyncConnection as _;
-        if self.connection.is_none() {
-            let mut connection = self
-                .pool
-                .dedicated_connection()
-                .await
-                .map_err(DispatchError::internal)?;
-            connection.batch_execute(self.role.session()).await?;
-            self.connection = Some(connection);
-        }
-        // Cannot fail: made just above if there was none.
-        self.connection
-            .as_mut()
-            .ok_or_else(|| DispatchError::internal("no queue connection"))
+        let connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => {
+                let mut connection = self
+                    .pool
+                    .dedicated_connection()
+                    .await
+                    .map_err(DispatchError::internal)?;
+                connection.batch_execute(self.role.session()).await?;
+                connection
+            }
+        };
+        Ok(self.connection.insert(connection))
     }
 }
 

@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use diesel::QueryableByName;
-use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Int4, Text, Uuid as SqlUuid};
+use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use dispatcher_service::storage::queue::{self, QueueConnection, Role};
 use dispatcher_service::storage::{self, DbPool};
@@ -41,11 +39,34 @@ struct PlanLine {
     line: String,
 }
 
-async fn plan_of(conn: &mut AsyncPgConnection, explain: BoxedSqlQuery<'_, Pg, SqlQuery>) -> String {
-    explain
+/// Which of a prepared statement's plans to explain.
+#[derive(Clone, Copy)]
+enum Plan {
+    /// The one made for each of its first executions, with their values.
+    Custom,
+    /// The one Postgres keeps once it settles on one, whatever the values.
+    Generic,
+}
+
+/// The plan `conn` makes for `sql` prepared and executed with `arguments`.
+async fn plan(conn: &mut AsyncPgConnection, sql: &str, arguments: &str, plan: Plan) -> String {
+    let mode = match plan {
+        Plan::Custom => "force_custom_plan",
+        Plan::Generic => "force_generic_plan",
+    };
+    conn.batch_execute(&format!(
+        "SET plan_cache_mode = {mode}; PREPARE explained AS {sql}"
+    ))
+    .await
+    .unwrap();
+    let lines = diesel::sql_query(format!("EXPLAIN EXECUTE explained({arguments})"))
         .load::<PlanLine>(conn)
         .await
-        .unwrap()
+        .unwrap();
+    conn.batch_execute("DEALLOCATE explained; RESET plan_cache_mode")
+        .await
+        .unwrap();
+    lines
         .into_iter()
         .map(|l| l.line)
         .collect::<Vec<_>>()
@@ -53,45 +74,21 @@ async fn plan_of(conn: &mut AsyncPgConnection, explain: BoxedSqlQuery<'_, Pg, Sq
 }
 
 /// The plan `conn` makes for a claim of 128.
-async fn claim_plan(conn: &mut AsyncPgConnection) -> String {
-    let explain = diesel::sql_query(format!("EXPLAIN {}", queue::CLAIM))
-        .into_boxed()
-        .bind::<Int4, _>(128)
-        .bind::<Int4, _>(30_000)
-        .bind::<SqlUuid, _>(Uuid::new_v4());
-    plan_of(conn, explain).await
-}
-
-/// The generic plan `conn` makes for `sql`, explained with `arguments`:
-/// the plan a prepared statement keeps once Postgres settles on one.
-async fn generic_plan(conn: &mut AsyncPgConnection, sql: &str, arguments: &str) -> String {
-    conn.batch_execute(&format!(
-        "SET plan_cache_mode = force_generic_plan; PREPARE explained AS {sql}"
-    ))
-    .await
-    .unwrap();
-    let explain = diesel::sql_query(format!("EXPLAIN EXECUTE explained({arguments})")).into_boxed();
-    let plan = plan_of(conn, explain).await;
-    conn.batch_execute("DEALLOCATE explained; RESET plan_cache_mode")
-        .await
-        .unwrap();
-    plan
+async fn claim_plan(conn: &mut AsyncPgConnection, which: Plan) -> String {
+    let arguments = format!("128, 30000, '{}'", Uuid::new_v4());
+    plan(conn, queue::CLAIM, &arguments, which).await
 }
 
 /// The generic plan `conn` makes for a completion (of nothing: the plan
 /// does not depend on the batch).
 async fn completion_plan(conn: &mut AsyncPgConnection) -> String {
-    generic_plan(conn, queue::COMPLETE, &["'{}'"; 11].join(", ")).await
-}
-
-/// Both plans `conn` makes for a claim of 128: the first executions' and
-/// the generic one.
-async fn claim_plans(conn: &mut AsyncPgConnection) -> [String; 2] {
-    let arguments = format!("128, 30000, '{}'", Uuid::new_v4());
-    [
-        claim_plan(conn).await,
-        generic_plan(conn, queue::CLAIM, &arguments).await,
-    ]
+    plan(
+        conn,
+        queue::COMPLETE,
+        &["'{}'"; 11].join(", "),
+        Plan::Generic,
+    )
+    .await
 }
 
 async fn plain(pool: &DbPool) -> AsyncPgConnection {
@@ -122,18 +119,18 @@ async fn a_claim_reads_the_due_index_even_on_tables_never_analysed() {
 
     // The hazard: on tables never analysed, the planner guesses about a
     // hundred due rows and reads and sorts every one of them.
-    let plan = claim_plan(&mut plain(&pool).await).await;
+    let plan = claim_plan(&mut plain(&pool).await, Plan::Custom).await;
     assert!(
         plan.contains("Sort"),
         "the hazard did not show (if this Postgres no longer plans so, this check can go):\n{plan}"
     );
 
     let mut claims = QueueConnection::new(pool.clone(), Role::Claims, TIMEOUT);
-    for plan in claims
-        .run(async |conn| Ok(claim_plans(conn).await))
-        .await
-        .unwrap()
-    {
+    for which in [Plan::Custom, Plan::Generic] {
+        let plan = claims
+            .run(async |conn| Ok(claim_plan(conn, which).await))
+            .await
+            .unwrap();
         assert!(!plan.contains("Sort"), "the claim sorts:\n{plan}");
         assert!(
             plan.contains("Index Scan using deliveries_due_idx"),
