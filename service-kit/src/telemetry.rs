@@ -6,7 +6,9 @@
 //!   (`dispatcher-service/src/delivery/http.rs`). They are exported over
 //!   OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; otherwise
 //!   they still exist (so log lines carry a trace id and outgoing calls a
-//!   `traceparent`) but are never exported. The SDK honours `OTEL_SERVICE_NAME`,
+//!   `traceparent`) but are never exported. The attempt span alone is not
+//!   made when nothing exports it ([`exporting`]): it is made once per
+//!   delivery, and the request then carries its parent's context. The SDK honours `OTEL_SERVICE_NAME`,
 //!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and the
 //!   `OTEL_BSP_*` batching settings.
 //! - W3C trace context (`traceparent`, `tracestate`) is the one propagator:
@@ -17,6 +19,7 @@
 //!   fields include `trace_id` and, in the gateway, `request_id`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, Injector};
@@ -45,6 +48,16 @@ impl Drop for Telemetry {
     }
 }
 
+/// Set by [`init`] when spans are exported.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process exports spans. A span made only to be dropped is
+/// worth making where it also parents others or names a log line's trace;
+/// one made per delivery and parenting nothing is not.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// Installs the global subscriber, tracer provider and propagator.
 /// `service` is the `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
 pub fn init(service: &'static str, format: LogFormat) -> anyhow::Result<Telemetry> {
@@ -56,6 +69,7 @@ pub fn init(service: &'static str, format: LogFormat) -> anyhow::Result<Telemetr
     let mut provider = SdkTracerProvider::builder().with_resource(resource.build());
     let exporting = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty())
         || std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_ok_and(|v| !v.is_empty());
+    EXPORTING.store(exporting, Ordering::Relaxed);
     if exporting {
         use opentelemetry_otlp::WithExportConfig as _;
         let exporter = opentelemetry_otlp::SpanExporter::builder()

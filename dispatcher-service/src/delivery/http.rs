@@ -54,6 +54,7 @@ const USER_AGENT_VALUE: &str = concat!("partner-callbacks/", env!("CARGO_PKG_VER
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -134,6 +135,42 @@ pub struct AttemptOf<'a> {
     pub attempt_number: i32,
     /// The publisher's trace, stored with the event: the attempt's parent.
     pub trace_context: Option<&'a str>,
+}
+
+/// What an attempt's request carries of the trace it belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Trace<'a> {
+    /// The attempt's own span, exported: its context.
+    Span(&'a opentelemetry::Context),
+    /// No span is made (nothing exports it): the publisher's stored
+    /// `traceparent` goes on as it is, without being parsed and written
+    /// again.
+    Stored(Option<&'a str>),
+}
+
+impl Trace<'_> {
+    fn trace_id(self) -> TraceId {
+        match self {
+            Trace::Span(context) => context.span().span_context().trace_id(),
+            // `00-{trace id}-{span id}-{flags}`
+            Trace::Stored(traceparent) => traceparent
+                .and_then(|t| t.get(3..35))
+                .and_then(|id| TraceId::from_hex(id).ok())
+                .unwrap_or(TraceId::INVALID),
+        }
+    }
+
+    fn write(self, headers: &mut HeaderMap) {
+        match self {
+            Trace::Span(context) => service_kit::telemetry::inject(context, headers),
+            Trace::Stored(Some(traceparent)) => {
+                if let Ok(value) = HeaderValue::from_str(traceparent) {
+                    headers.insert(TRACEPARENT, value);
+                }
+            }
+            Trace::Stored(None) => {}
+        }
+    }
 }
 
 /// The result of one attempt, with what the attempt log keeps.
@@ -288,7 +325,7 @@ impl Deliverer {
         target: &Target,
         webhook_id: Uuid,
         body: &Bytes,
-        context: &opentelemetry::Context,
+        trace: Trace<'_>,
     ) -> Result<Request<Full<Bytes>>, String> {
         let timestamp = Utc::now().timestamp();
         let webhook_id = webhook_id.to_string();
@@ -324,7 +361,7 @@ impl Deliverer {
             headers.insert(AUTHORIZATION, value);
         }
         // The receiver joins the attempt's trace.
-        service_kit::telemetry::inject(context, &mut headers);
+        trace.write(&mut headers);
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
@@ -345,13 +382,21 @@ impl Deliverer {
     /// Its attributes are those documented in docs/operations.md. The
     /// tracer is the global one at the time of the attempt (a read lock),
     /// so that no deliverer built before `telemetry::init` sends spans
-    /// nowhere.
+    /// nowhere. When nothing exports spans, none is made: the request
+    /// carries the publisher's `traceparent` as stored, and the log line
+    /// its trace id (the span, dropped unseen, and the context parsed and
+    /// written again for it took about a tenth of the dispatcher's CPU;
+    /// docs/benchmarks.md, seventh round).
     pub async fn attempt(
         &self,
         target: &Target,
         of: AttemptOf<'_>,
         body: &Bytes,
     ) -> AttemptOutcome {
+        if !service_kit::telemetry::exporting() {
+            let trace = Trace::Stored(of.trace_context);
+            return self.exchange(target, trace, of.delivery_id, body).await;
+        }
         let parent = of
             .trace_context
             .map(service_kit::telemetry::from_traceparent)
@@ -371,7 +416,9 @@ impl Deliverer {
             .with_attributes(attributes)
             .start_with_context(&tracer, &parent);
         let context = parent.with_span(span);
-        let outcome = self.exchange(target, &context, of.delivery_id, body).await;
+        let outcome = self
+            .exchange(target, Trace::Span(&context), of.delivery_id, body)
+            .await;
         let span = context.span();
         if let Some(status) = outcome.result.status() {
             span.set_attribute(KeyValue::new(
@@ -387,18 +434,17 @@ impl Deliverer {
         outcome
     }
 
-    /// `context` holds the attempt's span, whose `traceparent` the request
-    /// carries.
+    /// The request carries `trace` (see [`Trace`]).
     async fn exchange(
         &self,
         target: &Target,
-        context: &opentelemetry::Context,
+        trace: Trace<'_>,
         webhook_id: Uuid,
         body: &Bytes,
     ) -> AttemptOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
-        let trace_id = context.span().span_context().trace_id();
+        let trace_id = trace.trace_id();
         let finish = |result, excerpt| AttemptOutcome {
             result,
             started_at,
@@ -417,7 +463,7 @@ impl Deliverer {
         };
         let request = match self
             .check_target(&uri)
-            .and_then(|()| self.build_request(uri, target, webhook_id, body, context))
+            .and_then(|()| self.build_request(uri, target, webhook_id, body, trace))
         {
             Ok(request) => request,
             Err(reason) => return finish(AttemptResult::no_answer(reason), String::new()),

@@ -520,6 +520,10 @@ async fn logs_carry_ids_and_never_secrets() {
         .header("authorization")
         .unwrap()
         .to_owned();
+    let traceparent = system.receiver.requests()[0]
+        .header("traceparent")
+        .expect("the webhook carries the trace")
+        .to_owned();
     // Let the services write their last lines.
     let mut system = system;
     system.gateway.stop().await.unwrap();
@@ -566,4 +570,25 @@ async fn logs_carry_ids_and_never_secrets() {
         .filter(|k| access.to_string().contains(k))
         .collect();
     assert_eq!(ids.len(), 2, "{access}");
+
+    // Nothing exports spans here, so no attempt span is made: the webhook
+    // carries the context stored with the event, in the echo's trace, and
+    // the attempt's log line names that trace.
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+        ("00", 32, 16, "01"),
+        "{traceparent}"
+    );
+    assert!(
+        access.to_string().contains(parts[1]),
+        "the echo's trace, {}: {access}",
+        parts[1]
+    );
+    let attempt = lines
+        .iter()
+        .find(|l| l["message"] == "delivery attempt")
+        .expect("the attempt's log line");
+    assert_eq!(attempt["trace_id"], parts[1], "{attempt}");
 }
