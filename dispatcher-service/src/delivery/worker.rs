@@ -46,7 +46,9 @@ use super::http::{AttemptOf, Deliverer};
 use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, RetryPolicy};
 use crate::registry::{RegistryClient, Resolution, Target};
 use crate::storage::models::Lease;
-use crate::storage::queue::{self, AttemptRecord, Claimed, Completion, QueueConnection, Role};
+use crate::storage::queue::{
+    self, AttemptRecord, Claimed, Completion, Head, QueueConnection, Role,
+};
 use crate::storage::{DbPool, WAKE_CHANNEL};
 
 #[derive(Debug, Clone)]
@@ -55,7 +57,8 @@ pub struct WorkerSettings {
     pub batch_size: u32,
     /// How long a claim is exclusive; must outlast an attempt.
     pub lease: Duration,
-    /// How often to look for due work when nothing wakes us.
+    /// How often to look for due work when nothing wakes us, and to read
+    /// the whole due index again (see [`Head`]).
     pub poll_interval: Duration,
     pub max_in_flight: usize,
     pub per_endpoint: usize,
@@ -450,6 +453,8 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut connection =
             QueueConnection::new(self.pool.clone(), Role::Claims, self.statement_timeout());
+        // The whole queue is read again as often as it is polled.
+        let mut head = Head::new(self.settings.poll_interval);
         // Claim when woken, when the poll comes round, and again while
         // claims come back full; never just because a hand-off arrived
         // (that would run a claim per publish, and hand-offs would queue
@@ -506,7 +511,7 @@ impl Worker {
                 }
             }
             let limit = u32::try_from(reserved.num_permits()).unwrap_or(limit);
-            let claim = self.claim(&mut connection, limit);
+            let claim = self.claim(&mut connection, &mut head, limit);
             tokio::pin!(claim);
             let claimed = loop {
                 tokio::select! {
@@ -632,11 +637,12 @@ impl Worker {
     async fn claim(
         &self,
         connection: &mut QueueConnection,
+        head: &mut Head,
         limit: u32,
     ) -> Result<Vec<Claimed>, DispatchError> {
         let lease = self.settings.lease;
         connection
-            .run(async |conn| queue::claim(conn, limit, lease).await)
+            .run(async |conn| queue::claim(conn, limit, lease, head).await)
             .await
     }
 

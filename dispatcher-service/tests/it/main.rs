@@ -8,6 +8,7 @@
 mod delivery;
 mod failures;
 mod fencing;
+mod head;
 mod isolation;
 mod plans;
 mod processes;
