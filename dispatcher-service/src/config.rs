@@ -97,6 +97,8 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_PER_ENDPOINT_CONCURRENCY", default_value_t = 8)]
     pub per_endpoint_concurrency: usize,
 
+    /// How often to look for due work when nothing wakes the worker, and
+    /// to read the whole due index again (see `storage::queue::Head`).
     #[arg(long, env = "DISPATCHER_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 
