@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use dispatcher_service::domain::DeliveryStatus;
 use dispatcher_service::storage::models::{Lease, NewEvent};
-use dispatcher_service::storage::queue::Head;
+use dispatcher_service::storage::queue::{Claimed, Head};
 use dispatcher_service::storage::{self, queue};
 use uuid::Uuid;
 
@@ -24,6 +24,18 @@ fn attempt(status: i32) -> queue::AttemptRecord {
 }
 
 /// Makes every lease run out now, rather than waiting for it.
+/// A claim of up to `limit`, reading the whole due index.
+async fn claim(conn: &mut diesel_async::AsyncPgConnection, limit: u32) -> Vec<Claimed> {
+    queue::claim(
+        conn,
+        limit,
+        Duration::from_secs(30),
+        &mut Head::new(Duration::ZERO),
+    )
+    .await
+    .unwrap()
+}
+
 async fn expire_leases(world: &World) {
     let db = world.dispatch_db.client().await.unwrap();
     db.execute(
@@ -79,40 +91,16 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     let delivery_id = one_delivery(&mut conn, None).await;
 
     // Worker A claims it.
-    let a = queue::claim(
-        &mut conn,
-        10,
-        Duration::from_secs(30),
-        &mut Head::new(Duration::ZERO),
-    )
-    .await
-    .unwrap();
+    let a = claim(&mut conn, 10).await;
     assert_eq!(a.len(), 1);
     // While claimed, nobody else gets it.
-    assert!(
-        queue::claim(
-            &mut conn,
-            10,
-            Duration::from_secs(30),
-            &mut Head::new(Duration::ZERO)
-        )
-        .await
-        .unwrap()
-        .is_empty()
-    );
+    assert!(claim(&mut conn, 10).await.is_empty());
 
     // A stalls past its lease (made to expire here rather than waited for).
     expire_leases(&world).await;
 
     // Worker B takes over, with a new token, and records success.
-    let b = queue::claim(
-        &mut conn,
-        10,
-        Duration::from_secs(30),
-        &mut Head::new(Duration::ZERO),
-    )
-    .await
-    .unwrap();
+    let b = claim(&mut conn, 10).await;
     assert_eq!(b.len(), 1);
     assert_ne!(b[0].lease_token, a[0].lease_token);
     let b_done = outcome(
@@ -168,25 +156,9 @@ async fn an_old_claim_and_its_successor_in_one_batch() {
     let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
     let mut conn = pool.get().await.unwrap();
     let delivery_id = one_delivery(&mut conn, None).await;
-    let old = queue::claim(
-        &mut conn,
-        1,
-        Duration::from_secs(30),
-        &mut Head::new(Duration::ZERO),
-    )
-    .await
-    .unwrap()
-    .remove(0);
+    let old = claim(&mut conn, 1).await.remove(0);
     expire_leases(&world).await;
-    let new = queue::claim(
-        &mut conn,
-        1,
-        Duration::from_secs(30),
-        &mut Head::new(Duration::ZERO),
-    )
-    .await
-    .unwrap()
-    .remove(0);
+    let new = claim(&mut conn, 1).await.remove(0);
 
     // Both outcomes reach the completer together (one process, both claims).
     let applied = queue::complete(
@@ -233,29 +205,14 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
     };
     let delivery_id = one_delivery(&mut conn, Some(handed_off)).await;
     assert!(
-        queue::claim(
-            &mut conn,
-            10,
-            Duration::from_secs(30),
-            &mut Head::new(Duration::ZERO)
-        )
-        .await
-        .unwrap()
-        .is_empty(),
+        claim(&mut conn, 10).await.is_empty(),
         "a handed-off delivery must not be claimed while its lease runs"
     );
 
     // The publishing process dies before attempting it: once the lease has
     // run out (made to here), a claim takes it with a token of its own...
     expire_leases(&world).await;
-    let claimed = queue::claim(
-        &mut conn,
-        10,
-        Duration::from_secs(30),
-        &mut Head::new(Duration::ZERO),
-    )
-    .await
-    .unwrap();
+    let claimed = claim(&mut conn, 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, delivery_id);
     assert_eq!(&claimed[0].payload[..], b"{}");

@@ -4,15 +4,13 @@
 
 use std::time::Duration;
 
-use diesel::QueryableByName;
-use diesel::sql_types::Text;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::AsyncPgConnection;
 use dispatcher_service::storage::queue::{self, Head};
 use dispatcher_service::storage::{self, DbPool};
 use uuid::Uuid;
 
 use crate::World;
-use crate::plans::due_deliveries;
+use crate::plans::{Plan, due_deliveries, explain};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -58,31 +56,18 @@ async fn a_claim_goes_on_from_the_last_and_a_full_read_finds_what_became_due_beh
     assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), [late]);
 }
 
-#[derive(QueryableByName)]
-struct PlanLine {
-    #[diesel(sql_type = Text)]
-    #[diesel(column_name = "QUERY PLAN")]
-    line: String,
-}
-
-/// The index pages a claim of 100 from `from` reads in the due index,
-/// claimed and rolled back.
+/// The index pages a claim of 100 from `from` reads in the due index
+/// (claimed and rolled back).
 async fn due_index_pages_read(conn: &mut AsyncPgConnection, from: &str) -> u64 {
-    conn.batch_execute(&format!("BEGIN; PREPARE explained AS {}", queue::CLAIM))
-        .await
-        .unwrap();
-    let lines = diesel::sql_query(format!(
-        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
-         EXECUTE explained(100, 30000, '{}', '{from}')",
-        Uuid::new_v4()
-    ))
-    .load::<PlanLine>(conn)
-    .await
-    .unwrap();
-    conn.batch_execute("ROLLBACK; DEALLOCATE explained")
-        .await
-        .unwrap();
-    let plan: Vec<String> = lines.into_iter().map(|l| l.line).collect();
+    let arguments = format!("100, 30000, '{}', '{from}'", Uuid::new_v4());
+    let plan = explain(
+        conn,
+        queue::CLAIM,
+        &arguments,
+        Plan::Custom,
+        "ANALYZE, BUFFERS, COSTS OFF, TIMING OFF",
+    )
+    .await;
     let scan = plan
         .iter()
         .position(|l| l.contains("Index Scan using deliveries_due_idx"))
@@ -121,14 +106,19 @@ async fn a_claim_from_the_head_steps_over_no_earlier_claims_dead_entries() {
     let from_start = due_index_pages_read(&mut conn, "1970-01-01Z").await;
     // Where the head is now: 100 ms behind the last row taken, due a
     // second before the first row left.
-    let head_at = diesel::sql_query(
-        "SELECT (min(next_attempt_at) - interval '1.1 seconds')::text AS \"QUERY PLAN\"
-         FROM deliveries WHERE status = 'pending' AND lease_token IS NULL",
-    )
-    .get_result::<PlanLine>(&mut conn)
-    .await
-    .unwrap()
-    .line;
+    let head_at: String = world
+        .dispatch_db
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT (min(next_attempt_at) - interval '1.1 seconds')::text
+             FROM deliveries WHERE status = 'pending' AND lease_token IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     let from_head = due_index_pages_read(&mut conn, &head_at).await;
     // Twenty thousand dead entries fill some fifty pages.
     assert!(

@@ -41,35 +41,49 @@ struct PlanLine {
 
 /// Which of a prepared statement's plans to explain.
 #[derive(Clone, Copy)]
-enum Plan {
+pub enum Plan {
     /// The one made for each of its first executions, with their values.
     Custom,
     /// The one Postgres keeps once it settles on one, whatever the values.
     Generic,
 }
 
-/// The plan `conn` makes for `sql` prepared and executed with `arguments`.
-async fn plan(conn: &mut AsyncPgConnection, sql: &str, arguments: &str, plan: Plan) -> String {
+/// What `EXPLAIN ({options})` says of `sql`, prepared on `conn` and
+/// executed with `arguments` under `plan`, line by line; in a transaction
+/// rolled back, since an `ANALYZE` runs the statement.
+pub async fn explain(
+    conn: &mut AsyncPgConnection,
+    sql: &str,
+    arguments: &str,
+    plan: Plan,
+    options: &str,
+) -> Vec<String> {
     let mode = match plan {
         Plan::Custom => "force_custom_plan",
         Plan::Generic => "force_generic_plan",
     };
     conn.batch_execute(&format!(
-        "SET plan_cache_mode = {mode}; PREPARE explained AS {sql}"
+        "BEGIN; SET LOCAL plan_cache_mode = {mode}; PREPARE explained AS {sql}"
     ))
     .await
     .unwrap();
-    let lines = diesel::sql_query(format!("EXPLAIN EXECUTE explained({arguments})"))
-        .load::<PlanLine>(conn)
+    let lines = diesel::sql_query(format!(
+        "EXPLAIN ({options}) EXECUTE explained({arguments})"
+    ))
+    .load::<PlanLine>(conn)
+    .await
+    .unwrap();
+    // A prepared statement outlives the transaction.
+    conn.batch_execute("ROLLBACK; DEALLOCATE explained")
         .await
         .unwrap();
-    conn.batch_execute("DEALLOCATE explained; RESET plan_cache_mode")
+    lines.into_iter().map(|l| l.line).collect()
+}
+
+/// The plan `conn` makes for `sql` prepared and executed with `arguments`.
+async fn plan(conn: &mut AsyncPgConnection, sql: &str, arguments: &str, plan: Plan) -> String {
+    explain(conn, sql, arguments, plan, "COSTS")
         .await
-        .unwrap();
-    lines
-        .into_iter()
-        .map(|l| l.line)
-        .collect::<Vec<_>>()
         .join("\n")
 }
 
