@@ -591,4 +591,11 @@ async fn logs_carry_ids_and_never_secrets() {
         .find(|l| l["message"] == "delivery attempt")
         .expect("the attempt's log line");
     assert_eq!(attempt["trace_id"], parts[1], "{attempt}");
+    // A delivered attempt's line is for debugging; the attempt log, the
+    // metrics and the traces hold it already.
+    assert_eq!(
+        (&attempt["outcome"], &attempt["level"]),
+        (&json!("delivered"), &json!("DEBUG")),
+        "{attempt}"
+    );
 }
