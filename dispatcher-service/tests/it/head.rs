@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
+use dispatcher_service::storage;
 use dispatcher_service::storage::queue::{self, Head};
-use dispatcher_service::storage::{self, DbPool};
 use uuid::Uuid;
 
 use crate::World;
@@ -14,18 +14,21 @@ use crate::plans::{Plan, due_deliveries, explain};
 
 const LEASE: Duration = Duration::from_secs(30);
 
-async fn connection(pool: &DbPool) -> AsyncPgConnection {
-    pool.dedicated_connection().await.unwrap()
+/// A fresh world with `n` deliveries due, one a second, the latest a
+/// second ago; a connection to claim them on; and a head that reads the
+/// whole queue only once (within a test).
+async fn queue_of(n: i32) -> (World, AsyncPgConnection, Head) {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+    due_deliveries(&world, n).await;
+    let conn = pool.dedicated_connection().await.unwrap();
+    (world, conn, Head::new(Duration::from_secs(3600)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_goes_on_from_the_last_and_a_full_read_finds_what_became_due_behind() {
-    let world = World::start().await;
-    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
-    // Due 1 to 20 seconds ago, one a second.
-    due_deliveries(&world, 20).await;
-    let mut conn = connection(&pool).await;
-    let mut head = Head::new(Duration::from_secs(3600));
+    // Due 1 to 20 seconds ago.
+    let (world, mut conn, mut head) = queue_of(20).await;
     let first = queue::claim(&mut conn, 5, LEASE, &mut head).await.unwrap();
     assert_eq!(first.len(), 5);
 
@@ -86,11 +89,7 @@ async fn due_index_pages_read(conn: &mut AsyncPgConnection, from: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_from_the_head_steps_over_no_earlier_claims_dead_entries() {
-    let world = World::start().await;
-    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
-    due_deliveries(&world, 22_000).await;
-    let mut conn = connection(&pool).await;
-    let mut head = Head::new(Duration::from_secs(3600));
+    let (world, mut conn, mut head) = queue_of(22_000).await;
     // Twenty thousand claimed in claims of 100: each row's old entry stays at
     // the start of the due index, dead, until a VACUUM (none runs here).
     for _ in 0..200 {
