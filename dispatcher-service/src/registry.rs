@@ -12,7 +12,11 @@
 //!   go through a queue to a background task, so delivery never waits on
 //!   the registry.
 
-use std::collections::{HashMap, HashSet};
+// Maps keyed by ids that we or the registry minted: foldhash, not the
+// standard SipHash, whose resistance to chosen keys they do not need and
+// which took 1.8 % of the dispatcher's instructions per delivery
+// (`bench/instructions.sh`, docs/benchmarks.md "Eighth round").
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -32,11 +32,16 @@
 //! hanging endpoints kept the queue churning enough to add about a
 //! millisecond to the healthy endpoints' p99.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+// Maps keyed by ids that we or the registry minted: foldhash, not the
+// standard SipHash, whose resistance to chosen keys they do not need and
+// which took 1.8 % of the dispatcher's instructions per delivery
+// (`bench/instructions.sh`, docs/benchmarks.md "Eighth round").
+use foldhash::{HashMap, HashMapExt as _, HashSet};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -905,7 +910,7 @@ async fn complete(
                 "outcomes not written: their leases had been taken over"
             );
         }
-        let applied: std::collections::HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
+        let applied: HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
         for (completion, report) in completions.iter().zip(reports.drain(..)) {
             if !applied.contains(&(completion.delivery_id, completion.lease_token)) {
                 continue;

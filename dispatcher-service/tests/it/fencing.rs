@@ -23,7 +23,6 @@ fn attempt(status: i32) -> queue::AttemptRecord {
     }
 }
 
-/// Makes every lease run out now, rather than waiting for it.
 /// A claim of up to `limit`, reading the whole due index.
 async fn claim(conn: &mut diesel_async::AsyncPgConnection, limit: u32) -> Vec<Claimed> {
     queue::claim(
@@ -36,6 +35,7 @@ async fn claim(conn: &mut diesel_async::AsyncPgConnection, limit: u32) -> Vec<Cl
     .unwrap()
 }
 
+/// Makes every lease run out now, rather than waiting for it.
 async fn expire_leases(world: &World) {
     let db = world.dispatch_db.client().await.unwrap();
     db.execute(
