@@ -1,5 +1,5 @@
-//! The harness must not rot: a small delivery scenario runs in the test
-//! suite and must count every delivery, none lost.
+//! The harness must not rot: small delivery and isolation scenarios run
+//! in the test suite and must count every delivery, none lost.
 
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
@@ -73,4 +73,29 @@ async fn the_http_ceiling_is_measured() {
         let rate: f64 = row[3].parse().unwrap();
         assert!(rate > 0.0, "{row:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_isolation_run_pools_every_run_and_loses_nothing() {
+    // Windows of one second: 1,000 healthy events per phase and run, three
+    // runs on fresh stacks, pooled.
+    let report = scenarios::isolation(Scale(0.01)).await.unwrap();
+    assert_eq!(report.rows.len(), 3, "none, the control, the hanging");
+    for row in &report.rows {
+        assert_eq!(row[1], "3000", "three runs' healthy events: {row:?}");
+        assert_eq!(row[5], "0", "lost deliveries: {row:?}");
+        let p99: f64 = row[3].parse().unwrap();
+        let runs: Vec<f64> = row[6].split(", ").map(|p| p.parse().unwrap()).collect();
+        assert_eq!(runs.len(), 3, "each run's p99: {row:?}");
+        // The pooled p99 lies within the runs' (to the table's rounding).
+        let (low, high) = runs
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(l, h), p| (l.min(*p), h.max(*p)));
+        assert!(p99 >= low - 0.05 && p99 <= high + 0.05, "{row:?}");
+    }
+    assert!(
+        report.notes[0].contains("beside the hanging endpoints / with no extra load: "),
+        "{:?}",
+        report.notes
+    );
 }
