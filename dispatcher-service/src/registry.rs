@@ -12,17 +12,13 @@
 //!   go through a queue to a background task, so delivery never waits on
 //!   the registry.
 
-// Maps keyed by ids that we or the registry minted: foldhash, not the
-// standard SipHash, whose resistance to chosen keys they do not need and
-// which took 1.8 % of the dispatcher's instructions per delivery
-// (`bench/instructions.sh`, docs/benchmarks.md "Eighth round").
-use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callbacks_proto::registry::v1 as pb;
 use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use opentelemetry::{KeyValue, Value};
 use secrecy::SecretString;
 use service_kit::telemetry::{TraceInjector, TracedChannel};

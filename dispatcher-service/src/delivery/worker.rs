@@ -37,10 +37,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-// Maps keyed by ids that we or the registry minted: foldhash, not the
-// standard SipHash, whose resistance to chosen keys they do not need and
-// which took 1.8 % of the dispatcher's instructions per delivery
-// (`bench/instructions.sh`, docs/benchmarks.md "Eighth round").
 use foldhash::{HashMap, HashMapExt as _, HashSet};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
