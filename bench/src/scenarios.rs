@@ -713,23 +713,33 @@ fn side_load(
     })
 }
 
-/// The claim statement's cost with the current backlog: a copy of the
-/// dispatcher's (`storage::queue::CLAIM`), run and rolled back. The
-/// tables are analysed first, so it plans as the dispatcher's does.
+/// The dispatcher's claim statement (`storage::queue::CLAIM`) of 128 with
+/// the current backlog, reading the whole due index as a full read does;
+/// run and rolled back. The tables are analysed first, so it plans as the
+/// dispatcher's does.
 async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Duration> {
+    use tokio_postgres::types::Type;
     let client = stack.dispatch_db.client().await?;
+    // Typed as the dispatcher binds them.
+    let claim = client
+        .prepare_typed(
+            dispatcher_service::storage::queue::CLAIM,
+            &[Type::INT4, Type::INT4, Type::UUID, Type::TIMESTAMPTZ],
+        )
+        .await?;
     let mut total = Duration::ZERO;
     for _ in 0..rounds {
         client.batch_execute("BEGIN").await?;
         let started = Instant::now();
         client
             .query(
-                "WITH due AS (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-                              ORDER BY next_attempt_at LIMIT 128 FOR UPDATE SKIP LOCKED)
-                 UPDATE deliveries d SET lease_token = $1, next_attempt_at = now() + interval '60 seconds'
-                 FROM due, events e WHERE d.id = due.id AND e.id = d.event_id
-                 RETURNING d.id, e.payload",
-                &[&Uuid::new_v4()],
+                &claim,
+                &[
+                    &128_i32,
+                    &60_000_i32,
+                    &Uuid::new_v4(),
+                    &std::time::SystemTime::UNIX_EPOCH,
+                ],
             )
             .await?;
         total += started.elapsed();

@@ -8,9 +8,9 @@
 //!   they still exist (so log lines carry a trace id and outgoing calls a
 //!   `traceparent`) but are never exported. The attempt span alone is not
 //!   made when nothing exports it ([`exporting`]): it is made once per
-//!   delivery, and the request then carries its parent's context. The SDK honours `OTEL_SERVICE_NAME`,
-//!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and the
-//!   `OTEL_BSP_*` batching settings.
+//!   delivery, and the request then carries its parent's context. The SDK
+//!   honours `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//!   `OTEL_TRACES_SAMPLER(_ARG)` and the `OTEL_BSP_*` batching settings.
 //! - W3C trace context (`traceparent`, `tracestate`) is the one propagator:
 //!   extracted from every incoming HTTP request and gRPC call, injected into
 //!   every outgoing one, stored with each event as text.
