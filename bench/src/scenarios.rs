@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use uuid::Uuid;
 
 use crate::measure::{self, Percentiles, ms, percentiles};
-use crate::stack::{DispatcherSettings, Stack, event, prefill};
+use crate::stack::{DispatcherSettings, PeakRss, Sent, Stack, event, prefill};
 
 /// Multiplies every count and duration: 1.0 is the full run, small values
 /// make a smoke test.
@@ -47,6 +47,17 @@ impl Report {
             rows: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// The cells of the column headed `name`, row by row.
+    pub fn column(&self, name: &str) -> Vec<&str> {
+        let Some(at) = self.header.iter().position(|h| *h == name) else {
+            return Vec::new();
+        };
+        self.rows
+            .iter()
+            .filter_map(|row| row.get(at).map(String::as_str))
+            .collect()
     }
 
     pub fn markdown(&self) -> String {
@@ -160,11 +171,9 @@ fn per_thousand(seconds: f64) -> String {
     format!("{:.3}", seconds * 1000.0)
 }
 
-/// Latencies from publish (send time) to arrival, by delivery id.
-fn latencies(
-    sent: &HashMap<Uuid, Instant>,
-    arrivals: &[(Uuid, Instant)],
-) -> (Vec<Duration>, usize, usize) {
+/// Latencies from publish (send time) to arrival, by delivery id; and how
+/// many of `sent` were lost, and how many arrivals were duplicates.
+fn latencies(sent: &Sent, arrivals: &[(Uuid, Instant)]) -> (Vec<Duration>, usize, usize) {
     let mut seen = HashSet::new();
     let mut samples = Vec::new();
     let mut duplicates = 0;
@@ -179,23 +188,6 @@ fn latencies(
     }
     let lost = sent.keys().filter(|id| !seen.contains(id)).count();
     (samples, lost, duplicates)
-}
-
-/// Delivery ids as UUIDs.
-fn ids(raw: &[String]) -> HashSet<Uuid> {
-    raw.iter()
-        .filter_map(|id| Uuid::try_parse(id).ok())
-        .collect()
-}
-
-/// Lost and duplicated deliveries among `arrivals`, for `expected`.
-fn lost_and_duplicated(expected: &HashSet<Uuid>, arrivals: &[(Uuid, Instant)]) -> (usize, usize) {
-    let mut seen = HashSet::new();
-    let duplicates = arrivals.iter().filter(|(id, _)| !seen.insert(*id)).count();
-    (
-        expected.iter().filter(|id| !seen.contains(id)).count(),
-        duplicates,
-    )
 }
 
 /// A system whose one dispatcher only stores (workers off), with 100
@@ -223,6 +215,7 @@ pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
             "events/s",
             "call p50 ms",
             "call p99 ms",
+            "lost",
             "dispatcher CPU s/1k",
             "Postgres CPU s/1k",
         ],
@@ -230,6 +223,7 @@ pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
     let window = scale.duration(Duration::from_secs(5));
     let partners = Arc::new(partners);
     for (batch, concurrency) in [(1, 1), (1, 16), (1, 64), (100, 8)] {
+        let stored = stack.stored_events().await?;
         let cpu = Cpu::start(vec![stack.dispatcher_pid(0)]);
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -266,6 +260,9 @@ pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
         let events = calls.len() * batch;
         let p: Percentiles = percentiles(calls);
         let (d, pg) = cpu.per_thousand(events);
+        // Acknowledged but not in the database: a publish answered before
+        // its commit, or a commit lost.
+        let stored = usize::try_from(stack.stored_events().await? - stored).unwrap_or(0);
         report.rows.push(vec![
             if batch == 1 {
                 "Publish".into()
@@ -276,14 +273,15 @@ pub async fn ingest(scale: Scale) -> anyhow::Result<Report> {
             format!("{:.0}", events as f64 / elapsed.as_secs_f64()),
             ms(p.p50),
             ms(p.p99),
+            events.saturating_sub(stored).to_string(),
             d,
             pg,
         ]);
     }
     report.notes.push(format!(
-        "Each row runs for {window:?}. Dispatcher peak RSS: {:.0} MiB.",
-        measure::peak_rss_mib(stack.dispatcher_pid(0))
+        "Each row runs for {window:?}. Lost: events acknowledged but not in the database after the row."
     ));
+    report.notes.push(stack.peak_rss().note());
     Ok(report)
 }
 
@@ -298,11 +296,12 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
             "deliveries",
             "seconds",
             "deliveries/s",
+            "p50 ms",
+            "p99 ms",
             "lost",
             "duplicated",
             "dispatchers CPU s/1k",
             "Postgres CPU s/1k",
-            "dispatcher peak RSS MiB",
         ],
     );
     let backlog = scale.count(100_000);
@@ -329,10 +328,10 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         .receiver
         .wait_for(backlog, Duration::from_secs(900))
         .await;
-    let (row, delivery) = delivery_row("from a backlog", &stack, worker, &published, started, &cpu);
+    let (row, delivery) = delivery_row("from a backlog", &stack, &published, started, &cpu, false);
     report.rows.push(row);
     anyhow::ensure!(complete, "the backlog was not delivered within 15 minutes");
-    let rate = rate_of(&report.rows[0]);
+    let rate: f64 = report.column("deliveries/s")[0].parse().unwrap_or(f64::NAN);
     let (ceiling_after, request_after) = ceiling(ceiling_window, &stack).await?;
     let ceiling_mean = (ceiling_before + ceiling_after) / 2.0;
     report.notes.push(format!(
@@ -363,19 +362,18 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
             .receiver
             .wait_for(more, Duration::from_secs(600))
             .await;
-        let (row, _) = delivery_row(phase, &stack, worker, &published, started, &cpu);
+        let (row, _) = delivery_row(phase, &stack, &published, started, &cpu, true);
         report.rows.push(row);
         anyhow::ensure!(
             complete,
             "deliveries {phase} did not finish within 10 minutes"
         );
     }
+    report.notes.push(
+        "p50 and p99: publish (the call's send) to receipt, in the phases that publish; a backlog's deliveries wait by design.".into(),
+    );
+    report.notes.push(stack.peak_rss().note());
     Ok(report)
-}
-
-/// The deliveries/s column of a deliver row.
-fn rate_of(row: &[String]) -> f64 {
-    row[3].parse().unwrap_or(f64::NAN)
 }
 
 /// Requests per second of scenario 6's first row (a fresh receiver on the
@@ -385,7 +383,8 @@ fn rate_of(row: &[String]) -> f64 {
 async fn ceiling(window: Duration, stack: &Stack) -> anyhow::Result<(f64, Used)> {
     let receiver = crate::receiver::Receiver::start().await?;
     let cpu = Cpu::start(dispatcher_pids(stack));
-    let (total, elapsed) = hammer(receiver.addr(), window).await?;
+    let (took, elapsed) = hammer(receiver.addr(), window).await?;
+    let total = took.len();
     Ok((total as f64 / elapsed.as_secs_f64(), cpu.used(total)))
 }
 
@@ -435,30 +434,36 @@ fn dispatcher_pids(stack: &Stack) -> Vec<u32> {
 }
 
 /// One row of the deliver scenario: what arrived of `published` since
-/// `started`, and what it cost (also answered per delivery, for the
-/// machine-time table).
+/// `started`, with its latency if `timed`, and what it cost (also answered
+/// per delivery, for the machine-time table).
 fn delivery_row(
     phase: &str,
     stack: &Stack,
-    worker: usize,
-    published: &[String],
+    published: &Sent,
     started: Instant,
     cpu: &Cpu,
+    timed: bool,
 ) -> (Vec<String>, Used) {
     let elapsed = started.elapsed();
     let used = cpu.used(published.len());
-    let arrivals = stack.receiver.take();
-    let (lost, duplicated) = lost_and_duplicated(&ids(published), &arrivals);
+    let (samples, lost, duplicated) = latencies(published, &stack.receiver.take());
+    let (p50, p99) = if timed {
+        let p = percentiles(samples);
+        (ms(p.p50), ms(p.p99))
+    } else {
+        ("—".into(), "—".into())
+    };
     let row = vec![
         phase.into(),
         published.len().to_string(),
         format!("{:.1}", elapsed.as_secs_f64()),
         format!("{:.0}", published.len() as f64 / elapsed.as_secs_f64()),
+        p50,
+        p99,
         lost.to_string(),
         duplicated.to_string(),
         per_thousand(used.processes),
         per_thousand(used.postgres),
-        format!("{:.0}", measure::peak_rss_mib(stack.dispatcher_pid(worker))),
     ];
     (row, used)
 }
@@ -470,8 +475,8 @@ async fn open_loop(
     partners: &[String],
     rate: usize,
     window: Duration,
-) -> anyhow::Result<HashMap<Uuid, Instant>> {
-    let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+) -> anyhow::Result<Sent> {
+    let sent: Arc<Mutex<Sent>> = Arc::default();
     let total = ((rate as f64) * window.as_secs_f64()) as usize;
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -558,10 +563,14 @@ pub async fn latency(scale: Scale) -> anyhow::Result<Report> {
             "max ms",
             "lost",
             "duplicated",
+            "dispatcher CPU s/1k",
+            "Postgres CPU s/1k",
         ],
     );
     for rate in [100, 1_000, 5_000] {
+        let cpu = Cpu::start(vec![stack.dispatcher_pid(worker)]);
         let (p, events, lost, duplicated) = latency_at(&stack, &partners, rate, window).await?;
+        let (d, pg) = cpu.per_thousand(events);
         report.rows.push(vec![
             rate.to_string(),
             events.to_string(),
@@ -571,13 +580,15 @@ pub async fn latency(scale: Scale) -> anyhow::Result<Report> {
             ms(p.max),
             lost.to_string(),
             duplicated.to_string(),
+            d,
+            pg,
         ]);
     }
     report.notes.push(format!(
-        "Each rate runs for {window:?}, after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT (so no checkpoint's flush falls in the window). Dispatcher peak RSS: {:.0} MiB.",
+        "Each rate runs for {window:?}, after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT (so no checkpoint's flush falls in the window). CPU is that of the publishing too (the same dispatcher stores and delivers).",
         scale.count(WARM_UP),
-        measure::peak_rss_mib(stack.dispatcher_pid(worker))
     ));
+    report.notes.push(stack.peak_rss().note());
     Ok(report)
 }
 
@@ -601,11 +612,14 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
             "p99 ms",
             "max ms",
             "lost",
+            "duplicated",
+            "dispatcher CPU s/1k",
+            "Postgres CPU s/1k",
             "p99 ms of each run",
         ],
     );
     let mut phases: [Phase; 3] = Default::default();
-    let mut peak_rss: f64 = 0.0;
+    let mut peak_rss = PeakRss::default();
     for _ in 0..ISOLATION_RUNS {
         peak_rss = peak_rss.max(isolation_run(scale, &mut phases).await?);
     }
@@ -622,6 +636,9 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
                 ms(all.p99),
                 ms(all.max),
                 phase.lost.to_string(),
+                phase.duplicated.to_string(),
+                per_thousand(phase.cpu.processes / phase.events.max(1) as f64),
+                per_thousand(phase.cpu.postgres / phase.events.max(1) as f64),
                 runs.join(", "),
             ]);
             all.p99
@@ -629,11 +646,12 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
         .collect();
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     report.notes.push(format!(
-        "{ISOLATION_RUNS} runs, each on a fresh stack after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT; the percentiles are of all runs' latencies together. Healthy p99 beside the hanging endpoints / with no extra load: {:.2}; / beside the control: {:.2}. Dispatcher peak RSS: {peak_rss:.0} MiB.",
+        "{ISOLATION_RUNS} runs, each on a fresh stack after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT; the percentiles are of all runs' latencies together. Healthy p99 beside the hanging endpoints / with no extra load: {:.2}; / beside the control: {:.2}. CPU is per 1,000 healthy events, the side load's work included.",
         scale.count(WARM_UP),
         ratio(p99[2], p99[0]),
         ratio(p99[2], p99[1]),
     ));
+    report.notes.push(peak_rss.note());
     Ok(report)
 }
 
@@ -654,11 +672,21 @@ struct Phase {
     p99s: Vec<Duration>,
     events: usize,
     lost: usize,
+    duplicated: usize,
+    /// CPU seconds (not per unit) of the dispatcher and Postgres.
+    cpu: Spent,
+}
+
+/// CPU seconds spent, added up over windows.
+#[derive(Debug, Default, Clone, Copy)]
+struct Spent {
+    processes: f64,
+    postgres: f64,
 }
 
 /// One run of the isolation phases on a fresh stack, adding to `phases`;
-/// answers the dispatcher's peak RSS in MiB.
-async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<f64> {
+/// answers the services' peak RSS.
+async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<PeakRss> {
     let mut stack = Stack::start().await?;
     let worker = stack
         .add_dispatcher(DispatcherSettings {
@@ -677,17 +705,23 @@ async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<
     // control: the same load, nothing hangs), and to 10 that hang until
     // the 5 s timeout.
     for (phase, side) in phases.iter_mut().zip([None, Some(&others), Some(&hanging)]) {
+        let cpu = Cpu::start(vec![stack.dispatcher_pid(worker)]);
         let load = side.map(|side| side_load(&stack, side, 100, window));
-        let (samples, events, lost, _) = latency_samples(&stack, &healthy, 1_000, window).await?;
+        let (samples, events, lost, duplicated) =
+            latency_samples(&stack, &healthy, 1_000, window).await?;
         if let Some(load) = load {
             load.await?;
         }
+        let used = cpu.used(1);
+        phase.cpu.processes += used.processes;
+        phase.cpu.postgres += used.postgres;
         phase.p99s.push(percentiles(samples.clone()).p99);
         phase.samples.extend(samples);
         phase.events += events;
         phase.lost += lost;
+        phase.duplicated += duplicated;
     }
-    Ok(measure::peak_rss_mib(stack.dispatcher_pid(worker)))
+    Ok(stack.peak_rss())
 }
 
 /// Publishes `rate` events/s round-robin to `partners` for `window`, one
@@ -715,9 +749,9 @@ fn side_load(
 
 /// The dispatcher's claim statement (`storage::queue::CLAIM`) of 128 with
 /// the current backlog, reading the whole due index as a full read does;
-/// run and rolled back. The tables are analysed first, so it plans as the
-/// dispatcher's does.
-async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Duration> {
+/// run and rolled back, `rounds` times: how long each took. The tables are
+/// analysed first, so it plans as the dispatcher's does.
+async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Percentiles> {
     use tokio_postgres::types::Type;
     let client = stack.dispatch_db.client().await?;
     // Typed as the dispatcher binds them.
@@ -727,7 +761,7 @@ async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Duration> {
             &[Type::INT4, Type::INT4, Type::UUID, Type::TIMESTAMPTZ],
         )
         .await?;
-    let mut total = Duration::ZERO;
+    let mut took = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         client.batch_execute("BEGIN").await?;
         let started = Instant::now();
@@ -742,11 +776,14 @@ async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Duration> {
                 ],
             )
             .await?;
-        total += started.elapsed();
+        took.push(started.elapsed());
         client.batch_execute("ROLLBACK").await?;
     }
-    Ok(total / rounds as u32)
+    Ok(percentiles(took))
 }
+
+/// How many times scenario 5 times a claim.
+const CLAIM_ROUNDS: usize = 20;
 
 /// 5. Claim cost and delivery rate with a small and a huge backlog.
 pub async fn backlog(scale: Scale) -> anyhow::Result<Report> {
@@ -755,38 +792,69 @@ pub async fn backlog(scale: Scale) -> anyhow::Result<Report> {
         &[
             "waiting",
             "filled in s",
-            "claim of 128 ms",
+            "claim of 128 p50 ms",
+            "claim of 128 max ms",
             "delivered (measured)",
             "deliveries/s",
+            "dispatcher CPU s/1k",
+            "Postgres CPU s/1k",
+            "delivered (all)",
+            "lost",
+            "duplicated",
         ],
     );
+    let mut peak_rss = PeakRss::default();
     for waiting in [scale.count(10_000), scale.count(1_000_000)] {
         let (mut stack, partners) = publishing_stack().await?;
-        let (_, fill) = prefill(&stack, &partners, waiting, 1000, 4).await?;
+        let (published, fill) = prefill(&stack, &partners, waiting, 1000, 4).await?;
         // Both backlogs start settled: the maintenance that a burst of a
         // million inserts sets off (autovacuum, a checkpoint) is done
         // before, not during, the half second measured.
         stack.settle().await?;
-        let claim = claim_cost(&stack, 20).await?;
+        let claim = claim_cost(&stack, CLAIM_ROUNDS).await?;
         let measured = waiting.min(scale.count(10_000));
-        stack.add_dispatcher(DispatcherSettings::default()).await?;
+        let worker = stack.add_dispatcher(DispatcherSettings::default()).await?;
+        let cpu = Cpu::start(vec![stack.dispatcher_pid(worker)]);
         let started = Instant::now();
-        stack
-            .receiver
-            .wait_for(measured, Duration::from_secs(600))
-            .await;
+        anyhow::ensure!(
+            stack
+                .receiver
+                .wait_for(measured, Duration::from_secs(600))
+                .await,
+            "the first {measured} of {waiting} waiting did not arrive within 10 minutes"
+        );
         let elapsed = started.elapsed();
+        let (d, pg) = cpu.per_thousand(measured);
+        // Then the rest of the backlog, to count every delivery.
+        let all = stack
+            .receiver
+            .wait_for(waiting, Duration::from_secs(900))
+            .await;
+        let (_, lost, duplicated) = latencies(&published, &stack.receiver.take());
         report.rows.push(vec![
             waiting.to_string(),
             format!("{:.1}", fill.as_secs_f64()),
-            ms(claim),
+            ms(claim.p50),
+            ms(claim.max),
             measured.to_string(),
             format!("{:.0}", measured as f64 / elapsed.as_secs_f64()),
+            d,
+            pg,
+            (published.len() - lost).to_string(),
+            lost.to_string(),
+            duplicated.to_string(),
         ]);
+        peak_rss = peak_rss.max(stack.peak_rss());
+        anyhow::ensure!(
+            all,
+            "{lost} of {waiting} waiting did not arrive within 15 minutes"
+        );
     }
-    report
-        .notes
-        .push("The rate is measured over the first 10,000 deliveries of each backlog, after `VACUUM (ANALYZE)` and a `CHECKPOINT`.".into());
+    report.notes.push(format!(
+        "The claim is timed {CLAIM_ROUNDS} times. The rate and its CPU are measured over the first {} deliveries of each backlog, after `VACUUM (ANALYZE)` and a `CHECKPOINT`; lost and duplicated count the whole backlog.",
+        scale.count(10_000)
+    ));
+    report.notes.push(peak_rss.note());
     Ok(report)
 }
 
@@ -799,7 +867,14 @@ pub async fn limit(scale: Scale) -> anyhow::Result<Report> {
     let window = scale.duration(Duration::from_secs(5));
     let mut report = Report::new(
         "6. limit: plain HTTP to the same receiver, no database",
-        &["receiver", "connections", "requests", "requests/s"],
+        &[
+            "receiver",
+            "connections",
+            "requests",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+        ],
     );
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     for (label, receiver) in [
@@ -812,20 +887,27 @@ pub async fn limit(scale: Scale) -> anyhow::Result<Report> {
             crate::receiver::Receiver::start_on_one_thread()?,
         ),
     ] {
-        let (total, elapsed) = hammer(receiver.addr(), window).await?;
+        let (took, elapsed) = hammer(receiver.addr(), window).await?;
+        let total = took.len();
+        let p = percentiles(took);
         report.rows.push(vec![
             label,
             "64".into(),
             total.to_string(),
             format!("{:.0}", total as f64 / elapsed.as_secs_f64()),
+            ms(p.p50),
+            ms(p.p99),
         ]);
     }
     Ok(report)
 }
 
 /// POSTs to `addr` over 64 keep-alive connections for `window`; answers
-/// the requests answered and the time taken.
-async fn hammer(addr: std::net::SocketAddr, window: Duration) -> anyhow::Result<(usize, Duration)> {
+/// how long each request took, and the time taken in all.
+async fn hammer(
+    addr: std::net::SocketAddr,
+    window: Duration,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -835,7 +917,7 @@ async fn hammer(addr: std::net::SocketAddr, window: Duration) -> anyhow::Result<
             let (mut sender, connection) =
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(connection);
-            let mut done = 0usize;
+            let mut took = Vec::with_capacity(1 << 16);
             let body =
                 Bytes::from_static(br#"{"processUniqueId":"limit","amount":1,"status":"settled"}"#);
             while started.elapsed() < window {
@@ -844,17 +926,18 @@ async fn hammer(addr: std::net::SocketAddr, window: Duration) -> anyhow::Result<
                     .header("content-type", "application/json")
                     .header("webhook-id", Uuid::new_v4().to_string())
                     .body(Full::new(body.clone()))?;
+                let sent = Instant::now();
                 sender.ready().await?;
                 let response = sender.send_request(request).await?;
                 anyhow::ensure!(response.status() == 204, "unexpected {}", response.status());
-                done += 1;
+                took.push(sent.elapsed());
             }
-            Ok::<_, anyhow::Error>(done)
+            Ok::<_, anyhow::Error>(took)
         }));
     }
-    let mut total = 0;
+    let mut took = Vec::new();
     for task in tasks {
-        total += task.await??;
+        took.extend(task.await??);
     }
-    Ok((total, started.elapsed()))
+    Ok((took, started.elapsed()))
 }

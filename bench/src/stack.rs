@@ -3,6 +3,7 @@
 //! databases, partners registered against the bench's receiver, and gRPC
 //! publishers.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +16,9 @@ use rpb::registry_service_client::RegistryServiceClient;
 use test_support::TestDb;
 use test_support::process::{Service, env, free_port};
 use tonic::transport::Channel;
+use uuid::Uuid;
 
+use crate::measure;
 use crate::receiver::Receiver;
 
 fn loopback(port: u16) -> SocketAddr {
@@ -35,6 +38,31 @@ impl Default for DispatcherSettings {
             workers: true,
             response_timeout: "15s",
         }
+    }
+}
+
+/// Peak resident memory of the services, in MiB.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeakRss {
+    pub dispatcher: f64,
+    pub registry: f64,
+}
+
+impl PeakRss {
+    /// The larger of each, over two stacks (or two moments).
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            dispatcher: self.dispatcher.max(other.dispatcher),
+            registry: self.registry.max(other.registry),
+        }
+    }
+
+    /// The line every report ends with.
+    pub fn note(&self) -> String {
+        format!(
+            "Peak RSS: dispatcher {:.0} MiB, registry {:.0} MiB.",
+            self.dispatcher, self.registry
+        )
     }
 }
 
@@ -227,16 +255,24 @@ impl Stack {
         self.settle().await
     }
 
-    /// How many deliveries are still pending.
-    pub async fn pending(&self) -> anyhow::Result<i64> {
+    /// How many events the dispatch database holds.
+    pub async fn stored_events(&self) -> anyhow::Result<i64> {
         let client = self.dispatch_db.client().await?;
         Ok(client
-            .query_one(
-                "SELECT count(*) FROM deliveries WHERE status = 'pending'",
-                &[],
-            )
+            .query_one("SELECT count(*) FROM events", &[])
             .await?
             .get(0))
+    }
+
+    /// Peak resident memory of each service so far (of the largest
+    /// dispatcher, when there are several).
+    pub fn peak_rss(&self) -> PeakRss {
+        PeakRss {
+            dispatcher: (0..self.dispatchers.len())
+                .map(|i| measure::peak_rss_mib(self.dispatcher_pid(i)))
+                .fold(0.0, f64::max),
+            registry: self.registry.pid().map_or(0.0, measure::peak_rss_mib),
+        }
     }
 }
 
@@ -252,8 +288,13 @@ pub fn event(partner: &str, n: usize) -> dpb::PublishRequest {
     }
 }
 
+/// Each published delivery's id, and when the call that published it was
+/// sent: what publish-to-receipt latency and lost deliveries are read
+/// against.
+pub type Sent = HashMap<Uuid, Instant>;
+
 /// Publishes `total` events round-robin over `partners` in batches of
-/// `batch`, `concurrency` calls at a time. Answers the delivery ids and the
+/// `batch`, `concurrency` calls at a time. Answers what was sent, and the
 /// time it took.
 pub async fn prefill(
     stack: &Stack,
@@ -261,7 +302,7 @@ pub async fn prefill(
     total: usize,
     batch: usize,
     concurrency: usize,
-) -> anyhow::Result<(Vec<String>, Duration)> {
+) -> anyhow::Result<(Sent, Duration)> {
     let started = Instant::now();
     let counter = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -269,26 +310,34 @@ pub async fn prefill(
         let (counter, partners, mut client) =
             (counter.clone(), partners.to_vec(), stack.publisher());
         tasks.push(tokio::spawn(async move {
-            let mut ids = Vec::new();
+            let mut sent = Vec::new();
             loop {
                 let start = counter.fetch_add(batch, Ordering::Relaxed);
                 if start >= total {
-                    return Ok::<_, anyhow::Error>(ids);
+                    return Ok::<_, anyhow::Error>(sent);
                 }
                 let events = (start..(start + batch).min(total))
                     .map(|n| event(&partners[n % partners.len()], n))
                     .collect();
+                let at = Instant::now();
                 let published = client
                     .publish_batch(dpb::PublishBatchRequest { events })
                     .await?
                     .into_inner();
-                ids.extend(published.results.into_iter().filter_map(|r| r.delivery_id));
+                sent.extend(
+                    published
+                        .results
+                        .into_iter()
+                        .filter_map(|r| r.delivery_id)
+                        .filter_map(|id| Uuid::try_parse(&id).ok())
+                        .map(|id| (id, at)),
+                );
             }
         }));
     }
-    let mut ids = Vec::with_capacity(total);
+    let mut sent = Sent::with_capacity(total);
     for task in tasks {
-        ids.extend(task.await??);
+        sent.extend(task.await??);
     }
-    Ok((ids, started.elapsed()))
+    Ok((sent, started.elapsed()))
 }
