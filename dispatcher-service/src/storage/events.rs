@@ -26,28 +26,11 @@ struct InsertedId {
     id: Uuid,
 }
 
-/// Stores `new` events and a delivery for each that has a subscriber, then
-/// wakes the workers; all in the caller's transaction, so nothing is
-/// visible (or delivered) before it commits. Events whose idempotency key
-/// was used before are not stored again: their first event is answered.
-/// A delivery whose event carries a [`Lease`](super::models::Lease) is
-/// stored under it, for this process to attempt without a claim.
-///
-/// One statement for any number of events: the rows travel as arrays and
-/// `unnest` turns them back into rows, so Postgres parses and plans one
-/// small statement (prepared once per connection, see [`Prepared`]) instead of a `VALUES` list as long as the batch,
-/// and events and deliveries go in together.
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    new: &[NewEvent],
-) -> Result<Vec<Stored>, DispatchError> {
-    use diesel::sql_types::{Array, Bool, Bytea, Int4, Nullable, Text, Timestamptz};
-    let delivery_ids: Vec<Option<Uuid>> = new
-        .iter()
-        .map(|e| e.has_subscriber.then(Uuid::now_v7))
-        .collect();
-    let inserted: HashSet<Uuid> = Prepared(
-        diesel::sql_query(
+/// The insert of a batch of events with their deliveries, with `$on_conflict`
+/// between the events' insert and its `RETURNING`.
+macro_rules! insert_statement {
+    ($on_conflict:literal) => {
+        concat!(
             "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::bytea[], $5::text[], $6::bool[],
                                   $7::bool[], $8::timestamptz[], $9::text[], $10::uuid[], $11::uuid[],
@@ -60,8 +43,9 @@ pub async fn insert(
                                  has_subscriber, occurred_at, trace_context, delivery_id)
              SELECT id, partner_id, notification_type, payload, idempotency_key, is_test,
                     has_subscriber, occurred_at, trace_context, delivery_id
-             FROM input
-             ON CONFLICT DO NOTHING
+             FROM input ",
+            $on_conflict,
+            "
              RETURNING id
          ),
          scheduled AS (
@@ -74,26 +58,51 @@ pub async fn insert(
              FROM input i JOIN inserted USING (id)
              WHERE i.delivery_id IS NOT NULL
          )
-         SELECT id FROM inserted",
-    )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(new.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind::<Array<diesel::sql_types::Uuid>, _>(new.iter().map(|e| e.partner_id).collect::<Vec<_>>())
-    .bind::<Array<Int4>, _>(new.iter().map(|e| e.notification_type).collect::<Vec<_>>())
-    .bind::<Array<Bytea>, _>(new.iter().map(|e| e.payload.as_ref()).collect::<Vec<&[u8]>>())
-    .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.idempotency_key.clone()).collect::<Vec<_>>())
-    .bind::<Array<Bool>, _>(new.iter().map(|e| e.is_test).collect::<Vec<_>>())
-    .bind::<Array<Bool>, _>(new.iter().map(|e| e.has_subscriber).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(new.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(new.iter().map(|e| e.trace_context.clone()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(delivery_ids.clone())
-        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(new.iter().map(|e| e.lease.map(|l| l.token)).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Int4>>, _>(new.iter().map(|e| e.lease.map(|l| i32::try_from(l.length.as_millis()).unwrap_or(i32::MAX))).collect::<Vec<_>>()),
-    )
-    .load::<InsertedId>(conn)
-    .await?
-    .into_iter()
-    .map(|row| row.id)
-    .collect();
+         SELECT id FROM inserted"
+        )
+    };
+}
+
+/// Events with an idempotency key: one whose key was used is skipped.
+const INSERT_KEYED: &str = insert_statement!("ON CONFLICT DO NOTHING");
+
+/// Events without a key, which cannot conflict (their ids are minted here):
+/// a plain insert. `ON CONFLICT` makes every row a speculative insertion,
+/// which cost a sixth of Postgres's CPU per event in `bench ingest`
+/// (docs/benchmarks.md, "Ninth round").
+const INSERT_UNKEYED: &str = insert_statement!("");
+
+/// Stores `new` events and a delivery for each that has a subscriber, then
+/// wakes the workers; all in the caller's transaction, so nothing is
+/// visible (or delivered) before it commits. Events whose idempotency key
+/// was used before are not stored again: their first event is answered.
+/// A delivery whose event carries a [`Lease`](super::models::Lease) is
+/// stored under it, for this process to attempt without a claim.
+///
+/// One statement for the events with an idempotency key and one for those
+/// without, each for any number of events: the rows travel as arrays and
+/// `unnest` turns them back into rows, so Postgres parses and plans one
+/// small statement (prepared once per connection, see [`Prepared`])
+/// instead of a `VALUES` list as long as the batch, and events and
+/// deliveries go in together.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: &[NewEvent],
+) -> Result<Vec<Stored>, DispatchError> {
+    let delivery_ids: Vec<Option<Uuid>> = new
+        .iter()
+        .map(|e| e.has_subscriber.then(Uuid::now_v7))
+        .collect();
+    let (keyed, unkeyed): (Vec<_>, Vec<_>) = new
+        .iter()
+        .zip(&delivery_ids)
+        .partition(|(e, _)| e.idempotency_key.is_some());
+    let mut inserted = HashSet::with_capacity(new.len());
+    for (statement, events) in [(INSERT_KEYED, keyed), (INSERT_UNKEYED, unkeyed)] {
+        if !events.is_empty() {
+            inserted.extend(insert_rows(conn, statement, &events).await?);
+        }
+    }
     let mut results = Vec::with_capacity(new.len());
     // Wake the workers only for deliveries left for a claim.
     let mut scheduled = false;
@@ -115,6 +124,51 @@ pub async fn insert(
             .await?;
     }
     Ok(results)
+}
+
+/// Runs one of the insert statements for `events` (each with its delivery's
+/// id, if it has one); answers the ids of the events inserted.
+async fn insert_rows(
+    conn: &mut AsyncPgConnection,
+    statement: &'static str,
+    events: &[(&NewEvent, &Option<Uuid>)],
+) -> Result<Vec<Uuid>, DispatchError> {
+    use diesel::sql_types::{Array, Bool, Bytea, Int4, Nullable, Text, Timestamptz};
+    fn column<T>(events: &[(&NewEvent, &Option<Uuid>)], f: impl Fn(&NewEvent) -> T) -> Vec<T> {
+        events.iter().map(|(e, _)| f(e)).collect()
+    }
+    Ok(Prepared(
+        diesel::sql_query(statement)
+            .bind::<Array<diesel::sql_types::Uuid>, _>(column(events, |e| e.id))
+            .bind::<Array<diesel::sql_types::Uuid>, _>(column(events, |e| e.partner_id))
+            .bind::<Array<Int4>, _>(column(events, |e| e.notification_type))
+            .bind::<Array<Bytea>, _>(
+                events
+                    .iter()
+                    .map(|(e, _)| e.payload.as_ref())
+                    .collect::<Vec<&[u8]>>(),
+            )
+            .bind::<Array<Nullable<Text>>, _>(column(events, |e| e.idempotency_key.clone()))
+            .bind::<Array<Bool>, _>(column(events, |e| e.is_test))
+            .bind::<Array<Bool>, _>(column(events, |e| e.has_subscriber))
+            .bind::<Array<Timestamptz>, _>(column(events, |e| e.occurred_at))
+            .bind::<Array<Nullable<Text>>, _>(column(events, |e| e.trace_context.clone()))
+            .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(
+                events.iter().map(|(_, id)| **id).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(column(events, |e| {
+                e.lease.map(|l| l.token)
+            }))
+            .bind::<Array<Nullable<Int4>>, _>(column(events, |e| {
+                e.lease
+                    .map(|l| i32::try_from(l.length.as_millis()).unwrap_or(i32::MAX))
+            })),
+    )
+    .load::<InsertedId>(conn)
+    .await?
+    .into_iter()
+    .map(|row| row.id)
+    .collect())
 }
 
 /// The event (and delivery) an earlier publish with the same key made.

@@ -190,6 +190,85 @@ async fn the_idempotency_key_prevents_a_second_delivery() {
     assert_eq!(world.receiver.requests().len(), 1);
 }
 
+/// Events with and without an idempotency key go in by statements of their
+/// own (`storage::events`); the answers keep the batch's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mixing_keyed_and_unkeyed_events_answers_each_in_order() {
+    let mut world = World::start().await;
+    let url = world.receiver.url("/hooks");
+    let (partner, _) = world.partner_with_callback(&url, None).await;
+    let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
+    let mut client = dispatcher.client.clone();
+    let keyed = |n: u32, key: &str| {
+        let mut request = publish(&partner, &format!(r#"{{"n":{n}}}"#));
+        request.idempotency_key = Some(key.into());
+        request
+    };
+    let first = client
+        .publish(keyed(0, "order-1"))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let events = vec![
+        publish(&partner, r#"{"n":1}"#),
+        keyed(2, "order-1"),
+        keyed(3, "order-2"),
+        publish(&partner, r#"{"n":4}"#),
+        keyed(5, "order-2"),
+    ];
+    let results = client
+        .publish_batch(dpb::PublishBatchRequest { events })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let duplicate: Vec<bool> = results.iter().map(|r| r.duplicate).collect();
+    assert_eq!(duplicate, [false, true, false, false, true], "{results:?}");
+    assert_eq!(results[1].event_id, first.event_id, "the key's first event");
+    assert_eq!(results[1].delivery_id, first.delivery_id);
+    assert_eq!(
+        results[4].event_id, results[2].event_id,
+        "a key used twice in one batch: the first wins"
+    );
+    let new: std::collections::HashSet<_> = [&results[0], &results[2], &results[3]]
+        .iter()
+        .map(|r| r.event_id.clone())
+        .chain([first.event_id.clone()])
+        .collect();
+    assert_eq!(new.len(), 4, "each new event has its own id: {results:?}");
+
+    // One request per stored event (n = 0, 1, 3, 4), each body once.
+    let received = world
+        .receiver
+        .wait_for_requests(4, Duration::from_secs(15))
+        .await
+        .unwrap();
+    let mut bodies: Vec<String> = received
+        .iter()
+        .map(|r| r.body_text().into_owned())
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [r#"{"n":0}"#, r#"{"n":1}"#, r#"{"n":3}"#, r#"{"n":4}"#]
+    );
+    for result in [&results[0], &results[2], &results[3]] {
+        delivery_with_status(
+            &client,
+            result.delivery_id.as_deref().unwrap(),
+            dpb::DeliveryStatus::Delivered,
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    assert_eq!(
+        world.receiver.requests().len(),
+        4,
+        "nothing delivered twice"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_delivered_and_redelivery_sends_again() {
     let mut world = World::start().await;
