@@ -9,7 +9,7 @@ use base64::Engine as _;
 use callbacks_proto::dispatcher::v1 as dpb;
 use callbacks_proto::registry::v1 as rpb;
 
-use crate::{TYPE, World, delivery_with_status, publish};
+use crate::{TYPE, World, delivery_with_status, publish, sorted_bodies};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrives_once_exact_signed_and_authenticated() {
@@ -239,16 +239,7 @@ async fn a_batch_mixing_keyed_and_unkeyed_events_answers_each_in_order() {
     assert_eq!(new.len(), 4, "each new event has its own id: {results:?}");
 
     // One request per stored event (n = 0, 1, 3, 4), each body once.
-    let received = world
-        .receiver
-        .wait_for_requests(4, Duration::from_secs(15))
-        .await
-        .unwrap();
-    let mut bodies: Vec<String> = received
-        .iter()
-        .map(|r| r.body_text().into_owned())
-        .collect();
-    bodies.sort();
+    let bodies = sorted_bodies(&world.receiver, 4, Duration::from_secs(15)).await;
     assert_eq!(
         bodies,
         [r#"{"n":0}"#, r#"{"n":1}"#, r#"{"n":3}"#, r#"{"n":4}"#]
@@ -285,16 +276,7 @@ async fn a_batch_is_delivered_and_redelivery_sends_again() {
         .unwrap()
         .into_inner();
     assert_eq!(published.results.len(), 50);
-    let received = world
-        .receiver
-        .wait_for_requests(50, Duration::from_secs(15))
-        .await
-        .unwrap();
-    let mut bodies: Vec<String> = received
-        .iter()
-        .map(|r| r.body_text().into_owned())
-        .collect();
-    bodies.sort();
+    let mut bodies = sorted_bodies(&world.receiver, 50, Duration::from_secs(15)).await;
     bodies.dedup();
     assert_eq!(bodies.len(), 50, "each event once");
 

@@ -263,6 +263,19 @@ pub fn publish(partner: &str, payload: &str) -> dpb::PublishRequest {
     }
 }
 
+/// Waits for `n` requests at `receiver`; answers their bodies, sorted.
+pub async fn sorted_bodies(receiver: &WebhookReceiver, n: usize, timeout: Duration) -> Vec<String> {
+    let mut bodies: Vec<String> = receiver
+        .wait_for_requests(n, timeout)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.body_text().into_owned())
+        .collect();
+    bodies.sort();
+    bodies
+}
+
 /// Waits until the delivery reaches `status`, and returns it.
 pub async fn delivery_with_status(
     client: &DispatcherServiceClient<Channel>,
