@@ -370,7 +370,7 @@ pub async fn deliver(scale: Scale) -> anyhow::Result<Report> {
         );
     }
     report.notes.push(
-        "p50 and p99: publish (the call's send) to receipt, in the phases that publish; a backlog's deliveries wait by design.".into(),
+        "p50 and p99: publish (the call's send) to receipt, in the phases that publish; a backlog's deliveries wait by design. Those phases publish as fast as `PublishBatch` goes, faster than deliveries go, so most of their latency is the wait in the queue that builds.".into(),
     );
     report.notes.push(stack.peak_rss().note());
     Ok(report)
