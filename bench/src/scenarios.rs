@@ -637,8 +637,8 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
                 ms(all.max),
                 phase.lost.to_string(),
                 phase.duplicated.to_string(),
-                per_thousand(phase.cpu.processes / phase.events.max(1) as f64),
-                per_thousand(phase.cpu.postgres / phase.events.max(1) as f64),
+                per_thousand(phase.dispatcher_cpu / phase.events.max(1) as f64),
+                per_thousand(phase.postgres_cpu / phase.events.max(1) as f64),
                 runs.join(", "),
             ]);
             all.p99
@@ -673,15 +673,9 @@ struct Phase {
     events: usize,
     lost: usize,
     duplicated: usize,
-    /// CPU seconds (not per unit) of the dispatcher and Postgres.
-    cpu: Spent,
-}
-
-/// CPU seconds spent, added up over windows.
-#[derive(Debug, Default, Clone, Copy)]
-struct Spent {
-    processes: f64,
-    postgres: f64,
+    /// CPU seconds (in all, not per event) of the dispatcher and Postgres.
+    dispatcher_cpu: f64,
+    postgres_cpu: f64,
 }
 
 /// One run of the isolation phases on a fresh stack, adding to `phases`;
@@ -713,8 +707,8 @@ async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<
             load.await?;
         }
         let used = cpu.used(1);
-        phase.cpu.processes += used.processes;
-        phase.cpu.postgres += used.postgres;
+        phase.dispatcher_cpu += used.processes;
+        phase.postgres_cpu += used.postgres;
         phase.p99s.push(percentiles(samples.clone()).p99);
         phase.samples.extend(samples);
         phase.events += events;
