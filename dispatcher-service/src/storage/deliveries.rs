@@ -94,7 +94,10 @@ pub async fn redeliver(
             "delivery {id} is still pending; it will be attempted on schedule"
         )));
     }
-    let updated = diesel::update(deliveries::table.find(id))
+    // The answer is the row this update wrote: read again afterwards, it
+    // could already show the new series' outcome (a worker may claim the
+    // delivery the moment the update commits).
+    let Some(updated) = diesel::update(deliveries::table.find(id))
         .filter(deliveries::status.ne(DeliveryStatus::Pending.as_str()))
         .set((
             deliveries::status.eq(DeliveryStatus::Pending.as_str()),
@@ -104,17 +107,19 @@ pub async fn redeliver(
             deliveries::completed_at.eq(None::<chrono::DateTime<chrono::Utc>>),
             deliveries::updated_at.eq(diesel::dsl::now),
         ))
-        .execute(conn)
-        .await?;
-    if updated == 0 {
+        .returning(DeliveryRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+    else {
         return Err(DispatchError::FailedPrecondition(format!(
             "delivery {id} was redelivered concurrently"
         )));
-    }
+    };
     diesel::sql_query(format!("NOTIFY {WAKE_CHANNEL}"))
         .execute(conn)
         .await?;
-    get(conn, id, partner)
-        .await?
-        .ok_or_else(|| DispatchError::NotFound(format!("delivery {id} does not exist")))
+    let mut delivery = updated.into_domain(Vec::new());
+    delivery.attempts = existing.attempts;
+    Ok(delivery)
 }

@@ -115,6 +115,12 @@ async fn echo_reaches_the_receiver_and_the_log_tells() {
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::ACCEPTED);
+    // The answer is the state the redelivery made, even when the worker
+    // has already sent it again: due now, with the first attempt's log.
+    let redelivered: Value = again.json().await.unwrap();
+    assert_eq!(redelivered["status"], "pending", "{redelivered}");
+    assert!(redelivered["nextAttemptAt"].is_string(), "{redelivered}");
+    assert_eq!(redelivered["attempts"].as_array().map(Vec::len), Some(1));
     receiver
         .wait_for_requests(2, Duration::from_secs(10))
         .await
