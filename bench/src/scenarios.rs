@@ -742,33 +742,25 @@ fn side_load(
 }
 
 /// The dispatcher's claim statement (`storage::queue::CLAIM`) of 128 with
-/// the current backlog, reading the whole due index as a full read does;
-/// run and rolled back, `rounds` times: how long each took. The tables are
-/// analysed first, so it plans as the dispatcher's does.
+/// the current backlog, from the cursor; run and rolled back, `rounds`
+/// times: how long each took. The tables are analysed first, and the
+/// session set up as the dispatcher's claim connection, so it plans as the
+/// dispatcher's does.
 async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Percentiles> {
+    use dispatcher_service::storage::queue::{CLAIM, Role};
     use tokio_postgres::types::Type;
     let client = stack.dispatch_db.client().await?;
+    client.batch_execute(Role::Claims.session()).await?;
     // Typed as the dispatcher binds them.
     let claim = client
-        .prepare_typed(
-            dispatcher_service::storage::queue::CLAIM,
-            &[Type::INT4, Type::INT4, Type::UUID, Type::TIMESTAMPTZ],
-        )
+        .prepare_typed(CLAIM, &[Type::INT4, Type::INT4, Type::UUID])
         .await?;
     let mut took = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         client.batch_execute("BEGIN").await?;
         let started = Instant::now();
         client
-            .query(
-                &claim,
-                &[
-                    &128_i32,
-                    &60_000_i32,
-                    &Uuid::new_v4(),
-                    &std::time::SystemTime::UNIX_EPOCH,
-                ],
-            )
+            .query(&claim, &[&128_i32, &60_000_i32, &Uuid::new_v4()])
             .await?;
         took.push(started.elapsed());
         client.batch_execute("ROLLBACK").await?;

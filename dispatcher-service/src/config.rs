@@ -98,7 +98,7 @@ pub struct Config {
     pub per_endpoint_concurrency: usize,
 
     /// How often to look for due work when nothing wakes the worker, and
-    /// to read the whole due index again (see `storage::queue::Head`).
+    /// to sweep behind the queue's cursor (see `storage::queue`).
     #[arg(long, env = "DISPATCHER_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 

@@ -16,7 +16,7 @@ use crate::storage::commit::Committer;
 use crate::storage::deliveries::{self, ListFilter};
 use crate::storage::events::Stored;
 use crate::storage::models::NewEvent;
-use crate::storage::queue::Claimed;
+use crate::storage::queue::{Claimed, Hold};
 
 /// Committer tasks: enough that one gathers the next batch while another
 /// writes, few enough to leave the pool's connections to the workers.
@@ -255,7 +255,7 @@ fn hand_off(
             Some((reserved, event)) => worker.hand_off(
                 Claimed {
                     id: delivery_id,
-                    lease_token: reserved.lease.token,
+                    hold: Hold::handed_off(reserved.lease.token),
                     event_id: event.id,
                     partner_id: event.partner_id,
                     notification_type: event.notification_type,

@@ -2,16 +2,20 @@
 //!
 //! ```text
 //!  claim (≤ free in-flight slots) ──▶ one task per delivery ──▶ completer
-//!      ▲   FOR UPDATE SKIP LOCKED   ▲    resolve (cached)          batches outcomes
-//!      │   + lease token            │    endpoint slot or defer    into one fenced write,
+//!      ▲   from the cursor, or      ▲    resolve (cached)          batches outcomes
+//!      │   sweep behind it          │    endpoint slot or defer    into one fenced write,
 //!  NOTIFY / poll                    │    HTTP attempt              then reports state changes
 //!                        hand-off from this process's publishes
 //! ```
 //!
+//! Claims and sweeps alternate on one connection: a sweep once per poll
+//! interval, and when a notification says work committed behind the
+//! cursor (see `storage::queue`, and [`listen`]); claims otherwise.
+//!
 //! Hand-off: a publish to this process reserves free slots first, stores
 //! that many of its deliveries already leased to us, and after the commit
-//! hands them straight to the loop. They skip the claim (a write per
-//! delivery) and the wake-up, and so reach the partner sooner. Whatever
+//! hands them straight to the loop. They skip the claim and the wake-up,
+//! and so reach the partner sooner. Whatever
 //! finds no free slot is stored unleased and claimed as usual; a hand-off
 //! that never arrives (a crash between commit and hand-off) is claimed when
 //! its lease runs out, like any claim of a crashed worker.
@@ -33,10 +37,11 @@
 //! millisecond to the healthy endpoints' p99.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt as _, HashSet};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -48,9 +53,9 @@ use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, Retr
 use crate::registry::{RegistryClient, Resolution, Target};
 use crate::storage::models::Lease;
 use crate::storage::queue::{
-    self, AttemptRecord, Claimed, Completion, Head, QueueConnection, Role,
+    self, AttemptRecord, Claimed, Completion, Hold, QueueConnection, Role,
 };
-use crate::storage::{DbPool, WAKE_CHANNEL};
+use crate::storage::{DbPool, WAKE_CHANNEL, notified_due};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -58,8 +63,8 @@ pub struct WorkerSettings {
     pub batch_size: u32,
     /// How long a claim is exclusive; must outlast an attempt.
     pub lease: Duration,
-    /// How often to look for due work when nothing wakes us, and to read
-    /// the whole due index again (see [`Head`]).
+    /// How often to look for due work when nothing wakes us, and to sweep
+    /// behind the cursor (see `storage::queue`).
     pub poll_interval: Duration,
     pub max_in_flight: usize,
     pub per_endpoint: usize,
@@ -225,8 +230,98 @@ pub struct Worker {
     handoffs_rx: Mutex<Option<mpsc::UnboundedReceiver<HandOff>>>,
     endpoints: Mutex<HashMap<Uuid, Endpoint>>,
     /// Claimed and not yet completed: released if shutdown abandons them.
-    in_flight: Mutex<HashMap<Uuid, Uuid>>,
+    in_flight: Mutex<HashMap<Uuid, Hold>>,
+    /// Each batch claimed or swept here, with how many of its deliveries
+    /// have no outcome handed to the completer yet; the completer deletes
+    /// a batch's `claims` row with its last outcome.
+    batches: Batches,
+    /// Where this process's claims left the cursor, and the earliest due
+    /// time notified since that lies behind it (see [`listen`]).
+    cursor: Arc<CursorWatch>,
     meters: Meters,
+}
+
+type Batches = Arc<Mutex<HashMap<Uuid, u32>>>;
+
+/// What the claim loop and the listener share about the cursor, in
+/// microseconds since the epoch (see [`listen`]).
+#[derive(Debug)]
+struct CursorWatch {
+    /// The latest due time this process's claims took.
+    passed: AtomicI64,
+    /// Whether a claim is running.
+    claiming: AtomicBool,
+    /// The earliest due time notified while a claim ran and not at or
+    /// before `passed`: the claim may have seen that work, or not.
+    during: AtomicI64,
+    /// The earliest due time notified at or before `passed` (work that
+    /// committed behind the cursor), or notified during a claim that then
+    /// passed it: for a sweep. `i64::MAX` when none.
+    behind: AtomicI64,
+}
+
+/// The least time between two sweeps for work notified behind the cursor.
+/// Under a steady stream of publishes nearly every claim runs while one
+/// commits, and cannot tell whether it saw it; a sweep after each would
+/// double the queue's statements. So such work waits up to this long.
+const LATE_SWEEP_GAP: Duration = Duration::from_millis(10);
+
+impl CursorWatch {
+    fn new() -> Self {
+        Self {
+            passed: AtomicI64::new(i64::MIN),
+            claiming: AtomicBool::new(false),
+            during: AtomicI64::new(i64::MAX),
+            behind: AtomicI64::new(i64::MAX),
+        }
+    }
+
+    fn claim_starts(&self) {
+        self.claiming.store(true, Ordering::SeqCst);
+    }
+
+    /// A claim that took deliveries due up to `latest` has ended.
+    fn claim_ended(&self, latest: Option<DateTime<Utc>>) {
+        if let Some(latest) = latest {
+            self.passed
+                .fetch_max(latest.timestamp_micros(), Ordering::SeqCst);
+        }
+        self.claiming.store(false, Ordering::SeqCst);
+        let during = self.during.swap(i64::MAX, Ordering::SeqCst);
+        if during <= self.passed.load(Ordering::SeqCst) {
+            self.behind.fetch_min(during, Ordering::SeqCst);
+        }
+    }
+
+    /// Notes work notified as due at `due`.
+    fn notified(&self, due: DateTime<Utc>) {
+        let due = due.timestamp_micros();
+        if due <= self.passed.load(Ordering::SeqCst) {
+            self.behind.fetch_min(due, Ordering::SeqCst);
+        } else if self.claiming.load(Ordering::SeqCst) {
+            self.during.fetch_min(due, Ordering::SeqCst);
+        }
+    }
+
+    fn has_behind(&self) -> bool {
+        self.behind.load(Ordering::SeqCst) != i64::MAX
+    }
+
+    /// The earliest due time notified behind the cursor since last asked.
+    fn take_behind(&self) -> Option<DateTime<Utc>> {
+        match self.behind.swap(i64::MAX, Ordering::SeqCst) {
+            i64::MAX => None,
+            micros => DateTime::from_timestamp_micros(micros),
+        }
+    }
+}
+
+/// What the loop takes work by.
+#[derive(Debug, Clone, Copy)]
+enum Take {
+    Claim,
+    /// A sweep behind the cursor from this due time on.
+    Sweep(DateTime<Utc>),
 }
 
 /// The attempt metrics, registered once: the `counter!`-style macros look
@@ -262,7 +357,7 @@ fn jitter_draw() -> f64 {
 fn release(claimed: &Claimed, after: Duration, error: Option<String>) -> Completion {
     Completion {
         delivery_id: claimed.id,
-        lease_token: claimed.lease_token,
+        hold: claimed.hold,
         status: DeliveryStatus::Pending,
         next_attempt_at: Utc::now() + after,
         attempt: None,
@@ -291,6 +386,8 @@ impl Worker {
             handoffs_rx: Mutex::new(Some(handoffs_rx)),
             endpoints: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            batches: Arc::new(Mutex::new(HashMap::new())),
+            cursor: Arc::new(CursorWatch::new()),
             meters: Meters::new(),
         })
     }
@@ -437,11 +534,13 @@ impl Worker {
             self.pool.clone(),
             self.statement_timeout(),
             self.registry.clone(),
+            self.batches.clone(),
             done_rx,
         ));
         let listener = tokio::spawn(listen(
             self.pool.clone(),
             self.wake.clone(),
+            self.cursor.clone(),
             shutdown.clone(),
         ));
         let slots = self.slots.clone();
@@ -454,8 +553,12 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut connection =
             QueueConnection::new(self.pool.clone(), Role::Claims, self.statement_timeout());
-        // The whole queue is read again as often as it is polled.
-        let mut head = Head::new(self.settings.poll_interval);
+        // Everything behind the cursor is swept as often as the queue is
+        // polled, first at start (a crashed predecessor's batches).
+        let mut next_full_sweep = Instant::now();
+        // A sweep that came back full, to go on with.
+        let mut sweep_more: Option<DateTime<Utc>> = None;
+        let mut late_sweep_at = tokio::time::Instant::now();
         // Claim when woken, when the poll comes round, and again while
         // claims come back full; never just because a hand-off arrived
         // (that would run a claim per publish, and hand-offs would queue
@@ -478,6 +581,7 @@ impl Worker {
                 tokio::select! {
                     _ = self.wake.notified() => claim_now = true,
                     _ = tokio::time::sleep_until(next_poll) => claim_now = true,
+                    _ = tokio::time::sleep_until(late_sweep_at), if self.cursor.has_behind() => claim_now = true,
                     Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
                     _ = shutdown.cancelled() => break,
                 }
@@ -512,7 +616,22 @@ impl Worker {
                 }
             }
             let limit = u32::try_from(reserved.num_permits()).unwrap_or(limit);
-            let claim = self.claim(&mut connection, &mut head, limit);
+            let take = if next_full_sweep <= Instant::now() {
+                next_full_sweep = Instant::now() + self.settings.poll_interval;
+                Take::Sweep(DateTime::UNIX_EPOCH)
+            } else if let Some(from) = sweep_more.take() {
+                Take::Sweep(from)
+            } else if let Some(from) = (late_sweep_at <= tokio::time::Instant::now())
+                .then(|| self.cursor.take_behind())
+                .flatten()
+            {
+                late_sweep_at = tokio::time::Instant::now() + LATE_SWEEP_GAP;
+                Take::Sweep(from)
+            } else {
+                self.cursor.claim_starts();
+                Take::Claim
+            };
+            let claim = self.take(&mut connection, take, limit);
             tokio::pin!(claim);
             let claimed = loop {
                 tokio::select! {
@@ -527,9 +646,23 @@ impl Worker {
                     Vec::new()
                 }
             };
-            // A full claim suggests more is due.
-            claim_now = (claimed.len() as u32) == limit;
+            // A full claim suggests more is due; a full sweep, more behind.
+            let full = (claimed.len() as u32) == limit;
+            claim_now = full || matches!(take, Take::Sweep(_));
+            if let (true, Take::Sweep(from)) = (full, take) {
+                sweep_more = Some(from);
+            }
             next_poll = tokio::time::Instant::now() + self.settings.poll_interval;
+            if let Take::Claim = take {
+                self.cursor
+                    .claim_ended(claimed.iter().filter_map(|c| c.hold.was_due).max());
+            }
+            if let Some(first) = claimed.first() {
+                self.batches
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(first.hold.token, claimed.len() as u32);
+            }
             // The lease runs from (just before) now.
             let claimed_at = Instant::now();
             for delivery in claimed {
@@ -577,19 +710,19 @@ impl Worker {
         }
         // Whatever is still marked in flight was abandoned, and so is a
         // hand-off that arrived too late to start: make them due now.
-        let mut abandoned: Vec<(Uuid, Uuid)> = self
+        let mut abandoned: Vec<(Uuid, Hold)> = self
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain()
             .collect();
         while let Ok(late) = handoffs.try_recv() {
-            abandoned.push((late.claimed.id, late.claimed.lease_token));
+            abandoned.push((late.claimed.id, late.claimed.hold));
         }
-        for (delivery_id, lease_token) in abandoned {
+        for (delivery_id, hold) in abandoned {
             let completion = Completion {
                 delivery_id,
-                lease_token,
+                hold,
                 status: DeliveryStatus::Pending,
                 next_attempt_at: Utc::now(),
                 attempt: None,
@@ -623,7 +756,7 @@ impl Worker {
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(claimed.id, claimed.lease_token);
+            .insert(claimed.id, claimed.hold);
         // Boxed: the future (the whole attempt, hyper's included) is large,
         // and unboxed it was copied on its way into the task (about 2 % of
         // the dispatcher's CPU went on those copies in a profile).
@@ -635,15 +768,18 @@ impl Worker {
         )));
     }
 
-    async fn claim(
+    async fn take(
         &self,
         connection: &mut QueueConnection,
-        head: &mut Head,
+        take: Take,
         limit: u32,
     ) -> Result<Vec<Claimed>, DispatchError> {
         let lease = self.settings.lease;
         connection
-            .run(async |conn| queue::claim(conn, limit, lease, head).await)
+            .run(async |conn| match take {
+                Take::Claim => queue::claim(conn, limit, lease).await,
+                Take::Sweep(from) => queue::sweep(conn, limit, lease, from).await,
+            })
             .await
     }
 
@@ -670,7 +806,7 @@ impl Worker {
             Ok(Resolution::NoSubscriber) => {
                 let completion = Completion {
                     delivery_id: claimed.id,
-                    lease_token: claimed.lease_token,
+                    hold: claimed.hold,
                     status: DeliveryStatus::Cancelled,
                     next_attempt_at: Utc::now(),
                     attempt: None,
@@ -752,7 +888,7 @@ impl Worker {
             // Only this claim's entry: a later claim of the same delivery
             // (after this one's lease ran out) keeps its own.
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if in_flight.get(&id) == Some(&outcome.completion.lease_token) {
+            if in_flight.get(&id) == Some(&outcome.completion.hold) {
                 in_flight.remove(&id);
             }
         }
@@ -821,7 +957,7 @@ impl Worker {
         Done {
             completion: Completion {
                 delivery_id: claimed.id,
-                lease_token: claimed.lease_token,
+                hold: claimed.hold,
                 status,
                 next_attempt_at,
                 error: outcome.result.reason(),
@@ -849,6 +985,7 @@ async fn complete(
     pool: DbPool,
     timeout: Duration,
     registry: Arc<RegistryClient>,
+    batches: Batches,
     mut done: mpsc::Receiver<Done>,
 ) {
     // Registered once, like the attempt metrics (`Meters`).
@@ -867,9 +1004,27 @@ async fn complete(
     let mut batch = Vec::with_capacity(256);
     let mut completions: Vec<Completion> = Vec::with_capacity(256);
     let mut reports: Vec<Option<Report>> = Vec::with_capacity(256);
+    let mut finished_batches: Vec<Uuid> = Vec::new();
     while done.recv_many(&mut batch, 256).await > 0 {
         completions.clear();
         reports.clear();
+        finished_batches.clear();
+        {
+            let mut batches = batches.lock().unwrap_or_else(|p| p.into_inner());
+            for d in &batch {
+                let hold = d.completion.hold;
+                if !hold.batch {
+                    continue;
+                }
+                if let Some(left) = batches.get_mut(&hold.token) {
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        batches.remove(&hold.token);
+                        finished_batches.push(hold.token);
+                    }
+                }
+            }
+        }
         for d in batch.drain(..) {
             completions.push(d.completion);
             reports.push(d.report);
@@ -877,7 +1032,7 @@ async fn complete(
         let mut applied = None;
         for round in 1..=10u32 {
             let result = connection
-                .run(async |conn| queue::complete(conn, &completions).await)
+                .run(async |conn| queue::complete(conn, &completions, &finished_batches).await)
                 .await;
             match result {
                 Ok(ids) => {
@@ -908,7 +1063,7 @@ async fn complete(
         }
         let applied: HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
         for (completion, report) in completions.iter().zip(reports.drain(..)) {
-            if !applied.contains(&(completion.delivery_id, completion.lease_token)) {
+            if !applied.contains(&(completion.delivery_id, completion.hold.token)) {
                 continue;
             }
             if let Some((_, counter)) = finished.iter().find(|(s, _)| *s == completion.status) {
@@ -928,7 +1083,22 @@ async fn complete(
 
 /// `LISTEN`s for new work and wakes the claim loop; reconnects when the
 /// connection drops. Polling in the loop covers any gap.
-async fn listen(pool: DbPool, wake: Arc<Notify>, shutdown: CancellationToken) {
+///
+/// A notification's due time is compared with where this process's claims
+/// have taken the cursor as it arrives ([`CursorWatch`]). At or before it,
+/// the work committed behind the cursor, and the loop sweeps from there.
+/// After it, the next claim takes the work, unless it arrived while a
+/// claim ran: that claim may or may not have seen the commit, and if it
+/// passed the due time, the loop sweeps from there too (at most once per
+/// [`LATE_SWEEP_GAP`]). Work whose notification is lost, or whose due time
+/// another replica's claims passed, waits for the full sweep that each
+/// process makes once per poll interval.
+async fn listen(
+    pool: DbPool,
+    wake: Arc<Notify>,
+    cursor: Arc<CursorWatch>,
+    shutdown: CancellationToken,
+) {
     use diesel_async::RunQueryDsl;
     use futures_util::StreamExt;
     while !shutdown.is_cancelled() {
@@ -946,7 +1116,12 @@ async fn listen(pool: DbPool, wake: Arc<Notify>, shutdown: CancellationToken) {
                 loop {
                     tokio::select! {
                         next = notifications.next() => match next {
-                            Some(Ok(_)) => wake.notify_one(),
+                            Some(Ok(notification)) => {
+                                if let Some(due) = notified_due(&notification.payload) {
+                                    cursor.notified(due);
+                                }
+                                wake.notify_one();
+                            }
                             _ => break,
                         },
                         _ = shutdown.cancelled() => return,
@@ -983,7 +1158,7 @@ mod tests {
         ));
         let claimed = Claimed {
             id: Uuid::nil(),
-            lease_token: Uuid::nil(),
+            hold: Hold::handed_off(Uuid::nil()),
             event_id: Uuid::nil(),
             partner_id: Uuid::nil(),
             notification_type: 5,
@@ -1093,5 +1268,44 @@ mod tests {
             "{:?}",
             endpoint.pace
         );
+    }
+
+    fn at(micros: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(1_800_000_000_000_000 + micros).unwrap()
+    }
+
+    #[test]
+    fn work_notified_behind_the_cursor_is_swept_for() {
+        let watch = CursorWatch::new();
+        watch.claim_starts();
+        watch.claim_ended(Some(at(100)));
+        // Ahead of where the claims went: the next claim takes it.
+        watch.notified(at(101));
+        assert_eq!(watch.take_behind(), None);
+        // At or behind it: committed behind the cursor.
+        watch.notified(at(90));
+        watch.notified(at(100));
+        assert_eq!(watch.take_behind(), Some(at(90)));
+        assert_eq!(watch.take_behind(), None, "asked once");
+    }
+
+    #[test]
+    fn work_notified_during_a_claim_is_swept_for_if_the_claim_passed_it() {
+        let watch = CursorWatch::new();
+        watch.claim_starts();
+        watch.notified(at(50));
+        // The claim ends short of it: the next claim takes it.
+        watch.claim_ended(Some(at(40)));
+        assert!(!watch.has_behind());
+        watch.claim_starts();
+        watch.notified(at(60));
+        // This claim passed it, and may not have seen it.
+        watch.claim_ended(Some(at(70)));
+        assert_eq!(watch.take_behind(), Some(at(60)));
+        // A claim that took nothing moves nothing.
+        watch.claim_starts();
+        watch.notified(at(80));
+        watch.claim_ended(None);
+        assert_eq!(watch.take_behind(), None);
     }
 }

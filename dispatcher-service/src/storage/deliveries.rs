@@ -4,7 +4,6 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::WAKE_CHANNEL;
 use super::models::{AttemptRow, DeliveryRow};
 use super::schema::{attempts, deliveries, events};
 use crate::domain::{Delivery, DeliveryStatus, DispatchError};
@@ -116,9 +115,7 @@ pub async fn redeliver(
             "delivery {id} was redelivered concurrently"
         )));
     };
-    diesel::sql_query(format!("NOTIFY {WAKE_CHANNEL}"))
-        .execute(conn)
-        .await?;
+    super::notify_due(conn).await?;
     let mut delivery = updated.into_domain(Vec::new());
     delivery.attempts = existing.attempts;
     Ok(delivery)

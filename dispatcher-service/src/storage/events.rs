@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{Prepared, WAKE_CHANNEL};
+use super::Prepared;
 use std::collections::HashSet;
 
 use super::models::NewEvent;
@@ -119,9 +119,7 @@ pub async fn insert(
         }
     }
     if scheduled {
-        diesel::sql_query(format!("NOTIFY {WAKE_CHANNEL}"))
-            .execute(conn)
-            .await?;
+        super::notify_due(conn).await?;
     }
     Ok(results)
 }

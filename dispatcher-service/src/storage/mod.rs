@@ -1,6 +1,6 @@
 //! Postgres through diesel-async: the durable event log, the delivery queue
-//! and the attempt log. `queue.rs` holds the hot path (claim, complete)
-//! as single statements; `events.rs` and `deliveries.rs` the rest.
+//! and the attempt log. `queue.rs` holds the hot path (claim, sweep,
+//! complete); `events.rs` and `deliveries.rs` the rest.
 
 pub mod commit;
 pub mod deliveries;
@@ -21,7 +21,28 @@ use crate::domain::DispatchError;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// The channel `NOTIFY`d when new work is due, so idle workers wake at once.
+/// The payload is the due time of that work (the transaction's `now()`,
+/// in microseconds since the epoch): if a worker's claims have already
+/// passed it when the notification arrives, the work committed behind
+/// the cursor and the worker sweeps for it (see `queue`).
 pub const WAKE_CHANNEL: &str = "deliveries_due";
+
+/// Notifies [`WAKE_CHANNEL`] when the caller's transaction commits, with
+/// its `now()`, the due time of the deliveries it made due.
+pub async fn notify_due(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), DispatchError> {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(format!(
+        "SELECT pg_notify('{WAKE_CHANNEL}', (extract(epoch FROM now()) * 1000000)::bigint::text)"
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The due time a [`WAKE_CHANNEL`] payload carries.
+pub fn notified_due(payload: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_micros(payload.parse().ok()?)
+}
 
 pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DbPool> {
     service_kit::db::connect(database_url, pool_size, MIGRATIONS).await

@@ -1,17 +1,35 @@
 //! The delivery queue, shared by every dispatcher replica.
 //!
-//! - **Claim**: one statement takes up to N due deliveries with
-//!   `FOR UPDATE SKIP LOCKED` (replicas never wait on each other), gives
-//!   them a fresh lease token (one per claim: a delivery is in a claim at
-//!   most once, so the pair (delivery, token) still names one claim of it),
-//!   and pushes `next_attempt_at` to the end of the lease. A worker that
-//!   dies simply lets the lease run out: the delivery is due again and
-//!   another worker claims it. Claims read the due index from where the
-//!   last one left off, not from its start (see [`Head`]).
-//! - **Complete**: one statement writes a batch of outcomes, each only where
-//!   the lease token is still the one minted at its claim. A worker whose
-//!   lease expired and was taken over writes nothing (fencing), so it
-//!   cannot overwrite the outcome of the worker that took over.
+//! - **Claim**: one statement takes up to N due deliveries from the
+//!   **cursor**, the exact (due, id) place in the due index where the last
+//!   claim of any replica stopped, moves the cursor past them, and writes
+//!   one `claims` row for the batch: its token, the end of its lease, and
+//!   its deliveries. It writes no delivery row. A claim used to write each
+//!   one (a lease token, and the due time moved to the lease's end), a new
+//!   version of the row and an entry in each of its indexes, about as
+//!   costly as the completion after it; taking that write away took
+//!   Postgres's time per delivery from about 36–51 µs to 19–28 µs
+//!   (docs/benchmarks.md, "Tenth round"). Replicas take the cursor's row
+//!   lock in turn, so their batches never overlap.
+//! - **Sweep**: what lies behind the cursor is either in a live batch (in
+//!   flight) or waits for a sweep, which takes it into a batch of its own
+//!   and, since it can no longer be told apart by its place, writes that
+//!   batch's token on each row it takes. Rows come to lie behind the
+//!   cursor unclaimed when their transaction commits after a claim has
+//!   moved past their due time (`now()` is the transaction's start): a
+//!   publish, a redelivery, or an outcome written with a clock behind the
+//!   database's. A batch whose lease ended (its worker died or stalled) is
+//!   deleted by the sweep, and its deliveries still pending are taken
+//!   again. Each dispatcher sweeps everything behind the cursor once per
+//!   poll interval, and the stretch from a late publish's due time when
+//!   its `NOTIFY` arrives after this dispatcher's claims passed that time.
+//! - **Complete**: one statement writes a batch of outcomes, each only
+//!   where the delivery is still as its claim found it (see [`Hold`]). A
+//!   worker whose lease ended and whose deliveries were taken over writes
+//!   nothing (fencing), so it cannot overwrite the outcome of the worker
+//!   that took over; nor can an outcome written twice (a retried write)
+//!   count twice. The statement also deletes the `claims` rows of batches
+//!   whose last outcome it writes.
 //!
 //! Each runs on a [`QueueConnection`] of its own, whose session keeps its
 //! plan on the queue's indexes whatever the tables' statistics say (see
@@ -22,19 +40,50 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, Bool, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{QueryableByName, sql_types};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{DbPool, Prepared};
 use crate::domain::{DeliveryStatus, DispatchError};
+
+/// What holds a delivery for a worker, and so what fences its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct Hold {
+    /// The claim's token: its batch's, or the hand-off's (see `batch`).
+    #[diesel(sql_type = SqlUuid, column_name = lease_token)]
+    pub token: Uuid,
+    /// The delivery's due time when a claim took it from the cursor. Its
+    /// outcome is written only if the row is still pending at that due
+    /// time with no token on it: any later write to the row (an outcome,
+    /// a sweep's token) changes one or the other. `None` when the token is
+    /// on the row (a hand-off, or a sweep), and the outcome is written
+    /// only under it.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub was_due: Option<DateTime<Utc>>,
+    /// Whether `token` names a `claims` row, deleted once the batch's last
+    /// outcome is written.
+    #[diesel(sql_type = Bool)]
+    pub batch: bool,
+}
+
+impl Hold {
+    /// A delivery stored at publish already leased to this process.
+    pub fn handed_off(token: Uuid) -> Self {
+        Self {
+            token,
+            was_due: None,
+            batch: false,
+        }
+    }
+}
 
 /// A claimed delivery with what is needed to attempt it.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Claimed {
     #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    pub lease_token: Uuid,
+    #[diesel(embed)]
+    pub hold: Hold,
     #[diesel(sql_type = SqlUuid)]
     pub event_id: Uuid,
     #[diesel(sql_type = SqlUuid)]
@@ -53,121 +102,129 @@ pub struct Claimed {
     pub trace_context: Option<String>,
 }
 
-/// The claim statement: up to `$1` deliveries due since `$4`, the longest
-/// due first, leased for `$2` milliseconds under the token `$3`; each with
-/// when it was due.
-pub const CLAIM: &str = "WITH due AS (
-         SELECT id, next_attempt_at FROM deliveries
-         WHERE status = 'pending' AND next_attempt_at >= $4 AND next_attempt_at <= now()
-         ORDER BY next_attempt_at
+/// The claim statement: up to `$1` due deliveries after the cursor, in
+/// (due, id) order, as the batch `$3` leased for `$2` milliseconds.
+///
+/// - The cursor's row lock keeps replicas' claims apart. A claim that
+///   waited for it reads the deliveries as they were when it began, but
+///   only after the cursor as the other claim left it: it cannot take
+///   what that claim took, and what committed meanwhile behind the rows it
+///   takes is left to a sweep.
+/// - A delivery handed off at publish carries its token until its lease
+///   ends (it is due only then); one taken here had its holder die or
+///   stall, and loses the token, so that the holder's outcome is fenced
+///   off. If the holder's outcome lands first, the delivery has changed
+///   and is left out of the batch.
+/// - The cursor's new place comes from an aggregate, not an `ORDER BY`:
+///   the session prices sorting out (see [`Role::Claims`]).
+pub const CLAIM: &str = "WITH cursor AS MATERIALIZED (
+         SELECT due, id FROM queue_cursor FOR UPDATE
+     ),
+     taken AS MATERIALIZED (
+         SELECT id, next_attempt_at, lease_token, event_id, partner_id, notification_type,
+                attempt_count, series_attempts, is_test
+         FROM deliveries
+         WHERE status = 'pending'
+           AND (next_attempt_at, id) > ((SELECT due FROM cursor), (SELECT id FROM cursor))
+           AND next_attempt_at <= now()
+         ORDER BY next_attempt_at, id
          LIMIT $1
-         FOR UPDATE SKIP LOCKED
+     ),
+     moved AS (
+         UPDATE queue_cursor SET due = last.due, id = last.id
+         FROM (SELECT max(next_attempt_at) AS due,
+                      (array_agg(id ORDER BY next_attempt_at DESC, id DESC))[1] AS id
+               FROM taken) last
+         WHERE last.due IS NOT NULL
+     ),
+     unleased AS (
+         UPDATE deliveries d SET lease_token = NULL
+         FROM taken t
+         WHERE t.lease_token IS NOT NULL AND d.id = t.id AND d.status = 'pending'
+           AND d.lease_token = t.lease_token AND d.next_attempt_at = t.next_attempt_at
+         RETURNING d.id
+     ),
+     kept AS MATERIALIZED (
+         SELECT * FROM taken
+         WHERE lease_token IS NULL OR id IN (SELECT id FROM unleased)
+     ),
+     batch AS (
+         INSERT INTO claims (token, until, ids)
+         SELECT $3, now() + make_interval(secs => $2 / 1000.0), array_agg(id) FROM kept
+         HAVING count(*) > 0
      )
-     UPDATE deliveries d
-     SET lease_token = $3,
-         next_attempt_at = now() + make_interval(secs => $2 / 1000.0),
-         updated_at = now()
-     FROM due, events e
-     WHERE d.id = due.id AND e.id = d.event_id
-     RETURNING d.id, d.lease_token, d.event_id, d.partner_id, d.notification_type,
-               d.attempt_count, d.series_attempts, d.is_test, e.payload, e.trace_context,
-               due.next_attempt_at AS was_due";
+     SELECT k.id, $3 AS lease_token, k.next_attempt_at AS was_due, true AS batch, k.event_id,
+            k.partner_id, k.notification_type, k.attempt_count, k.series_attempts, k.is_test,
+            e.payload, e.trace_context
+     FROM kept k JOIN events e ON e.id = k.event_id";
 
-/// A claimed row: the delivery, and when it was due.
-#[derive(QueryableByName)]
-struct ClaimedRow {
-    #[diesel(embed)]
-    claimed: Claimed,
-    #[diesel(sql_type = Timestamptz)]
-    was_due: DateTime<Utc>,
-}
-
-/// Where the next claim starts reading the due index.
-///
-/// A claim moves each row it takes to the end of its lease, which writes a
-/// new version of the row, with a new entry at the far end of the due
-/// index; the old entry stays where it was, dead, until a `VACUUM`. So the
-/// head of the due index fills with the dead entries of everything claimed
-/// since the last one, and a claim that read the index from its start
-/// stepped over all of them first: for a backlog of 100,000 on a table
-/// never vacuumed, about half of them on average (a sixth of the claim's
-/// time in `bench deliver`), and more with every claim until a `VACUUM`.
-/// Autovacuum on a large table comes rarely (a fifth of it updated, by
-/// default), so in production the head grows the same way between two.
-/// After a full read that took only rows from behind, the head starts
-/// there again and catches up within a claim or two.
-///
-/// A claim therefore starts at the latest due time the previous claim took,
-/// less [`HEAD_MARGIN`]; and once per `rescan_every` at the start, for a
-/// row that became due behind the head: one whose writing transaction
-/// committed long after it began (`now()` is its start), one released with
-/// a clock behind the database's, or one whose claim by another replica
-/// rolled back. Such a row waits for the next full read at most; nothing
-/// is skipped for good.
-#[derive(Debug)]
-pub struct Head {
-    from: DateTime<Utc>,
-    rescan_every: Duration,
-    rescan_at: std::time::Instant,
-}
-
-/// How far behind the latest due time taken the next claim starts: longer
-/// than a publish takes to commit, and than the dispatchers' clocks drift
-/// from the database's.
-pub const HEAD_MARGIN: Duration = Duration::from_millis(100);
-
-impl Head {
-    /// A head that reads the whole queue first, and again every
-    /// `rescan_every`.
-    pub fn new(rescan_every: Duration) -> Self {
-        Self {
-            from: DateTime::UNIX_EPOCH,
-            rescan_every,
-            rescan_at: std::time::Instant::now() + rescan_every,
-        }
-    }
-
-    fn start(&mut self) -> DateTime<Utc> {
-        if std::time::Instant::now() >= self.rescan_at {
-            self.from = DateTime::UNIX_EPOCH;
-            self.rescan_at = std::time::Instant::now() + self.rescan_every;
-        }
-        self.from
-    }
-
-    fn passed(&mut self, latest_due: DateTime<Utc>) {
-        let margin = chrono::Duration::from_std(HEAD_MARGIN).unwrap_or_default();
-        self.from = self.from.max(latest_due - margin);
-    }
-}
+/// The sweep's statement, run holding the cursor's row lock (so that no
+/// claim runs meanwhile and every batch made so far is visible): deletes
+/// the batches whose lease ended, and takes up to `$1` due deliveries
+/// behind the cursor, from the due time `$4` on, that are in no live
+/// batch, as the batch `$3` leased for `$2` milliseconds, writing its token
+/// on each. A delivery whose late outcome (from an ended batch) lands
+/// first has changed and is left out.
+pub const SWEEP: &str = "WITH ended AS (
+         DELETE FROM claims WHERE until <= now()
+     ),
+     held AS (
+         SELECT unnest(ids) AS id FROM claims WHERE until > now()
+     ),
+     found AS MATERIALIZED (
+         SELECT id, next_attempt_at, lease_token FROM deliveries
+         WHERE status = 'pending'
+           AND next_attempt_at >= $4
+           AND (next_attempt_at, id) <= ((SELECT due FROM queue_cursor), (SELECT id FROM queue_cursor))
+           AND next_attempt_at <= now()
+           AND id NOT IN (SELECT id FROM held)
+         ORDER BY next_attempt_at, id
+         LIMIT $1
+     ),
+     leased AS (
+         UPDATE deliveries d SET lease_token = $3
+         FROM found f
+         WHERE d.id = f.id AND d.status = 'pending' AND d.next_attempt_at = f.next_attempt_at
+           AND d.lease_token IS NOT DISTINCT FROM f.lease_token
+         RETURNING d.id, d.event_id, d.partner_id, d.notification_type, d.attempt_count,
+                   d.series_attempts, d.is_test
+     ),
+     batch AS (
+         INSERT INTO claims (token, until, ids)
+         SELECT $3, now() + make_interval(secs => $2 / 1000.0), array_agg(id) FROM leased
+         HAVING count(*) > 0
+     )
+     SELECT l.id, $3 AS lease_token, NULL::timestamptz AS was_due, true AS batch, l.event_id,
+            l.partner_id, l.notification_type, l.attempt_count, l.series_attempts, l.is_test,
+            e.payload, e.trace_context
+     FROM leased l JOIN events e ON e.id = l.event_id";
 
 /// What a [`QueueConnection`] is for; its session is set up to match.
 #[derive(Debug, Clone, Copy)]
 pub enum Role {
-    /// Claims, and nothing else:
+    /// Claims and sweeps, and nothing else:
     ///
     /// - **Its commits do not wait for the WAL flush.** A database crash
-    ///   can lose the claims of its last moments (`wal_writer_delay`): their
-    ///   deliveries are then as they were before, due again under their
-    ///   previous lease token. An outcome written later under the lost
-    ///   token is fenced off, and the delivery is attempted again (at least
-    ///   once, never lost); a worker still holding the previous token (one
-    ///   that had stalled past its lease) could write its own outcome
-    ///   meanwhile, a real attempt, so the log would miss the lost claim's
-    ///   attempt rather than show a wrong one. Any synchronous commit after
-    ///   a claim, such as the completion of its deliveries, flushes it.
-    ///   Claims run one at a time, the delivery loop's serial step, and
-    ///   nearly half of their time in Postgres went on waiting for the
-    ///   flush.
+    ///   can lose the claims of its last moments (`wal_writer_delay`): the
+    ///   cursor goes back, and their deliveries are claimed again (at least
+    ///   once, never lost). The outcome written for a lost claim still lands
+    ///   if the delivery is as that claim found it, a real attempt; if
+    ///   a new claim's outcome lands first, the lost claim's is fenced off.
+    ///   Any synchronous commit after a claim, such as the completion of its
+    ///   deliveries, flushes it. Claims run one at a time, the delivery
+    ///   loop's serial step, and nearly half of their time in Postgres went
+    ///   on waiting for the flush.
     /// - **It never sorts.** On tables never analysed (a new or restored
     ///   database, or autovacuum off or behind), the planner guessed about
     ///   a hundred due rows and chose to read and sort every due row
     ///   instead of reading the first ones of the due index: for a backlog
     ///   of 100,000, 6.5 MB sorted on disk per claim, for the first claims
-    ///   on each connection. Since the claim has a lower bound too (the
-    ///   [`Head`]), it is planned on the due index anyway; sorting stays
-    ///   priced out as a guard, so that a claim reads the due index
-    ///   whatever the statistics say.
+    ///   on each connection. The cursor's place, unknown when the claim is
+    ///   planned, leaves the same guess open; with sorting priced out, a
+    ///   claim reads the due index whatever the statistics say.
+    /// - **It never compiles a plan (no JIT).** A plan with a priced-out
+    ///   node costs more than `jit_above_cost`, and compiling it took
+    ///   70–200 ms of a claim that otherwise takes under one.
     Claims,
     /// Completions, and nothing else. **It never scans `deliveries`
     /// sequentially.** The completion is a prepared statement whose generic
@@ -175,16 +232,18 @@ pub enum Role {
     /// its batch to a sequential scan of `deliveries`, and kept doing so as
     /// the table grew, until an `ANALYZE` replanned it. With sequential
     /// scans priced out, each outcome finds its row through the primary
-    /// key whatever the statistics say. Its commits stay synchronous: an
-    /// outcome the partner's delivery log shows is durable.
+    /// key whatever the statistics say (and, as for claims, no JIT for
+    /// the plan this prices). Its commits stay synchronous: an outcome the
+    /// partner's delivery log shows is durable.
     Completions,
 }
 
 impl Role {
-    fn session(self) -> &'static str {
+    /// The session settings of a connection for this role.
+    pub fn session(self) -> &'static str {
         match self {
-            Role::Claims => "SET synchronous_commit = off; SET enable_sort = off",
-            Role::Completions => "SET enable_seqscan = off",
+            Role::Claims => "SET synchronous_commit = off; SET enable_sort = off; SET jit = off",
+            Role::Completions => "SET enable_seqscan = off; SET jit = off",
         }
     }
 }
@@ -266,37 +325,59 @@ impl QueueConnection {
     }
 }
 
-/// Claims up to `limit` due deliveries for `lease`, reading the due index
-/// from `head`, and moves `head` past them.
+fn lease_ms(lease: Duration) -> i32 {
+    i32::try_from(lease.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Claims up to `limit` due deliveries from the cursor for `lease`.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     limit: u32,
     lease: Duration,
-    head: &mut Head,
 ) -> Result<Vec<Claimed>, DispatchError> {
-    let lease_ms = i32::try_from(lease.as_millis()).unwrap_or(i32::MAX);
-    // Minted here rather than by `gen_random_uuid()` for every row.
-    let token = Uuid::new_v4();
-    let rows: Vec<ClaimedRow> = Prepared(
+    Ok(Prepared(
         diesel::sql_query(CLAIM)
             .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-            .bind::<Int4, _>(lease_ms)
-            .bind::<SqlUuid, _>(token)
-            .bind::<Timestamptz, _>(head.start()),
+            .bind::<Int4, _>(lease_ms(lease))
+            .bind::<SqlUuid, _>(Uuid::new_v4()),
     )
     .load(conn)
-    .await?;
-    if let Some(latest) = rows.iter().map(|r| r.was_due).max() {
-        head.passed(latest);
-    }
-    Ok(rows.into_iter().map(|r| r.claimed).collect())
+    .await?)
+}
+
+/// Takes up to `limit` deliveries due from `from` on that lie behind the
+/// cursor in no live batch, for `lease` (see [`SWEEP`]).
+pub async fn sweep(
+    conn: &mut AsyncPgConnection,
+    limit: u32,
+    lease: Duration,
+    from: DateTime<Utc>,
+) -> Result<Vec<Claimed>, DispatchError> {
+    conn.transaction(async |conn| {
+        // A statement of its own: the sweep's must see every batch that
+        // committed while this one waited for the lock.
+        diesel::sql_query("SELECT 1 FROM queue_cursor FOR UPDATE")
+            .execute(conn)
+            .await?;
+        Ok(Prepared(
+            diesel::sql_query(SWEEP)
+                .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+                .bind::<Int4, _>(lease_ms(lease))
+                .bind::<SqlUuid, _>(Uuid::new_v4())
+                .bind::<Timestamptz, _>(from),
+        )
+        .load(conn)
+        .await?)
+    })
+    .await
 }
 
 /// How a claimed delivery ends this round.
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub delivery_id: Uuid,
-    pub lease_token: Uuid,
+    /// The claim's hold, under which the outcome is written.
+    pub hold: Hold,
     /// `Pending` with `next_attempt_at` to retry (or to release unattempted).
     pub status: DeliveryStatus,
     pub next_attempt_at: DateTime<Utc>,
@@ -323,14 +404,19 @@ struct Applied {
     token: Uuid,
 }
 
-/// The completion statement: a batch of outcomes as eleven arrays (see
-/// [`complete`]), each written only under its lease token, with an attempt
-/// row for each attempt made.
+/// The completion statement: a batch of outcomes as twelve arrays (see
+/// [`complete`]), each written only under its [`Hold`], with an attempt
+/// row for each attempt made; and the `claims` rows of the batches `$13`
+/// that this write finishes, deleted.
 pub const COMPLETE: &str = "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bool[],
-                                  $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[])
+                                  $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[],
+                                  $12::timestamptz[])
                  AS t(id, token, status, next_at, counted, error, registration_id, started_at,
-                      duration_ms, response_status, excerpt)
+                      duration_ms, response_status, excerpt, was_due)
+         ),
+         finished AS (
+             DELETE FROM claims WHERE token = ANY($13::uuid[])
          ),
          updated AS (
              UPDATE deliveries d
@@ -344,7 +430,14 @@ pub const COMPLETE: &str = "WITH input AS (
                  updated_at = now(),
                  completed_at = CASE WHEN i.status = 'pending' THEN NULL ELSE now() END
              FROM input i
-             WHERE d.id = i.id AND d.lease_token = i.token
+             -- A token is only ever on a pending row. (The status test
+             -- stays inside the CASE: as a condition of its own, it let
+             -- the planner read the whole due index, whose predicate it
+             -- matches, instead of finding each row by its key.)
+             WHERE d.id = i.id
+               AND CASE WHEN i.was_due IS NULL THEN d.lease_token = i.token
+                        ELSE d.status = 'pending' AND d.lease_token IS NULL
+                             AND d.next_attempt_at = i.was_due END
              RETURNING d.id, d.attempt_count, i.token, i.counted, i.registration_id, i.started_at,
                        i.duration_ms, i.response_status, i.error, i.excerpt
          ),
@@ -361,15 +454,17 @@ pub const COMPLETE: &str = "WITH input AS (
          )
          SELECT id, token FROM updated";
 
-/// Writes `completions` in one statement and answers the (delivery, lease
-/// token) pairs whose lease was still theirs; the others were taken over
+/// Writes `completions` in one statement, deletes the `claims` rows of
+/// the `finished` batches, and answers the (delivery, token) pairs whose
+/// hold was still theirs; the others were taken over (or written before)
 /// and changed nothing. Two completions of one delivery (an old claim and
 /// its successor) are told apart by their tokens.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     completions: &[Completion],
+    finished: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>, DispatchError> {
-    if completions.is_empty() {
+    if completions.is_empty() && finished.is_empty() {
         return Ok(Vec::new());
     }
     let mut ids = Vec::with_capacity(completions.len());
@@ -383,9 +478,11 @@ pub async fn complete(
     let mut durations = Vec::with_capacity(completions.len());
     let mut response_statuses = Vec::with_capacity(completions.len());
     let mut excerpts = Vec::with_capacity(completions.len());
+    let mut was_due = Vec::with_capacity(completions.len());
     for c in completions {
         ids.push(c.delivery_id);
-        tokens.push(c.lease_token);
+        tokens.push(c.hold.token);
+        was_due.push(c.hold.was_due);
         statuses.push(c.status.as_str().to_owned());
         next_at.push(c.next_attempt_at);
         counted.push(c.attempt.is_some());
@@ -417,7 +514,9 @@ pub async fn complete(
             .bind::<Array<Timestamptz>, _>(started)
             .bind::<Array<Int4>, _>(durations)
             .bind::<Array<Nullable<Int4>>, _>(response_statuses)
-            .bind::<Array<Text>, _>(excerpts),
+            .bind::<Array<Text>, _>(excerpts)
+            .bind::<Array<Nullable<Timestamptz>>, _>(was_due)
+            .bind::<Array<SqlUuid>, _>(finished),
     )
     .load(conn)
     .await?;
@@ -442,36 +541,4 @@ pub async fn depth(conn: &mut AsyncPgConnection) -> Result<(i64, Option<f64>), D
     .get_result(conn)
     .await?;
     Ok((depth.pending, depth.oldest_due_seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
-    }
-
-    #[test]
-    fn a_head_reads_everything_first_then_from_just_behind_the_latest_taken() {
-        let mut head = Head::new(Duration::from_secs(3600));
-        assert_eq!(head.start(), DateTime::UNIX_EPOCH);
-        head.passed(at(10));
-        assert_eq!(head.start(), at(10) - chrono::Duration::milliseconds(100));
-        // A claim that took only older rows (a full read, or rows taken
-        // behind the head) does not move it back.
-        head.passed(at(5));
-        assert_eq!(head.start(), at(10) - chrono::Duration::milliseconds(100));
-        head.passed(at(12));
-        assert_eq!(head.start(), at(12) - chrono::Duration::milliseconds(100));
-    }
-
-    #[test]
-    fn a_head_reads_everything_again_once_per_period() {
-        let mut head = Head::new(Duration::ZERO);
-        head.passed(at(10));
-        assert_eq!(head.start(), DateTime::UNIX_EPOCH, "the period is over");
-        head.passed(at(20));
-        assert_eq!(head.start(), DateTime::UNIX_EPOCH);
-    }
 }

@@ -1,17 +1,22 @@
-//! The lease fences a worker that lost its claim: after its lease expired
-//! and another worker claimed the delivery, its outcome write changes
-//! nothing, and the outcome recorded is the new owner's.
+//! What a claim holds fences the outcome written for it: after a worker's
+//! batch ran out and a sweep took its delivery over, its outcome write
+//! changes nothing, and the outcome recorded is the new owner's; an outcome
+//! written twice counts once; and a hand-off's holder loses the delivery
+//! to a claim once its lease ends.
 
 use std::time::Duration;
 
 use chrono::Utc;
+use diesel_async::AsyncPgConnection;
 use dispatcher_service::domain::DeliveryStatus;
 use dispatcher_service::storage::models::{Lease, NewEvent};
-use dispatcher_service::storage::queue::{Claimed, Head};
+use dispatcher_service::storage::queue::Claimed;
 use dispatcher_service::storage::{self, queue};
 use uuid::Uuid;
 
 use crate::World;
+
+const LEASE: Duration = Duration::from_secs(30);
 
 fn attempt(status: i32) -> queue::AttemptRecord {
     queue::AttemptRecord {
@@ -23,39 +28,31 @@ fn attempt(status: i32) -> queue::AttemptRecord {
     }
 }
 
-/// A claim of up to `limit`, reading the whole due index.
-async fn claim(conn: &mut diesel_async::AsyncPgConnection, limit: u32) -> Vec<Claimed> {
-    queue::claim(
-        conn,
-        limit,
-        Duration::from_secs(30),
-        &mut Head::new(Duration::ZERO),
-    )
-    .await
-    .unwrap()
+/// A claim of up to `limit` from the cursor.
+pub async fn claim(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claimed> {
+    queue::claim(conn, limit, LEASE).await.unwrap()
 }
 
-/// Makes every lease run out now, rather than waiting for it.
-async fn expire_leases(world: &World) {
+/// A sweep of everything behind the cursor.
+pub async fn sweep(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claimed> {
+    queue::sweep(conn, limit, LEASE, chrono::DateTime::UNIX_EPOCH)
+        .await
+        .unwrap()
+}
+
+/// Makes every batch's lease run out now, rather than waiting for it.
+pub async fn expire_batches(world: &World) {
     let db = world.dispatch_db.client().await.unwrap();
-    db.execute(
-        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
-        &[],
-    )
-    .await
-    .unwrap();
+    db.execute("UPDATE claims SET until = now() - interval '1 second'", &[])
+        .await
+        .unwrap();
 }
 
-/// An attempt's outcome (HTTP `code`) written under `lease_token`.
-fn outcome(
-    delivery_id: Uuid,
-    lease_token: Uuid,
-    status: DeliveryStatus,
-    code: i32,
-) -> queue::Completion {
+/// An attempt's outcome (HTTP `code`) written for `claimed`.
+fn outcome(claimed: &Claimed, status: DeliveryStatus, code: i32) -> queue::Completion {
     queue::Completion {
-        delivery_id,
-        lease_token,
+        delivery_id: claimed.id,
+        hold: claimed.hold,
         status,
         next_attempt_at: Utc::now(),
         attempt: Some(attempt(code)),
@@ -65,7 +62,7 @@ fn outcome(
 
 /// Stores one event with a subscriber (its delivery leased at insert, with
 /// `lease`); answers its delivery's id.
-async fn one_delivery(conn: &mut diesel_async::AsyncPgConnection, lease: Option<Lease>) -> Uuid {
+pub async fn one_delivery(conn: &mut AsyncPgConnection, lease: Option<Lease>) -> Uuid {
     let event = NewEvent {
         id: Uuid::now_v7(),
         partner_id: Uuid::new_v4(),
@@ -83,113 +80,187 @@ async fn one_delivery(conn: &mut diesel_async::AsyncPgConnection, lease: Option<
         .unwrap()
 }
 
+/// A fresh world with one delivery, claimed from the cursor, and a
+/// connection.
+async fn one_claimed() -> (World, AsyncPgConnection, Claimed) {
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 1).await.unwrap();
+    let mut conn = pool.dedicated_connection().await.unwrap();
+    let delivery_id = one_delivery(&mut conn, None).await;
+    let mut claimed = claim(&mut conn, 10).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, delivery_id);
+    (world, conn, claimed.remove(0))
+}
+
+/// The delivery's status, attempt count and logged response statuses.
+async fn recorded(world: &World, id: Uuid) -> (String, i32, Vec<i32>) {
+    let db = world.dispatch_db.client().await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT status, attempt_count FROM deliveries WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let logged = db
+        .query(
+            "SELECT response_status FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (row.get(0), row.get(1), logged)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
-    let world = World::start().await;
-    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
-    let mut conn = pool.get().await.unwrap();
-    let delivery_id = one_delivery(&mut conn, None).await;
-
     // Worker A claims it.
-    let a = claim(&mut conn, 10).await;
-    assert_eq!(a.len(), 1);
-    // While claimed, nobody else gets it.
+    let (world, mut conn, a) = one_claimed().await;
+    let delivery_id = a.id;
+    // While A's batch is live, neither a claim nor a sweep takes it.
     assert!(claim(&mut conn, 10).await.is_empty());
+    assert!(sweep(&mut conn, 10).await.is_empty());
 
-    // A stalls past its lease (made to expire here rather than waited for).
-    expire_leases(&world).await;
+    // A stalls past its lease (made to end here rather than waited for).
+    expire_batches(&world).await;
 
-    // Worker B takes over, with a new token, and records success.
-    let b = claim(&mut conn, 10).await;
+    // A sweep takes it over for worker B, with a new token, and B records
+    // success.
+    let b = sweep(&mut conn, 10).await;
     assert_eq!(b.len(), 1);
-    assert_ne!(b[0].lease_token, a[0].lease_token);
-    let b_done = outcome(
-        delivery_id,
-        b[0].lease_token,
-        DeliveryStatus::Delivered,
-        200,
-    );
+    assert_eq!(b[0].id, delivery_id);
+    assert_ne!(b[0].hold.token, a.hold.token);
     assert_eq!(
-        queue::complete(&mut conn, &[b_done]).await.unwrap(),
-        [(delivery_id, b[0].lease_token)]
+        queue::complete(
+            &mut conn,
+            &[outcome(&b[0], DeliveryStatus::Delivered, 200)],
+            &[]
+        )
+        .await
+        .unwrap(),
+        [(delivery_id, b[0].hold.token)]
     );
 
     // A finally answers with a failure: its write changes 0 rows.
     let a_done = queue::Completion {
         error: Some("HTTP 500".into()),
-        ..outcome(delivery_id, a[0].lease_token, DeliveryStatus::Pending, 500)
+        ..outcome(&a, DeliveryStatus::Pending, 500)
     };
     assert!(
-        queue::complete(&mut conn, &[a_done])
+        queue::complete(&mut conn, &[a_done], &[])
             .await
             .unwrap()
             .is_empty()
     );
-
-    let db = world.dispatch_db.client().await.unwrap();
-    let row = db
-        .query_one(
-            "SELECT status, attempt_count, last_error FROM deliveries WHERE id = $1",
-            &[&delivery_id],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "delivered");
-    assert_eq!(row.get::<_, i32>(1), 1);
-    assert_eq!(row.get::<_, Option<String>>(2), None);
-    let attempts: Vec<i32> = db
-        .query(
-            "SELECT response_status FROM attempts WHERE delivery_id = $1",
-            &[&delivery_id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(attempts, [200], "only the owner's attempt is logged");
+    assert_eq!(
+        recorded(&world, delivery_id).await,
+        ("delivered".to_owned(), 1, vec![200]),
+        "only the owner's attempt is logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_claim_and_its_successor_in_one_batch() {
-    let world = World::start().await;
-    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
-    let mut conn = pool.get().await.unwrap();
-    let delivery_id = one_delivery(&mut conn, None).await;
-    let old = claim(&mut conn, 1).await.remove(0);
-    expire_leases(&world).await;
-    let new = claim(&mut conn, 1).await.remove(0);
+    let (world, mut conn, old) = one_claimed().await;
+    let delivery_id = old.id;
+    expire_batches(&world).await;
+    let new = sweep(&mut conn, 1).await.remove(0);
 
     // Both outcomes reach the completer together (one process, both claims).
     let applied = queue::complete(
         &mut conn,
         &[
-            outcome(delivery_id, old.lease_token, DeliveryStatus::Pending, 500),
-            outcome(delivery_id, new.lease_token, DeliveryStatus::Delivered, 200),
+            outcome(&old, DeliveryStatus::Pending, 500),
+            outcome(&new, DeliveryStatus::Delivered, 200),
         ],
+        &[],
     )
     .await
     .unwrap();
     assert_eq!(
         applied,
-        [(delivery_id, new.lease_token)],
+        [(delivery_id, new.hold.token)],
         "only the current claim's outcome lands"
     );
-    let db = world.dispatch_db.client().await.unwrap();
-    let logged: Vec<i32> = db
-        .query(
-            "SELECT response_status FROM attempts WHERE delivery_id = $1",
-            &[&delivery_id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     assert_eq!(
-        logged,
+        recorded(&world, delivery_id).await.2,
         [200],
         "the fenced-off attempt is not logged in its place"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_whose_outcome_lands_first_keeps_it() {
+    let (world, mut conn, a) = one_claimed().await;
+    let delivery_id = a.id;
+    expire_batches(&world).await;
+
+    // A's lease has ended, but nobody has taken the delivery over yet: its
+    // outcome, a real attempt, lands.
+    assert_eq!(
+        queue::complete(
+            &mut conn,
+            &[outcome(&a, DeliveryStatus::Delivered, 200)],
+            &[]
+        )
+        .await
+        .unwrap(),
+        [(delivery_id, a.hold.token)]
+    );
+    // The sweep that follows finds nothing to take over, and deletes the
+    // ended batch.
+    assert!(sweep(&mut conn, 10).await.is_empty());
+    let db = world.dispatch_db.client().await.unwrap();
+    let batches: i64 = db
+        .query_one("SELECT count(*) FROM claims", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(batches, 0);
+    assert_eq!(
+        recorded(&world, delivery_id).await,
+        ("delivered".to_owned(), 1, vec![200])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_written_twice_counts_once_and_its_batch_goes_with_it() {
+    let (world, mut conn, claimed) = one_claimed().await;
+    let delivery_id = claimed.id;
+    let db = world.dispatch_db.client().await.unwrap();
+    let batches = async || -> i64 {
+        db.query_one("SELECT count(*) FROM claims", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(batches().await, 1);
+
+    // A retry to come: the outcome lands once and finishes the batch...
+    let failed = outcome(&claimed, DeliveryStatus::Pending, 500);
+    let token = [claimed.hold.token];
+    assert_eq!(
+        queue::complete(&mut conn, std::slice::from_ref(&failed), &token)
+            .await
+            .unwrap(),
+        [(delivery_id, claimed.hold.token)]
+    );
+    assert_eq!(batches().await, 0);
+    // ...and written again (the completer retrying a write whose answer
+    // it lost), it changes nothing.
+    assert!(
+        queue::complete(&mut conn, &[failed], &token)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        recorded(&world, delivery_id).await,
+        ("pending".to_owned(), 1, vec![500])
     );
 }
 
@@ -205,40 +276,128 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
     };
     let delivery_id = one_delivery(&mut conn, Some(handed_off)).await;
     assert!(
-        claim(&mut conn, 10).await.is_empty(),
+        claim(&mut conn, 10).await.is_empty() && sweep(&mut conn, 10).await.is_empty(),
         "a handed-off delivery must not be claimed while its lease runs"
     );
 
     // The publishing process dies before attempting it: once the lease has
     // run out (made to here), a claim takes it with a token of its own...
-    expire_leases(&world).await;
+    let db = world.dispatch_db.client().await.unwrap();
+    db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
     let claimed = claim(&mut conn, 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, delivery_id);
     assert_eq!(&claimed[0].payload[..], b"{}");
-    assert_ne!(claimed[0].lease_token, handed_off.token);
+    assert_ne!(claimed[0].hold.token, handed_off.token);
 
     // ...and the first lease can no longer write an outcome.
-    let late = outcome(
-        delivery_id,
-        handed_off.token,
-        DeliveryStatus::Delivered,
-        200,
-    );
+    let late = queue::Completion {
+        hold: queue::Hold::handed_off(handed_off.token),
+        ..outcome(&claimed[0], DeliveryStatus::Delivered, 200)
+    };
     assert!(
-        queue::complete(&mut conn, &[late])
+        queue::complete(&mut conn, &[late], &[])
             .await
             .unwrap()
             .is_empty()
     );
-    let on_time = outcome(
-        delivery_id,
-        claimed[0].lease_token,
-        DeliveryStatus::Delivered,
-        200,
-    );
     assert_eq!(
-        queue::complete(&mut conn, &[on_time]).await.unwrap(),
-        [(delivery_id, claimed[0].lease_token)]
+        queue::complete(
+            &mut conn,
+            &[outcome(&claimed[0], DeliveryStatus::Delivered, 200)],
+            &[]
+        )
+        .await
+        .unwrap(),
+        [(delivery_id, claimed[0].hold.token)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_whose_holder_answers_during_the_claim_is_left_out_of_it() {
+    use diesel_async::SimpleAsyncConnection;
+    let world = World::start().await;
+    let pool = storage::connect(world.dispatch_db.url(), 4).await.unwrap();
+    let mut conn = pool.dedicated_connection().await.unwrap();
+    let token = Uuid::new_v4();
+    let lease = Lease {
+        token,
+        length: Duration::from_secs(30),
+    };
+    let delivery_id = one_delivery(&mut conn, Some(lease)).await;
+    // Its lease has ended (made to here), so a claim may take it...
+    let db = world.dispatch_db.client().await.unwrap();
+    db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() - interval '1 second'",
+        &[],
+    )
+    .await
+    .unwrap();
+    // ...but its holder, late, is writing its outcome: a retry in five
+    // minutes, not committed yet.
+    let mut holder = pool.dedicated_connection().await.unwrap();
+    holder.batch_execute("BEGIN").await.unwrap();
+    let handed_off = Claimed {
+        id: delivery_id,
+        hold: queue::Hold::handed_off(token),
+        event_id: Uuid::nil(),
+        partner_id: Uuid::nil(),
+        notification_type: 5,
+        attempt_count: 0,
+        series_attempts: 0,
+        is_test: false,
+        payload: bytes::Bytes::new(),
+        trace_context: None,
+    };
+    let retry = queue::Completion {
+        next_attempt_at: Utc::now() + chrono::Duration::minutes(5),
+        ..outcome(&handed_off, DeliveryStatus::Pending, 500)
+    };
+    assert_eq!(
+        queue::complete(&mut holder, &[retry], &[]).await.unwrap(),
+        [(delivery_id, token)]
+    );
+
+    // The claim reads the row as still due and waits for the holder's lock.
+    let claiming = tokio::spawn(async move { claim(&mut conn, 10).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    // Once the outcome lands, the claim leaves the delivery out: it has
+    // changed since the claim read it.
+    assert!(claiming.await.unwrap().is_empty());
+    assert_eq!(
+        recorded(&world, delivery_id).await,
+        ("pending".to_owned(), 1, vec![500])
+    );
+    let batches: i64 = db
+        .query_one("SELECT count(*) FROM claims", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(batches, 0, "an empty claim makes no batch");
 }

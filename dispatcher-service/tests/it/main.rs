@@ -5,10 +5,10 @@
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
 
+mod cursor;
 mod delivery;
 mod failures;
 mod fencing;
-mod head;
 mod isolation;
 mod plans;
 mod processes;
