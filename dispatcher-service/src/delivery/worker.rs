@@ -631,6 +631,10 @@ impl Worker {
                 self.cursor.claim_starts();
                 Take::Claim
             };
+            // The lease runs from before the claim is sent: the database
+            // starts it at the claim's (or sweep's) transaction start, and
+            // a claim may first wait for another replica's on the cursor.
+            let claimed_at = Instant::now();
             let claim = self.take(&mut connection, take, limit);
             tokio::pin!(claim);
             let claimed = loop {
@@ -663,8 +667,6 @@ impl Worker {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(first.hold.token, claimed.len() as u32);
             }
-            // The lease runs from (just before) now.
-            let claimed_at = Instant::now();
             for delivery in claimed {
                 let Some(slot) = reserved.split(1) else {
                     // Cannot happen (a claim returns at most the slots taken
@@ -881,19 +883,20 @@ impl Worker {
         .await;
     }
 
-    /// Hands a finished delivery to the completer.
+    /// Hands a finished delivery to the completer, and only then forgets it
+    /// as in flight: a task aborted at shutdown while it waits to send
+    /// leaves the delivery for the loop to release.
     async fn finish(&self, done: &mpsc::Sender<Done>, outcome: Done) {
-        let id = outcome.completion.delivery_id;
-        {
-            // Only this claim's entry: a later claim of the same delivery
-            // (after this one's lease ran out) keeps its own.
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if in_flight.get(&id) == Some(&outcome.completion.hold) {
-                in_flight.remove(&id);
-            }
-        }
+        let (id, hold) = (outcome.completion.delivery_id, outcome.completion.hold);
         if done.send(outcome).await.is_err() {
             tracing::error!(delivery.id = %id, "completer gone; the lease will expire and the delivery be retried");
+            return;
+        }
+        // Only this claim's entry: a later claim of the same delivery
+        // (after this one's lease ran out) keeps its own.
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if in_flight.get(&id) == Some(&hold) {
+            in_flight.remove(&id);
         }
     }
 

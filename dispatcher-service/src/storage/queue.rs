@@ -164,7 +164,10 @@ pub const CLAIM: &str = "WITH cursor AS MATERIALIZED (
 /// behind the cursor, from the due time `$4` on, that are in no live
 /// batch, as the batch `$3` leased for `$2` milliseconds, writing its token
 /// on each. A delivery whose late outcome (from an ended batch) lands
-/// first has changed and is left out.
+/// first has changed and is left out; one whose outcome is being written
+/// (its row locked) is skipped, for the next sweep. Waiting for it instead
+/// could deadlock with that completion, which locks its rows in its own
+/// order, while the sweep held the cursor and so stalled every claim.
 pub const SWEEP: &str = "WITH ended AS (
          DELETE FROM claims WHERE until <= now()
      ),
@@ -180,6 +183,7 @@ pub const SWEEP: &str = "WITH ended AS (
            AND id NOT IN (SELECT id FROM held)
          ORDER BY next_attempt_at, id
          LIMIT $1
+         FOR NO KEY UPDATE SKIP LOCKED
      ),
      leased AS (
          UPDATE deliveries d SET lease_token = $3

@@ -401,3 +401,41 @@ async fn a_hand_off_whose_holder_answers_during_the_claim_is_left_out_of_it() {
         .get(0);
     assert_eq!(batches, 0, "an empty claim makes no batch");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_passes_over_a_delivery_whose_outcome_is_being_written() {
+    use diesel_async::SimpleAsyncConnection;
+    let (world, mut conn, stalled) = one_claimed().await;
+    expire_batches(&world).await;
+    // The stalled worker writes its outcome, a release due at once, and
+    // has not committed yet.
+    let pool = storage::connect(world.dispatch_db.url(), 1).await.unwrap();
+    let mut holder = pool.dedicated_connection().await.unwrap();
+    holder.batch_execute("BEGIN").await.unwrap();
+    let release = queue::Completion {
+        attempt: None,
+        ..outcome(&stalled, DeliveryStatus::Pending, 0)
+    };
+    assert_eq!(
+        queue::complete(&mut holder, &[release], &[]).await.unwrap(),
+        [(stalled.id, stalled.hold.token)]
+    );
+    // A sweep does not wait for it (it holds the cursor, and every claim
+    // would wait with it): it takes nothing this time...
+    let swept = tokio::time::timeout(Duration::from_secs(10), sweep(&mut conn, 10))
+        .await
+        .expect("the sweep waited for the row being written");
+    assert!(swept.is_empty());
+    holder.batch_execute("COMMIT").await.unwrap();
+    // ...and, released due now, ahead of the cursor, the delivery goes to
+    // the next claim.
+    assert!(sweep(&mut conn, 10).await.is_empty());
+    assert_eq!(
+        claim(&mut conn, 10)
+            .await
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        [stalled.id]
+    );
+}
