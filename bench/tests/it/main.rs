@@ -98,12 +98,22 @@ async fn a_small_latency_run_counts_every_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_backlog_run_delivers_all_of_both_backlogs() {
-    // 100, 10,000 and 100 again waiting.
+    // 100 waiting twice, 10,000, and 100 twice again.
     let report = scenarios::backlog(Scale(0.01)).await.unwrap();
-    assert_eq!(report.column("waiting"), ["100", "10000", "100"]);
-    assert_eq!(report.column("delivered (all)"), ["100", "10000", "100"]);
-    // Deliveries 11 to 100 of each: the dispatcher's start left out.
-    assert_eq!(report.column("delivered (measured)"), ["90", "90", "90"]);
+    assert_eq!(
+        report.column("waiting"),
+        ["100", "100", "10000", "100", "100"]
+    );
+    assert_eq!(
+        report.column("delivered (all)"),
+        ["100", "100", "10000", "100", "100"]
+    );
+    // Deliveries 11 to 90 of each small backlog, 11 to 1,000 of the large
+    // one: the dispatcher's start and a backlog's last deliveries left out.
+    assert_eq!(
+        report.column("delivered (measured)"),
+        ["80", "80", "990", "80", "80"]
+    );
     assert!(
         report
             .notes
