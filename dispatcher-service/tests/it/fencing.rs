@@ -365,26 +365,24 @@ async fn a_hand_off_whose_holder_answers_during_the_claim_is_left_out_of_it() {
 
     // The claim reads the row as still due and waits for the holder's lock.
     let claiming = tokio::spawn(async move { claim(&mut conn, 10).await });
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let waiting: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
+    test_support::eventually(
+        "the claim to wait on the row",
+        Duration::from_secs(20),
+        || async {
+            let waiting: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting == 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the claim never waited"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (waiting == 1).then_some(())
+        },
+    )
+    .await
+    .unwrap();
     holder.batch_execute("COMMIT").await.unwrap();
 
     // Once the outcome lands, the claim leaves the delivery out: it has
