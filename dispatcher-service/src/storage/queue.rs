@@ -8,9 +8,9 @@
 //!   one (a lease token, and the due time moved to the lease's end), a new
 //!   version of the row and an entry in each of its indexes, about as
 //!   costly as the completion after it; taking that write away took
-//!   Postgres's time per delivery from about 36–51 µs to 19–28 µs
-//!   (docs/benchmarks.md, "Tenth round"). Replicas take the cursor's row
-//!   lock in turn, so their batches never overlap.
+//!   about a quarter off Postgres's time per delivery (docs/benchmarks.md,
+//!   "Tenth round"). Replicas take the cursor's row lock in turn, so their
+//!   batches never overlap.
 //! - **Sweep**: what lies behind the cursor is either in a live batch (in
 //!   flight) or waits for a sweep, which takes it into a batch of its own
 //!   and, since it can no longer be told apart by its place, writes that
