@@ -1014,23 +1014,18 @@ async fn complete(
         finished_batches.clear();
         {
             let mut batches = batches.lock().unwrap_or_else(|p| p.into_inner());
-            for d in &batch {
+            for d in batch.drain(..) {
                 let hold = d.completion.hold;
-                if !hold.batch {
-                    continue;
-                }
-                if let Some(left) = batches.get_mut(&hold.token) {
+                if let Some(left) = batches.get_mut(&hold.token).filter(|_| hold.batch) {
                     *left = left.saturating_sub(1);
                     if *left == 0 {
                         batches.remove(&hold.token);
                         finished_batches.push(hold.token);
                     }
                 }
+                completions.push(d.completion);
+                reports.push(d.report);
             }
-        }
-        for d in batch.drain(..) {
-            completions.push(d.completion);
-            reports.push(d.report);
         }
         let mut applied = None;
         for round in 1..=10u32 {

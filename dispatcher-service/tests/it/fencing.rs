@@ -342,21 +342,13 @@ async fn a_hand_off_whose_holder_answers_during_the_claim_is_left_out_of_it() {
     // minutes, not committed yet.
     let mut holder = pool.dedicated_connection().await.unwrap();
     holder.batch_execute("BEGIN").await.unwrap();
-    let handed_off = Claimed {
-        id: delivery_id,
-        hold: queue::Hold::handed_off(token),
-        event_id: Uuid::nil(),
-        partner_id: Uuid::nil(),
-        notification_type: 5,
-        attempt_count: 0,
-        series_attempts: 0,
-        is_test: false,
-        payload: bytes::Bytes::new(),
-        trace_context: None,
-    };
     let retry = queue::Completion {
+        delivery_id,
+        hold: queue::Hold::handed_off(token),
+        status: DeliveryStatus::Pending,
         next_attempt_at: Utc::now() + chrono::Duration::minutes(5),
-        ..outcome(&handed_off, DeliveryStatus::Pending, 500)
+        attempt: Some(attempt(500)),
+        error: None,
     };
     assert_eq!(
         queue::complete(&mut holder, &[retry], &[]).await.unwrap(),
