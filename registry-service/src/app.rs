@@ -84,10 +84,6 @@ impl Application {
         health_reporter
             .set_serving::<RegistryServiceServer<RegistryGrpc>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(callbacks_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
         tracing::info!(addr = %self.local_addr(), admin = %self.admin_addr(), "registry listening");
         let stop = tokio_util::sync::CancellationToken::new();
         let admin = {
@@ -109,19 +105,22 @@ impl Application {
             ))
         };
         let stopping = stop.clone();
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(service_kit::grpc_layer::GrpcServerLayer)
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(RegistryServiceServer::new(self.grpc))
-            .serve_with_incoming_shutdown(
-                service_kit::nodelay_incoming(self.listener),
-                async move {
-                    shutdown.await;
-                    stopping.cancel();
-                },
-            )
-            .await?;
+            .add_service(health_service);
+        service_kit::reflection::with_reflection(
+            router,
+            &[
+                callbacks_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+        )?
+        .add_service(RegistryServiceServer::new(self.grpc))
+        .serve_with_incoming_shutdown(service_kit::nodelay_incoming(self.listener), async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await?;
         stop.cancel();
         let _ = admin.await;
         tracing::info!("registry stopped");

@@ -2,14 +2,17 @@
 //! how it traces, logs and counts ([`telemetry`], [`grpc_layer`],
 //! [`metrics`]), how it learns to stop ([`shutdown_signal`]),
 //! which addresses count as public ([`net`]), how a service starts its own
-//! database ([`db`], feature `db`), and how validation errors look
-//! ([`validation`]). Services depend on this; it depends on no service.
+//! database ([`db`], feature `db`), how validation errors look
+//! ([`validation`]), and which reflection its gRPC servers offer
+//! ([`reflection`], feature `grpc`). Services depend on this; it depends on no service.
 
 #[cfg(feature = "db")]
 pub mod db;
 pub mod grpc_layer;
 pub mod metrics;
 pub mod net;
+#[cfg(feature = "grpc")]
+pub mod reflection;
 pub mod telemetry;
 pub mod validation;
 

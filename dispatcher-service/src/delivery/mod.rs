@@ -2,5 +2,6 @@
 //! due deliveries, attempt them within concurrency limits and write the
 //! outcomes back in batches ([`worker`]).
 
+mod completer;
 pub mod http;
 pub mod worker;

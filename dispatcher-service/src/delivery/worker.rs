@@ -42,12 +42,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use foldhash::{HashMap, HashMapExt as _, HashSet};
+use foldhash::{HashMap, HashMapExt as _};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::completer::{self, Done, Report};
 use super::http::{AttemptOf, Deliverer};
 use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, RetryPolicy};
 use crate::registry::{RegistryClient, Resolution, Target};
@@ -75,24 +76,6 @@ pub struct WorkerSettings {
     /// On shutdown, how long in-flight attempts may run before they are
     /// abandoned and their deliveries released.
     pub shutdown_grace: Duration,
-}
-
-/// One finished task: the write to make, and what to tell the registry once
-/// the write has landed.
-#[derive(Debug)]
-struct Done {
-    completion: Completion,
-    report: Option<Report>,
-}
-
-/// What to tell the registry once an attempt's outcome is written.
-#[derive(Debug)]
-struct Report {
-    /// When the attempt started: outcomes are ordered by it.
-    at: chrono::DateTime<Utc>,
-    target: Arc<Target>,
-    result: AttemptResult,
-    trace_context: Option<String>,
 }
 
 /// A registration's slots and the deliveries waiting for one.
@@ -241,7 +224,7 @@ pub struct Worker {
     meters: Meters,
 }
 
-type Batches = Arc<Mutex<HashMap<Uuid, u32>>>;
+pub(super) type Batches = Arc<Mutex<HashMap<Uuid, u32>>>;
 
 /// What the claim loop and the listener share about the cursor, in
 /// microseconds since the epoch (see [`listen`]).
@@ -530,7 +513,7 @@ impl Worker {
     /// finally finishes or releases what is in flight.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, stopped: CancellationToken) {
         let (done_tx, done_rx) = mpsc::channel::<Done>(4096);
-        let completer = tokio::spawn(complete(
+        let completer = tokio::spawn(completer::run(
             self.pool.clone(),
             self.statement_timeout(),
             self.registry.clone(),
@@ -978,103 +961,6 @@ impl Worker {
                 result: outcome.result,
                 trace_context: claimed.trace_context.clone(),
             }),
-        }
-    }
-}
-
-/// Writes finished attempts in batches; reports to the registry only the
-/// outcomes whose write landed (a fenced-off worker reports nothing).
-async fn complete(
-    pool: DbPool,
-    timeout: Duration,
-    registry: Arc<RegistryClient>,
-    batches: Batches,
-    mut done: mpsc::Receiver<Done>,
-) {
-    // Registered once, like the attempt metrics (`Meters`).
-    let finished = [
-        DeliveryStatus::Delivered,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Cancelled,
-    ]
-    .map(|status| {
-        let counter =
-            metrics::counter!("callbacks_deliveries_finished_total", "status" => status.as_str());
-        (status, counter)
-    });
-    let mut connection = QueueConnection::new(pool, Role::Completions, timeout);
-    // Kept across batches: allocated once, not per batch.
-    let mut batch = Vec::with_capacity(256);
-    let mut completions: Vec<Completion> = Vec::with_capacity(256);
-    let mut reports: Vec<Option<Report>> = Vec::with_capacity(256);
-    let mut finished_batches: Vec<Uuid> = Vec::new();
-    while done.recv_many(&mut batch, 256).await > 0 {
-        completions.clear();
-        reports.clear();
-        finished_batches.clear();
-        {
-            let mut batches = batches.lock().unwrap_or_else(|p| p.into_inner());
-            for d in batch.drain(..) {
-                let hold = d.completion.hold;
-                if let Some(left) = batches.get_mut(&hold.token).filter(|_| hold.batch) {
-                    *left = left.saturating_sub(1);
-                    if *left == 0 {
-                        batches.remove(&hold.token);
-                        finished_batches.push(hold.token);
-                    }
-                }
-                completions.push(d.completion);
-                reports.push(d.report);
-            }
-        }
-        let mut applied = None;
-        for round in 1..=10u32 {
-            let result = connection
-                .run(async |conn| queue::complete(conn, &completions, &finished_batches).await)
-                .await;
-            match result {
-                Ok(ids) => {
-                    applied = Some(ids);
-                    break;
-                }
-                Err(error) => {
-                    tracing::error!(error = %error, round, "writing delivery outcomes failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200) * round).await;
-                }
-            }
-        }
-        let Some(applied) = applied else {
-            // The leases will run out and the deliveries be attempted again:
-            // late, perhaps twice, never lost.
-            tracing::error!(
-                count = completions.len(),
-                "gave up writing delivery outcomes"
-            );
-            continue;
-        };
-        let lost_lease = completions.len() - applied.len();
-        if lost_lease > 0 {
-            tracing::warn!(
-                count = lost_lease,
-                "outcomes not written: their leases had been taken over"
-            );
-        }
-        let applied: HashSet<(Uuid, Uuid)> = applied.into_iter().collect();
-        for (completion, report) in completions.iter().zip(reports.drain(..)) {
-            if !applied.contains(&(completion.delivery_id, completion.hold.token)) {
-                continue;
-            }
-            if let Some((_, counter)) = finished.iter().find(|(s, _)| *s == completion.status) {
-                counter.increment(1);
-            }
-            if let Some(report) = report {
-                registry.report(
-                    &report.target,
-                    &report.result,
-                    report.at,
-                    report.trace_context,
-                );
-            }
         }
     }
 }

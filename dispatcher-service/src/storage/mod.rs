@@ -44,6 +44,18 @@ pub fn notified_due(payload: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp_micros(payload.parse().ok()?)
 }
 
+/// `text` as Postgres stores it. A `text` value cannot hold the NUL
+/// character (the server refuses the whole statement), and what an
+/// endpoint answers may hold any byte: each NUL becomes U+FFFD, as an
+/// invalid UTF-8 sequence already has when the body was read.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DbPool> {
     service_kit::db::connect(database_url, pool_size, MIGRATIONS).await
 }
@@ -116,5 +128,16 @@ pub async fn refresh_gauges(pool: &DbPool) {
             metrics::gauge!("callbacks_queue_oldest_due_seconds").set(oldest_due.unwrap_or(0.0));
         }
         Err(error) => tracing::warn!(error = %error, "cannot measure the queue"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+
+    #[test]
+    fn nul_characters_are_replaced_and_other_text_kept() {
+        assert_eq!(storable("x\0y\0".into()), "x\u{FFFD}y\u{FFFD}");
+        assert_eq!(storable("HTTP 500 — ok".into()), "HTTP 500 — ok");
     }
 }

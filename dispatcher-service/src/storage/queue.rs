@@ -43,7 +43,7 @@ use diesel::{QueryableByName, sql_types};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{DbPool, Prepared};
+use super::{DbPool, Prepared, storable};
 use crate::domain::{DeliveryStatus, DispatchError};
 
 /// What holds a delivery for a worker, and so what fences its outcome.
@@ -391,6 +391,22 @@ pub struct Completion {
     pub error: Option<String>,
 }
 
+impl Completion {
+    /// This outcome without the texts it carries (the reason and the
+    /// response excerpt): what can still be written when Postgres refuses
+    /// them.
+    pub fn without_texts(&self) -> Self {
+        let mut bare = self.clone();
+        bare.error = bare
+            .error
+            .map(|_| "the reason could not be stored".to_owned());
+        if let Some(attempt) = &mut bare.attempt {
+            attempt.response_excerpt.clear();
+        }
+        bare
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub registration_id: Uuid,
@@ -490,7 +506,7 @@ pub async fn complete(
         statuses.push(c.status.as_str().to_owned());
         next_at.push(c.next_attempt_at);
         counted.push(c.attempt.is_some());
-        errors.push(c.error.clone());
+        errors.push(c.error.clone().map(storable));
         registrations.push(c.attempt.as_ref().map(|a| a.registration_id));
         started.push(
             c.attempt
@@ -502,7 +518,7 @@ pub async fn complete(
         excerpts.push(
             c.attempt
                 .as_ref()
-                .map(|a| a.response_excerpt.clone())
+                .map(|a| storable(a.response_excerpt.clone()))
                 .unwrap_or_default(),
         );
     }

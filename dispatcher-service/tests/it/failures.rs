@@ -244,3 +244,67 @@ async fn gone_deactivates_the_registration() {
     .await
     .unwrap();
 }
+
+/// Issue 19, item 4: a NUL byte in what an endpoint answers (gzip,
+/// UTF-16 and protobuf bodies hold them) is stored as U+FFFD, so its
+/// outcome is written like any other and costs the healthy deliveries
+/// finished beside it nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_byte_in_an_answer_fails_only_its_own_delivery_on_schedule() {
+    let mut world = World::start().await;
+    world
+        .receiver
+        .set_default("/nul", Reply::status(500).body(&b"x\0y"[..]));
+    let nul = world.receiver.url("/nul");
+    let (nul_partner, _) = world.partner_with_callback(&nul, None).await;
+    let mut healthy = Vec::new();
+    for i in 0..20 {
+        let url = world.receiver.url(&format!("/ok-{i}"));
+        healthy.push(world.partner_with_callback(&url, None).await.0);
+    }
+    let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
+    let client = dispatcher.client.clone();
+    // Published together, so that their outcomes are written together.
+    let publishes = healthy
+        .iter()
+        .chain([&nul_partner])
+        .map(|partner| publish_one(&client, partner, "{}"));
+    let ids = futures_util::future::join_all(publishes).await;
+
+    let failed = delivery_with_status(
+        &client,
+        ids.last().unwrap(),
+        dpb::DeliveryStatus::Failed,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(failed.attempt_count, 3, "each attempt recorded: {failed:?}");
+    for attempt in &failed.attempts {
+        assert_eq!(attempt.response_status, Some(500));
+        assert_eq!(attempt.response_excerpt, "x\u{FFFD}y");
+    }
+    assert!(
+        world
+            .registration(&nul_partner)
+            .await
+            .unwrap()
+            .is_in_error_state
+    );
+    for id in &ids[..healthy.len()] {
+        delivery_with_status(
+            &client,
+            id,
+            dpb::DeliveryStatus::Delivered,
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    for i in 0..healthy.len() {
+        assert_eq!(
+            world.receiver.requests_to(&format!("/ok-{i}")).len(),
+            1,
+            "a healthy endpoint receives its event once"
+        );
+    }
+    assert_eq!(world.receiver.requests_to("/nul").len(), 3);
+}
