@@ -55,9 +55,12 @@ pub struct Config {
     )]
     pub registry_url: String,
 
-    /// How long a resolved callback (URL, credentials, secrets) is reused. An
-    /// answer of "no active registration" is kept for at most 1 s.
-    #[arg(long, env = "DISPATCHER_REGISTRY_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// The longest a resolved callback (URL, credentials, secrets, or "no
+    /// active registration") is kept. A kept answer is used only once the
+    /// registry's changes up to the delivery's claim are applied to it, so
+    /// this bounds memory and the cost of a bug, not how soon a partner's
+    /// change is seen (at once).
+    #[arg(long, env = "DISPATCHER_REGISTRY_CACHE_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
     pub registry_cache_ttl: Duration,
 
     /// Waits between attempts, comma-separated; one attempt more is made

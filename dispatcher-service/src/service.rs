@@ -119,9 +119,8 @@ impl Dispatcher {
             if subscribed.contains_key(&key) {
                 continue;
             }
-            let has_subscriber = match self.registry.resolve(key.0, key.1).await {
-                Ok(Resolution::Active(_)) => true,
-                Ok(Resolution::NoSubscriber) => false,
+            let has_subscriber = match self.registry.has_subscriber(key.0, key.1).await {
+                Ok(subscribed) => subscribed,
                 // The registry is down: store a delivery anyway; the attempt
                 // resolves again and cancels it if there is no subscriber.
                 Err(error) => {
@@ -167,7 +166,14 @@ impl Dispatcher {
         raw_body: Vec<u8>,
         trace_context: Option<String>,
     ) -> Result<Uuid, DispatchError> {
-        match self.registry.resolve(partner_id, notification_type).await? {
+        // Fresh as of now: a partner that has just registered can test at
+        // once.
+        let now = std::time::Instant::now();
+        match self
+            .registry
+            .resolve(partner_id, notification_type, now)
+            .await?
+        {
             Resolution::Active(_) => {}
             Resolution::NoSubscriber => {
                 return Err(DispatchError::NotFound(format!(

@@ -1,12 +1,12 @@
 //! Who is calling. Partners send `Authorization: Bearer <api key>`; the
-//! registry says which partner a key belongs to, and the answer is kept for
-//! a short while so that a burst of requests costs one registry call. A key
-//! opens only its own partner's paths. Operators send the admin key from
-//! configuration, compared in constant time.
+//! registry says which partner a key belongs to, and the answer is kept
+//! ([`KeyCache`]) and used once the registry's changes up to the request's
+//! arrival are known, so a revoked key or a disabled partner is refused
+//! from the next request on, on every replica. A key opens only its own
+//! partner's paths. Operators send the admin key from configuration,
+//! compared in constant time.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use http::header::AUTHORIZATION;
@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+pub use crate::key_cache::KeyCache;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -66,10 +67,12 @@ impl FromRequestParts<AppState> for Partner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let arrived = Instant::now();
         let token = bearer(parts)?;
-        if let Some(partner_id) = state.auth_cache.get(token) {
+        if let Some(partner_id) = state.auth_cache.check(token, arrived).await {
             return Ok(Partner { partner_id });
         }
+        let tag = state.auth_cache.applied();
         let response = state
             .registry()
             .authenticate(crate::state::grpc_request(
@@ -84,7 +87,9 @@ impl FromRequestParts<AppState> for Partner {
             tracing::error!("the registry answered a malformed partner id");
             ApiError::internal()
         })?;
-        state.auth_cache.put(token, partner_id);
+        if let Ok(key_id) = Uuid::try_parse(&response.key_id) {
+            state.auth_cache.put(token, partner_id, key_id, tag);
+        }
         Ok(Partner { partner_id })
     }
 }
@@ -104,91 +109,5 @@ impl FromRequestParts<AppState> for Operator {
         } else {
             Err(ApiError::unauthorized("invalid admin key"))
         }
-    }
-}
-
-/// Successful key checks, remembered for `ttl`. Bounded: when full, expired
-/// entries are dropped, and if that frees nothing, everything is.
-#[derive(Debug)]
-pub struct AuthCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<SecretKey, (Uuid, Instant)>>,
-}
-
-const MAX_ENTRIES: usize = 10_000;
-
-/// A token as a map key that never shows up in `Debug`.
-#[derive(PartialEq, Eq, Hash)]
-struct SecretKey(String);
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(..)")
-    }
-}
-
-impl AuthCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn get(&self, token: &str) -> Option<Uuid> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries
-            .get(&SecretKey(token.to_owned()))
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(partner, _)| *partner)
-    }
-
-    /// Forgets every remembered check (after a revocation).
-    pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
-    }
-
-    pub fn put(&self, token: &str, partner_id: Uuid) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (_, expires)| *expires > now);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(SecretKey(token.to_owned()), (partner_id, now + self.ttl));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_remembers_until_ttl() {
-        let cache = AuthCache::new(Duration::from_secs(60));
-        let id = Uuid::new_v4();
-        assert_eq!(cache.get("t"), None);
-        cache.put("t", id);
-        assert_eq!(cache.get("t"), Some(id));
-        let off = AuthCache::new(Duration::ZERO);
-        off.put("t", id);
-        assert_eq!(off.get("t"), None);
     }
 }

@@ -37,8 +37,9 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ADMIN_API_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub admin_api_key: Option<SecretString>,
 
-    /// How long a successful API-key check is remembered, in seconds. A
-    /// revoked key stops working within this time.
+    /// The longest a successful API-key check is kept, in seconds. A kept
+    /// check is used only once the registry's changes up to the request's
+    /// arrival are applied to it: a revoked key is refused at once.
     #[arg(long, env = "GATEWAY_AUTH_CACHE_TTL_SECS", default_value_t = 30)]
     pub auth_cache_ttl_secs: u64,
 

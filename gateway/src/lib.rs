@@ -1,6 +1,7 @@
 //! The gateway: the partners' public REST API (the contract of the seed
 //! documents), translated to the registry's and dispatcher's gRPC APIs. It
-//! keeps no state of its own beyond a short-lived cache of API-key checks,
+//! keeps no state of its own beyond a cache of API-key checks (kept in
+//! step with the registry's changes),
 //! so replicas scale behind any load balancer.
 //!
 //! [`routes`] holds the handlers with their OpenAPI descriptions; [`dto`]
@@ -13,6 +14,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dto;
+pub mod key_cache;
 pub mod observe;
 pub mod problem;
 pub mod request_id;

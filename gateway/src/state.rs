@@ -11,7 +11,7 @@ use service_kit::telemetry::{TraceInjector, TracedChannel};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::auth::AuthCache;
+use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::problem::ApiError;
 use crate::request_id;
@@ -21,7 +21,7 @@ pub struct AppState {
     registry: RegistryServiceClient<TracedChannel>,
     registry_health: HealthClient<Channel>,
     dispatcher: Option<DispatcherServiceClient<TracedChannel>>,
-    pub auth_cache: Arc<AuthCache>,
+    pub auth_cache: Arc<KeyCache>,
     pub admin_api_key: Option<SecretString>,
 }
 
@@ -43,12 +43,17 @@ impl AppState {
             .as_deref()
             .map(|url| channel(url, config.backend_timeout()))
             .transpose()?;
+        let registry_client =
+            RegistryServiceClient::with_interceptor(registry.clone(), TraceInjector);
         Ok(Self {
-            registry: RegistryServiceClient::with_interceptor(registry.clone(), TraceInjector),
+            auth_cache: Arc::new(KeyCache::new(
+                config.auth_cache_ttl(),
+                registry_client.clone(),
+            )),
+            registry: registry_client,
             registry_health: HealthClient::new(registry),
             dispatcher: dispatcher
                 .map(|d| DispatcherServiceClient::with_interceptor(d, TraceInjector)),
-            auth_cache: Arc::new(AuthCache::new(config.auth_cache_ttl())),
             admin_api_key: config.admin_api_key.clone(),
         })
     }

@@ -11,12 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::crypto::{self, Cipher};
 use crate::domain::text::Credentials;
 use crate::domain::{
-    ApiKey, ApiKeyId, CallbackUrl, ErrorState, NotificationType, NotificationTypeId, Outcome, Page,
-    PageRequest, Partner, PartnerId, Registration, RegistrationId, RegistryError,
+    ApiKey, ApiKeyId, CallbackUrl, Change, ChangesSince, ErrorState, NotificationType,
+    NotificationTypeId, Outcome, Page, PageRequest, Partner, PartnerId, Registration,
+    RegistrationId, RegistryError,
 };
 use crate::storage::models::{OutcomeChange, RegistrationRow, TargetChange};
 use crate::storage::registrations::ListFilter;
-use crate::storage::{DbPool, api_keys, notification_types, partners, registrations};
+use crate::storage::{DbPool, api_keys, changes, notification_types, partners, registrations};
 
 /// The reason recorded when a partner deletes a registration.
 pub const DELETED_BY_PARTNER: &str = "deleted by the partner";
@@ -174,8 +175,12 @@ impl Registry {
 
     pub async fn disable_partner(&self, id: PartnerId) -> Result<Partner, RegistryError> {
         let mut conn = self.pool.get().await?;
-
-        partners::disable(&mut conn, id).await
+        conn.transaction(async |conn| {
+            let partner = partners::disable(conn, id).await?;
+            changes::record(conn, Change::Partner(id)).await?;
+            Ok(partner)
+        })
+        .await
     }
 
     // ------------------------------------------------------------ API keys
@@ -212,8 +217,12 @@ impl Registry {
         key_id: ApiKeyId,
     ) -> Result<ApiKey, RegistryError> {
         let mut conn = self.pool.get().await?;
-
-        api_keys::revoke(&mut conn, partner_id, key_id).await
+        conn.transaction(async |conn| {
+            let key = api_keys::revoke(conn, partner_id, key_id).await?;
+            changes::record(conn, Change::ApiKey(partner_id, key_id)).await?;
+            Ok(key)
+        })
+        .await
     }
 
     /// Token -> key, one indexed lookup. Malformed tokens never reach the
@@ -260,8 +269,26 @@ impl Registry {
         echoable: bool,
     ) -> Result<NotificationType, RegistryError> {
         let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let created =
+                notification_types::insert(conn, id, &name, &description, echoable).await?;
+            changes::record(conn, Change::Catalogue).await?;
+            Ok(created)
+        })
+        .await
+    }
 
-        notification_types::insert(&mut conn, id, &name, &description, echoable).await
+    // ----------------------------------------------------------- changes
+
+    /// The changes after version `after` (at most `limit`), for the caches
+    /// of other services.
+    pub async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<ChangesSince, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        changes::since(&mut conn, after, limit).await
     }
 
     // ------------------------------------------------------- registrations
@@ -273,6 +300,7 @@ impl Registry {
         request: UpsertCallback,
     ) -> Result<(Registration, bool), RegistryError> {
         let mut conn = self.pool.get().await?;
+        let change = Change::Callback(request.partner_id, request.notification_type);
         conn.transaction(async |conn| {
             partners::get_enabled(conn, request.partner_id).await?;
             if notification_types::find(conn, request.notification_type)
@@ -295,9 +323,11 @@ impl Registry {
                         .await?
                 {
                     let updated = self.replace_target(conn, &row, &request).await?;
+                    changes::record(conn, change).await?;
                     return Ok((updated.to_domain(), false));
                 }
                 if let Some(created) = self.insert_registration(conn, &request).await? {
+                    changes::record(conn, change).await?;
                     return Ok((created.to_domain(), true));
                 }
             }
@@ -418,6 +448,7 @@ impl Registry {
                 Utc::now(),
             )
             .await?;
+            changes::record(conn, Change::Callback(partner_id, notification_type)).await?;
             Ok(row.to_domain())
         })
         .await
@@ -463,6 +494,7 @@ impl Registry {
                 now + grace,
             )
             .await?;
+            changes::record(conn, Change::Callback(partner_id, notification_type)).await?;
             self.open_secrets(&row, now)
         })
         .await
@@ -546,6 +578,11 @@ impl Registry {
             if let Outcome::Gone { reason } = &report.outcome {
                 let why = format!("the endpoint answered 410 Gone ({reason})");
                 row = registrations::deactivate(conn, report.registration_id, &why, now).await?;
+                let change = Change::Callback(
+                    PartnerId::from_uuid(row.partner_id),
+                    NotificationTypeId::from_stored(row.notification_type_id),
+                );
+                changes::record(conn, change).await?;
             }
             Ok((row.to_domain(), true))
         })

@@ -1,4 +1,5 @@
 //! What every Partner Callbacks binary does the same way, written once:
+//! how it knows its cached registry answers are current ([`freshness`]),
 //! how it traces, logs and counts ([`telemetry`], [`grpc_layer`],
 //! [`metrics`]), how it learns to stop ([`shutdown_signal`]),
 //! which addresses count as public ([`net`]), how a service starts its own
@@ -8,6 +9,7 @@
 
 #[cfg(feature = "db")]
 pub mod db;
+pub mod freshness;
 pub mod grpc_layer;
 pub mod metrics;
 pub mod net;

@@ -156,7 +156,12 @@ pub struct Reserved {
 struct HandOff {
     claimed: Claimed,
     slot: OwnedSemaphorePermit,
+    /// When its lease started counting.
     claimed_at: Instant,
+    /// When this process learnt of it (the claim answered, or the publish
+    /// committed): every registry change answered before then applies to
+    /// its attempt.
+    seen_at: Instant,
 }
 
 /// A delivery ready to attempt: one of its endpoint's slots is held.
@@ -414,6 +419,7 @@ impl Worker {
             claimed,
             slot: reserved.slot,
             claimed_at: reserved.at,
+            seen_at: Instant::now(),
         };
         if self.handoffs.send(handoff).is_err() {
             // The loop has stopped: the lease runs out and a claim takes it.
@@ -579,6 +585,17 @@ impl Worker {
                 }
                 continue;
             }
+            // While the registry fails, nothing claimed can be resolved:
+            // wait out its backoff rather than claim and release the
+            // backlog over and over.
+            if let Some(wait) = self.registry.unavailable_for() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
             let park_room = (self.settings.max_in_flight * PARK_PER_IN_FLIGHT)
                 .saturating_sub(self.parked_total());
             let limit = self
@@ -644,6 +661,7 @@ impl Worker {
                 self.cursor
                     .claim_ended(claimed.iter().filter_map(|c| c.hold.was_due).max());
             }
+            let seen_at = Instant::now();
             if let Some(first) = claimed.first() {
                 self.batches
                     .lock()
@@ -666,6 +684,7 @@ impl Worker {
                     claimed: delivery,
                     slot,
                     claimed_at,
+                    seen_at,
                 };
                 self.start(&mut tasks, handoff, &done_tx);
             }
@@ -733,24 +752,14 @@ impl Worker {
         handoff: HandOff,
         done: &mpsc::Sender<Done>,
     ) {
-        let HandOff {
-            claimed,
-            slot,
-            claimed_at,
-        } = handoff;
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(claimed.id, claimed.hold);
+            .insert(handoff.claimed.id, handoff.claimed.hold);
         // Boxed: the future (the whole attempt, hyper's included) is large,
         // and unboxed it was copied on its way into the task (about 2 % of
         // the dispatcher's CPU went on those copies in a profile).
-        tasks.spawn(Box::pin(self.clone().deliver(
-            claimed,
-            claimed_at,
-            slot,
-            done.clone(),
-        )));
+        tasks.spawn(Box::pin(self.clone().deliver(handoff, done.clone())));
     }
 
     async fn take(
@@ -775,16 +784,17 @@ impl Worker {
         self.settings.lease / 2
     }
 
-    async fn deliver(
-        self: Arc<Self>,
-        claimed: Claimed,
-        claimed_at: Instant,
-        _slot: OwnedSemaphorePermit,
-        done: mpsc::Sender<Done>,
-    ) {
+    async fn deliver(self: Arc<Self>, handoff: HandOff, done: mpsc::Sender<Done>) {
+        // Holding the global slot until the end.
+        let HandOff {
+            claimed,
+            slot: _slot,
+            claimed_at,
+            seen_at,
+        } = handoff;
         let target = match self
             .registry
-            .resolve(claimed.partner_id, claimed.notification_type)
+            .resolve(claimed.partner_id, claimed.notification_type, seen_at)
             .await
         {
             Ok(Resolution::Active(target)) => target,
@@ -808,9 +818,14 @@ impl Worker {
                 return;
             }
             Err(error) => {
-                tracing::warn!(delivery.id = %claimed.id, error = %error, "cannot resolve the callback; deferring");
-                self.hand_back(&done, &claimed, self.settings.defer_for)
-                    .await;
+                // Logged once per failed registry call (`registry`), not
+                // once per delivery it fails.
+                tracing::debug!(delivery.id = %claimed.id, error = %error, "cannot resolve the callback; deferring");
+                metrics::counter!("callbacks_deliveries_deferred_total", "reason" => "registry_unavailable").increment(1);
+                // Spread, so that a backlog deferred together does not
+                // come due together.
+                let wait = service_kit::freshness::jittered(self.settings.defer_for * 2);
+                self.hand_back(&done, &claimed, wait).await;
                 return;
             }
         };

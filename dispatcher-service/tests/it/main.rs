@@ -5,6 +5,7 @@
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
 
+mod coherence;
 mod cursor;
 mod delivery;
 mod failures;
@@ -56,7 +57,7 @@ pub struct World {
     pub receiver: WebhookReceiver,
     pub ca_file: TempFile,
     pub dispatch_db: TestDb,
-    _registry_db: TestDb,
+    registry_db: TestDb,
     stop_registry: Option<oneshot::Sender<()>>,
 }
 
@@ -82,19 +83,34 @@ impl RunningDispatcher {
     }
 }
 
+/// Serves a registry on `listen` (port 0: any) with its database at
+/// `database_url`; answers its address and what stops it.
+async fn serve_registry(
+    database_url: &str,
+    listen: std::net::SocketAddr,
+) -> (std::net::SocketAddr, oneshot::Sender<()>) {
+    let mut config = registry_service::Config::for_database(database_url);
+    config.listen = listen;
+    config.allow_http_callbacks = true;
+    config.allowed_callback_networks =
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    let app = registry_service::Application::build(config).await.unwrap();
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
 impl World {
     pub async fn start() -> Self {
         let registry_db = TestDb::new().await.unwrap();
-        let mut config = registry_service::Config::for_database(registry_db.url());
-        config.allow_http_callbacks = true;
-        config.allowed_callback_networks =
-            vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
-        let app = registry_service::Application::build(config).await.unwrap();
-        let addr = app.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop) = serve_registry(
+            registry_db.url(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await;
         let receiver = WebhookReceiver::start_https().await.unwrap();
         let ca_file = TempFile(
             std::env::temp_dir().join(format!("receiver-ca-{}.pem", uuid::Uuid::new_v4())),
@@ -106,16 +122,30 @@ impl World {
             receiver,
             ca_file,
             dispatch_db: TestDb::new().await.unwrap(),
-            _registry_db: registry_db,
+            registry_db,
             stop_registry: Some(stop),
         }
     }
 
-    /// Stops the registry (it does not come back in this world).
+    /// Stops the registry, until [`World::restart_registry`].
     pub fn stop_registry(&mut self) {
         if let Some(stop) = self.stop_registry.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Serves the registry again, on the same address and database.
+    pub async fn restart_registry(&mut self) {
+        let addr = self.registry_addr();
+        let (_, stop) = serve_registry(self.registry_db.url(), addr).await;
+        self.stop_registry = Some(stop);
+    }
+
+    pub fn registry_addr(&self) -> std::net::SocketAddr {
+        self.registry_url
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap()
     }
 
     /// Fast settings for tests: a short schedule without jitter, short

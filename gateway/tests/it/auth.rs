@@ -198,3 +198,72 @@ async fn a_revoked_key_stops_working() {
     let response = stack.as_key(&key, Method::GET, &path).send().await.unwrap();
     expect_problem(response, StatusCode::UNAUTHORIZED).await;
 }
+
+/// Issue 19: a key revoked through one replica is refused by another from
+/// the next request on, though that replica had just checked and kept it
+/// (the registry's change log, not a time to live).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_replica_is_refused_by_another_at_once() {
+    let stack = Stack::start().await;
+    let (other, _stop_other) = crate::start_gateway(stack.config.clone()).await;
+    assert!(stack.config.auth_cache_ttl_secs >= 30, "checks are kept");
+    let (partner, key) = stack.partner("Acme").await;
+    let path = format!("{other}/{partner}/callbacks");
+    let get = |key: &str| {
+        stack
+            .http
+            .get(&path)
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+    };
+    assert_eq!(get(&key).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get(&key).await.unwrap().status(), StatusCode::OK);
+
+    let keys: Value = stack
+        .as_key(
+            ADMIN_KEY,
+            Method::GET,
+            &format!("/v1/admin/partners/{partner}/keys"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = keys["results"][0]["keyId"].as_str().unwrap();
+    let revoked = stack
+        .as_key(
+            ADMIN_KEY,
+            Method::DELETE,
+            &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    expect_problem(get(&key).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+
+    // The same for a partner disabled: its other key is refused at once.
+    let (partner, key) = stack.partner("Globex").await;
+    let path = format!("{other}/{partner}/callbacks");
+    let get = || {
+        stack
+            .http
+            .get(&path)
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+    // No REST route disables a partner; operators do it over gRPC.
+    use callbacks_proto::registry::v1 as pb;
+    pb::registry_service_client::RegistryServiceClient::connect(stack.config.registry_url.clone())
+        .await
+        .unwrap()
+        .disable_partner(pb::DisablePartnerRequest {
+            partner_id: partner.clone(),
+        })
+        .await
+        .unwrap();
+    expect_problem(get().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+}

@@ -27,6 +27,8 @@ pub struct Stack {
     pub base: String,
     pub http: reqwest::Client,
     pub db: TestDb,
+    /// The gateway's configuration, for more replicas of it.
+    pub config: gateway::Config,
     /// Present when the stack delivers.
     pub delivery: Option<Delivery>,
     _stops: Vec<oneshot::Sender<()>>,
@@ -47,6 +49,18 @@ impl Drop for CaFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// A gateway with `config`: its base URL, and what stops it when dropped.
+pub async fn start_gateway(config: gateway::Config) -> (String, oneshot::Sender<()>) {
+    let app = gateway::Application::build(config).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let stop = spawn_until_dropped(|stopped| {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+    });
+    (base, stop)
 }
 
 fn spawn_until_dropped<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> oneshot::Sender<()>
@@ -122,18 +136,13 @@ impl Stack {
             None
         };
         adjust(&mut config);
-        let app = gateway::Application::build(config).await.unwrap();
-        let base = format!("http://{}", app.local_addr());
-        let gateway_stop = spawn_until_dropped(|stopped| {
-            app.run_until_stopped(async {
-                let _ = stopped.await;
-            })
-        });
+        let (base, gateway_stop) = start_gateway(config.clone()).await;
         stops.insert(0, gateway_stop);
         Self {
             base,
             http: reqwest::Client::new(),
             db,
+            config,
             delivery,
             _stops: stops,
         }

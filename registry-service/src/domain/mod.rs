@@ -7,6 +7,7 @@
 //! storage turns rows into them.
 
 pub mod callback_url;
+pub mod change;
 pub mod error;
 pub mod ids;
 pub mod paging;
@@ -15,6 +16,7 @@ pub mod registration;
 pub mod text;
 
 pub use callback_url::{CallbackUrl, UrlPolicy};
+pub use change::{Change, ChangesSince};
 pub use error::{FieldViolation, RegistryError};
 pub use ids::{ApiKeyId, NotificationTypeId, PartnerId, RegistrationId};
 pub use paging::{Page, PageRequest};

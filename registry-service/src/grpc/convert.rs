@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use secrecy::ExposeSecret;
 
-use crate::domain::{ApiKey, NotificationType, Page, Partner, Registration};
+use crate::domain::{ApiKey, Change, ChangesSince, NotificationType, Page, Partner, Registration};
 use crate::service::{IssuedKey, ResolvedCallback, SigningSecrets};
 
 pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
@@ -147,5 +147,44 @@ mod tests {
             }),
             None
         );
+    }
+}
+
+impl From<ChangesSince> for pb::ListChangesResponse {
+    fn from(c: ChangesSince) -> Self {
+        use pb::registry_change::Kind;
+        let changes = c
+            .changes
+            .into_iter()
+            .map(|(version, change)| {
+                let mut wire = pb::RegistryChange {
+                    version,
+                    ..Default::default()
+                };
+                match change {
+                    Change::Callback(partner, kind) => {
+                        wire.set_kind(Kind::Callback);
+                        wire.partner_id = partner.to_string();
+                        wire.notification_type = kind.get();
+                    }
+                    Change::Partner(partner) => {
+                        wire.set_kind(Kind::Partner);
+                        wire.partner_id = partner.to_string();
+                    }
+                    Change::ApiKey(partner, key) => {
+                        wire.set_kind(Kind::ApiKey);
+                        wire.partner_id = partner.to_string();
+                        wire.api_key_id = key.to_string();
+                    }
+                    Change::Catalogue => wire.set_kind(Kind::Catalogue),
+                }
+                wire
+            })
+            .collect();
+        Self {
+            version: c.version,
+            complete: c.complete,
+            changes,
+        }
     }
 }

@@ -39,6 +39,10 @@ impl RegistryGrpc {
 
 type GrpcResult<T> = Result<Response<T>, Status>;
 
+/// The most changes one `ListChanges` answers; a caller further behind
+/// forgets its whole cache, which is cheaper than applying more.
+const MAX_CHANGES: usize = 1_000;
+
 fn ok<T>(value: impl Into<T>) -> GrpcResult<T> {
     Ok(Response::new(value.into()))
 }
@@ -353,6 +357,14 @@ impl RegistryService for RegistryGrpc {
         let request = request.into_inner();
         let (partner, kind) = target(&request.partner_id, request.notification_type)?;
         ok(self.registry.resolve_callback(partner, kind).await?)
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<pb::ListChangesRequest>,
+    ) -> GrpcResult<pb::ListChangesResponse> {
+        let after = request.into_inner().after_version;
+        ok(self.registry.changes_since(after, MAX_CHANGES).await?)
     }
 
     async fn record_delivery_outcome(

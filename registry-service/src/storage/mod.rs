@@ -5,6 +5,7 @@
 //! so no row type leaves this module.
 
 pub mod api_keys;
+pub mod changes;
 pub mod models;
 pub mod notification_types;
 pub mod partners;

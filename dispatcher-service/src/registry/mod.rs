@@ -1,9 +1,13 @@
 //! What the dispatcher asks the registry, and how rarely it asks.
 //!
-//! - **Resolution** ((partner, type) -> URL, credentials, secrets) is cached
-//!   for a short TTL, so the hot path makes no registry call per delivery,
-//!   and a changed URL is picked up within the TTL. "No active
-//!   registration" is cached too.
+//! - **Resolution** ((partner, type) -> URL, credentials, secrets, or "no
+//!   active registration") is cached, and a cached answer is used only
+//!   once the registry's changes are known up to the moment the delivery
+//!   was claimed or handed off ([`Freshness`]; the cache is in [`cache`]).
+//!   So whatever the registry answered to a partner's change before an
+//!   event was published, the event's attempt acts on it, on every
+//!   replica; and one change-log call serves every delivery claimed
+//!   before it started, instead of a resolution per delivery.
 //! - **The catalogue** of notification types is cached the same way, to
 //!   refuse unknown types at publish.
 //! - **Outcomes** are reported when they change the registration's error
@@ -12,15 +16,18 @@
 //!   go through a queue to a background task, so delivery never waits on
 //!   the registry.
 
+mod cache;
+mod target;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callbacks_proto::registry::v1 as pb;
 use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use chrono::{DateTime, Utc};
-use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
-use opentelemetry::{KeyValue, Value};
+use foldhash::{HashSet, HashSetExt as _};
 use secrecy::SecretString;
+use service_kit::freshness::Freshness;
 use service_kit::telemetry::{TraceInjector, TracedChannel};
 use tokio::sync::mpsc;
 use tonic::Code;
@@ -31,91 +38,25 @@ use uuid::Uuid;
 use crate::domain::signature::SigningKey;
 use crate::domain::{AttemptResult, DispatchError};
 
-/// Where and how to deliver to a registration. Built once per resolution
-/// and shared by all its attempts, so what every attempt needs of the URL
-/// (parsed, and redacted for its span) is worked out here, once.
-#[derive(Debug)]
-pub struct Target {
-    pub registration_id: Uuid,
-    pub url: String,
-    /// `url` parsed; `None` if it is not a valid URI (each attempt then
-    /// fails with that reason).
-    pub uri: Option<http::Uri>,
-    /// The attempt span's attributes that are the same for every attempt:
-    /// the method, `url.full` (without the query, which may carry a
-    /// token), `server.address`, `server.port` and `registration.id`.
-    pub span_attributes: Vec<KeyValue>,
-    pub user_name: Option<String>,
-    pub password: Option<SecretString>,
-    pub signing_keys: Vec<SigningKey>,
-}
-
-impl Target {
-    pub fn new(
-        registration_id: Uuid,
-        url: String,
-        user_name: Option<String>,
-        password: Option<SecretString>,
-        signing_keys: Vec<SigningKey>,
-    ) -> Self {
-        let uri = url.parse::<http::Uri>().ok();
-        // Shared strings: each attempt copies these, and a copy is then a
-        // reference count, not an allocation.
-        let shared = |s: String| Value::from(Arc::<str>::from(s));
-        let host = uri.as_ref().and_then(http::Uri::host).unwrap_or_default();
-        let mut span_attributes = vec![
-            KeyValue::new("http.request.method", "POST"),
-            KeyValue::new(
-                "url.full",
-                shared(uri.as_ref().map(redacted_url).unwrap_or_default()),
-            ),
-            KeyValue::new("server.address", shared(host.to_owned())),
-            KeyValue::new("registration.id", shared(registration_id.to_string())),
-        ];
-        if let Some(port) = uri.as_ref().and_then(http::Uri::port_u16) {
-            span_attributes.push(KeyValue::new("server.port", i64::from(port)));
-        }
-        Self {
-            registration_id,
-            url,
-            uri,
-            span_attributes,
-            user_name,
-            password,
-            signing_keys,
-        }
-    }
-}
-
-/// `url.full` without the query, which may carry a token.
-fn redacted_url(uri: &http::Uri) -> String {
-    format!(
-        "{}://{}{}",
-        uri.scheme_str().unwrap_or("https"),
-        uri.authority().map(|a| a.as_str()).unwrap_or_default(),
-        uri.path()
-    )
-}
-
-#[derive(Debug, Clone)]
-pub enum Resolution {
-    Active(Arc<Target>),
-    NoSubscriber,
-}
-
-type Key = (Uuid, i32);
+pub use cache::Resolution;
+use cache::{Key, Resolutions};
+pub use target::Target;
 
 #[derive(Debug)]
 pub struct RegistryClient {
     client: RegistryServiceClient<TracedChannel>,
+    /// The longest a resolution is kept, changes or none.
     ttl: Duration,
-    /// Each resolution with when it expires.
-    resolutions: Mutex<HashMap<Key, (Resolution, Instant)>>,
+    resolutions: Arc<Mutex<Resolutions>>,
+    freshness: Arc<Freshness>,
     catalogue: Mutex<(HashSet<i32>, Option<Instant>)>,
     /// Registrations believed to be in error state.
     failing: Mutex<HashSet<Uuid>>,
     reports: mpsc::Sender<Report>,
 }
+
+/// A `ListChanges` call, as `Freshness` runs it.
+type SyncCall = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// An outcome to report, with the trace of the attempt it came from.
 #[derive(Debug)]
@@ -123,10 +64,6 @@ struct Report {
     request: pb::RecordDeliveryOutcomeRequest,
     trace_context: Option<String>,
 }
-
-const MAX_CACHED: usize = 100_000;
-/// The longest "no active registration" is remembered.
-const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 
 impl RegistryClient {
     /// A client of the registry at `url`; also returns the reporter task to
@@ -145,7 +82,8 @@ impl RegistryClient {
         let this = Arc::new(Self {
             client: client.clone(),
             ttl,
-            resolutions: Mutex::new(HashMap::new()),
+            resolutions: Arc::new(Mutex::new(Resolutions::new())),
+            freshness: Freshness::new(),
             catalogue: Mutex::new((HashSet::new(), None)),
             failing: Mutex::new(HashSet::new()),
             reports,
@@ -156,30 +94,96 @@ impl RegistryClient {
         ))
     }
 
-    fn cached(&self, key: Key) -> Option<Resolution> {
-        let cache = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(&key)
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(resolution, _)| resolution.clone())
+    fn resolutions(&self) -> std::sync::MutexGuard<'_, Resolutions> {
+        self.resolutions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Where (partner, type) delivers now; from the cache when fresh.
+    /// One `ListChanges` call, applied to the cache.
+    fn sync(&self) -> impl FnOnce() -> SyncCall + use<> {
+        let (client, resolutions) = (self.client.clone(), self.resolutions.clone());
+        move || {
+            Box::pin(async move {
+                let after = resolutions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .applied();
+                let answer = client
+                    .clone()
+                    .list_changes(pb::ListChangesRequest {
+                        after_version: after,
+                    })
+                    .await
+                    .map_err(|status| {
+                        tracing::warn!(grpc.status = ?status.code(), error = status.message(), "cannot learn the registry's changes; deliveries wait");
+                        format!("the registry's changes are unknown: {}", status.message())
+                    })?
+                    .into_inner();
+                resolutions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .apply(&answer);
+                Ok(())
+            })
+        }
+    }
+
+    /// Where (partner, type) delivers, as of a registry read that began at
+    /// or after `since`: from the cache once the changes up to `since` are
+    /// applied to it, else from the registry. The changes are asked first
+    /// either way: that call is shared, so when the registry is down one
+    /// failure answers every waiting delivery, not a call per delivery.
     pub async fn resolve(
         &self,
         partner: Uuid,
         notification_type: i32,
+        since: Instant,
     ) -> Result<Resolution, DispatchError> {
         let key = (partner, notification_type);
-        if let Some(hit) = self.cached(key) {
+        self.freshness
+            .since(since, self.sync())
+            .await
+            .map_err(DispatchError::Unavailable)?;
+        if let Some(hit) = self.resolutions().get(key) {
             return Ok(hit);
         }
+        self.fetch(key).await
+    }
+
+    /// How long until the registry is asked again after it failed, if it
+    /// did: claiming work that cannot be resolved meanwhile only churns
+    /// the queue.
+    pub fn unavailable_for(&self) -> Option<Duration> {
+        self.freshness.backing_off()
+    }
+
+    /// Whether (partner, type) has a subscriber, for a publish. A cached
+    /// active registration is enough: the attempt resolves again, and
+    /// cancels the delivery if it is gone by then. A cached "no subscriber"
+    /// is not: the event would be stored without a delivery.
+    pub async fn has_subscriber(
+        &self,
+        partner: Uuid,
+        notification_type: i32,
+    ) -> Result<bool, DispatchError> {
+        let key = (partner, notification_type);
+        if let Some(Resolution::Active(_)) = self.resolutions().get(key) {
+            return Ok(true);
+        }
+        let resolution = self
+            .resolve(partner, notification_type, Instant::now())
+            .await?;
+        Ok(matches!(resolution, Resolution::Active(_)))
+    }
+
+    /// Asks the registry, and keeps the answer.
+    async fn fetch(&self, key: Key) -> Result<Resolution, DispatchError> {
+        let tag = self.resolutions().applied();
         let answer = self
             .client
             .clone()
             .resolve_callback(pb::ResolveCallbackRequest {
-                partner_id: partner.to_string(),
-                notification_type,
+                partner_id: key.0.to_string(),
+                notification_type: key.1,
             })
             .await;
         let resolution = match answer {
@@ -213,18 +217,9 @@ impl RegistryClient {
                 )));
             }
         };
-        let mut cache = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
-        }
-        // "No subscriber" is kept for at most a second: a partner who has
-        // just registered receives events published a second later, not
-        // only once the whole TTL has passed.
-        let ttl = match resolution {
-            Resolution::Active(_) => self.ttl,
-            Resolution::NoSubscriber => self.ttl.min(NEGATIVE_TTL),
-        };
-        cache.insert(key, (resolution.clone(), Instant::now() + ttl));
+        let expires = Instant::now() + self.ttl;
+        self.resolutions()
+            .insert(key, resolution.clone(), tag, expires);
         Ok(resolution)
     }
 
@@ -301,9 +296,8 @@ impl RegistryClient {
             }
             AttemptResult::Gone { .. } => {
                 // Deactivated: forget the cached resolution at once.
-                self.resolutions.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (r, _)| {
-                    !matches!(r, Resolution::Active(t) if t.registration_id == target.registration_id)
-                });
+                self.resolutions()
+                    .forget_registration(target.registration_id);
                 Outcome::Gone(pb::EndpointGone {
                     reason: result.reason().unwrap_or_default(),
                 })
@@ -391,41 +385,5 @@ async fn send_report(
                 break;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_lose_their_query_once_per_target() {
-        let target = Target::new(
-            Uuid::nil(),
-            "https://hooks.example.com:8443/cb?token=s3cret".into(),
-            None,
-            None,
-            Vec::new(),
-        );
-        let attribute = |target: &Target, key: &str| {
-            target
-                .span_attributes
-                .iter()
-                .find(|kv| kv.key.as_str() == key)
-                .map(|kv| kv.value.to_string())
-        };
-        assert_eq!(
-            attribute(&target, "url.full").as_deref(),
-            Some("https://hooks.example.com:8443/cb")
-        );
-        assert_eq!(
-            attribute(&target, "server.address").as_deref(),
-            Some("hooks.example.com")
-        );
-        assert_eq!(attribute(&target, "server.port").as_deref(), Some("8443"));
-        let invalid = Target::new(Uuid::nil(), "not a url".into(), None, None, Vec::new());
-        assert!(invalid.uri.is_none());
-        assert_eq!(attribute(&invalid, "url.full").as_deref(), Some(""));
-        assert_eq!(attribute(&invalid, "server.port"), None);
     }
 }
