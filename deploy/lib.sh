@@ -53,8 +53,13 @@ project_venv() {
       fi
     fi
   fi
+  local installed
   for package in "$@"; do
-    "$venv/bin/pip" show -q "${package%%[=<>]*}" >/dev/null 2>&1 || missing+=("$package")
+    # A pinned package (name==version) must be at that version.
+    installed="$("$venv/bin/pip" show "${package%%[=<>]*}" 2>/dev/null | sed -n 's/^Version: //p')"
+    if [ -z "$installed" ] || { [[ "$package" == *==* ]] && [ "$installed" != "${package#*==}" ]; }; then
+      missing+=("$package")
+    fi
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing ${missing[*]} into $venv" >&2

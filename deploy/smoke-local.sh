@@ -3,7 +3,8 @@
 # --with-receiver` on ports and databases of its own, waits for the banner,
 # checks that the first webhook arrived with a valid signature, runs the
 # curl and grpcurl lines the banner prints exactly as printed (grpcurl as
-# PyPI ships it), checks their answers, and
+# PyPI ships it), checks their answers, runs schemathesis against the
+# gateway with the demo partner's key (deploy/schemathesis.sh), and
 # stops the stack as Ctrl-C would (SIGTERM here: a background job ignores
 # SIGINT). Exits non-zero on any difference.
 set -euo pipefail
@@ -82,4 +83,11 @@ for service in "$REGISTRY_PORT callbacks.registry.v1.RegistryService" "$DISPATCH
 done
 run_block 'Publish an event' '"eventId"' '"deliveryId"'
 run_block 'Delete the callback' '204'
-echo "smoke-local: run-local.sh came up, the first webhook arrived signed, and the printed lines work as printed"
+
+# The OpenAPI document against the running gateway, with the demo partner
+# (last: it changes and deletes the partner's callbacks).
+banner() { sed -n "s/^ *$1=//p" "$log" | head -1; }
+admin_key="$(sed -n 's/^ *admin key *//p' "$log" | head -1)"
+./deploy/schemathesis.sh "http://127.0.0.1:$GATEWAY_PORT" "$(banner PARTNER)" "$(banner KEY)" "$admin_key" \
+  || fail "schemathesis found the gateway and its OpenAPI document disagreeing"
+echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, and schemathesis finds nothing"

@@ -18,14 +18,24 @@ use utoipa::ToSchema;
 }))]
 pub struct UpsertCallbackBody {
     /// Absolute `https` URL, at most 2,048 characters, without user-info or
-    /// fragment, on a public host.
-    #[schema(max_length = 2048)]
+    /// fragment, on a public host: a domain name (not `localhost` or a
+    /// local suffix such as `.local`, `.internal`, `.lan`), or a public IP
+    /// address. The pattern states the domain-name form with a path; the
+    /// server also takes an IP address, a port or no path.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)+(?!(local|internal|lan|localhost|arpa)/)[A-Za-z]{2,63}(/[A-Za-z0-9._~!$&'()*+,;=:@-]*)+(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"
+    )]
     pub call_back_url: String,
-    /// Basic-auth user name sent with each delivery.
+    /// Basic-auth user name sent with each delivery: no `:`, no control
+    /// characters, at most 256 characters. Empty means none.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^:\x00-\x1f\x7f-\x9f]*$")]
     pub call_back_user_name: Option<String>,
-    /// Basic-auth password; needs `callBackUserName`. Never returned.
+    /// Basic-auth password, at most 1,024 characters; needs
+    /// `callBackUserName`. Empty means none. Never returned.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub call_back_password: Option<String>,
 }
 
@@ -110,10 +120,20 @@ pub struct Health {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Acme Payments", "keyLabel": "production"}))]
 pub struct CreatePartnerBody {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, not blank, without control characters
+    /// (surrounding white space is trimmed).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
-    /// A label for the first API key.
+    /// A label for the first API key: at most 100 characters, without
+    /// control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub key_label: Option<String>,
 }
 
@@ -170,7 +190,12 @@ pub struct CreatedPartner {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IssueApiKeyBody {
+    /// At most 100 characters, without control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub label: Option<String>,
 }
 
@@ -201,10 +226,21 @@ pub struct NotificationTypeList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"notificationTypeId": 12, "name": "settlement.completed", "description": "A settlement finished", "echoable": false}))]
 pub struct CreateNotificationTypeBody {
+    /// A positive integer.
+    #[schema(minimum = 1)]
     pub notification_type_id: i32,
-    /// Lowercase letters, digits, `.`, `_` and `-`.
+    /// 1 to 100 lowercase letters, digits, `.`, `_` and `-`.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[a-z0-9._-]{1,100}[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
+    /// At most 1,000 characters, without control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub description: String,
     #[serde(default)]
     pub echoable: bool,

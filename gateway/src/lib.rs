@@ -19,6 +19,7 @@ pub mod observe;
 pub mod problem;
 pub mod request_id;
 pub mod routes;
+pub mod schemas;
 pub mod state;
 
 pub use app::Application;

@@ -30,6 +30,8 @@ use crate::state::{AppState, grpc_request};
     responses(
         (status = 201, description = "Created", body = CreatedPartner),
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("adminApiKey" = []))
@@ -60,8 +62,8 @@ pub async fn create_partner(
     path = "/v1/admin/partners",
     tag = "operators",
     params(
-        ("pageNumber" = Option<u32>, Query, description = "1-based page number (default 1)"),
-        ("pageSize" = Option<u32>, Query, description = "1 to 100 (default 20)"),
+        ("pageNumber" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "1-based page number (default 1)"),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
     ),
     responses(
         (status = 200, description = "One page", body = PartnerPage),
@@ -78,7 +80,9 @@ pub async fn list_partners(
     let number = |name: &str| -> Result<u32, ApiError> {
         query.get(name).map_or(Ok(0), |raw| {
             raw.parse()
-                .map_err(|_| ApiError::invalid_field(name, "must be a positive integer"))
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| ApiError::invalid_field(name, "must be a positive integer"))
         })
     };
     let page = pb::PageRequest {
@@ -108,6 +112,7 @@ pub async fn list_partners(
     params(("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id")),
     responses(
         (status = 200, description = "The partner", body = Partner),
+        (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json"),
     ),
@@ -139,6 +144,8 @@ pub async fn get_partner(
     responses(
         (status = 201, description = "Issued", body = IssuedApiKey),
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json"),
     ),
@@ -176,6 +183,7 @@ pub async fn issue_api_key(
     ),
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
+        (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json"),
     ),
@@ -214,8 +222,8 @@ pub async fn list_api_keys(
 
 /// Revoke an API key.
 ///
-/// Takes effect at once on this gateway; other gateway replicas forget
-/// their cached check within `GATEWAY_AUTH_CACHE_TTL_SECS`.
+/// Takes effect at once, on every gateway replica: the key is refused from
+/// the next request on.
 #[utoipa::path(
     delete,
     path = "/v1/admin/partners/{partnerUniqueID}/keys/{keyId}",
@@ -226,6 +234,7 @@ pub async fn list_api_keys(
     ),
     responses(
         (status = 200, description = "Revoked", body = ApiKey),
+        (status = 400, description = "Malformed id or query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key for this partner", body = Problem, content_type = "application/problem+json"),
     ),
@@ -283,6 +292,8 @@ pub async fn list_notification_types(
     responses(
         (status = 201, description = "Added", body = NotificationType),
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The id or the name is taken", body = Problem, content_type = "application/problem+json"),
     ),

@@ -13,6 +13,7 @@ use super::{ApiJson, ApiPath, ApiQuery, guid, type_id};
 use crate::auth::Partner;
 use crate::dto::{Registration, RegistrationPage, SigningSecret, UpsertCallbackBody};
 use crate::problem::{ApiError, InvalidParam, Problem};
+use crate::schemas::{IsActive, UpsertCallbackRequest};
 use crate::state::{AppState, grpc_request};
 
 /// Checks the key against `{partnerUniqueID}` and parses `{notificationType}`.
@@ -33,9 +34,9 @@ fn target(auth: &Partner, partner: &str, kind: &str) -> Result<(String, i32), Ap
     tag = "callbacks",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, description = "The notification type, e.g. 5"),
+        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type, e.g. 5"),
     ),
-    request_body(content = UpsertCallbackBody, content_type = "application/json"),
+    request_body(content = UpsertCallbackRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = Registration),
         (status = 200, description = "Updated", body = Registration),
@@ -82,7 +83,7 @@ pub async fn put_callback(
     tag = "callbacks",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, description = "The notification type"),
+        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
     ),
     responses(
         (status = 200, description = "The active registration", body = Registration),
@@ -120,7 +121,7 @@ pub async fn get_callback(
     tag = "callbacks",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, description = "The notification type"),
+        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
     ),
     responses(
         (status = 204, description = "Deactivated"),
@@ -159,12 +160,15 @@ fn list_query(
             reason: reason.to_owned(),
         })
     };
+    // Seed 000: the list is of the "currently active" subscriptions; a
+    // registration asked for by id is found whatever its state.
     let is_active = match query.get("isActive").map(String::as_str) {
-        None => None,
-        Some("true") => Some(true),
+        None if query.contains_key("registrationId") => None,
+        None | Some("true") => Some(true),
         Some("false") => Some(false),
+        Some("all") => None,
         Some(_) => {
-            bad("isActive", "must be true or false");
+            bad("isActive", "must be true, false or all");
             None
         }
     };
@@ -206,17 +210,18 @@ fn list_query(
 
 /// List a partner's callbacks.
 ///
-/// Active and deactivated registrations, oldest first, a page at a time.
+/// The active registrations, oldest first, a page at a time; deactivated
+/// ones with `isActive=false`, both with `isActive=all`.
 #[utoipa::path(
     get,
     path = "/{partnerUniqueID}/callbacks",
     tag = "callbacks",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("isActive" = Option<bool>, Query, description = "Only active (true) or only deactivated (false) registrations"),
+        ("isActive" = Option<IsActive>, Query, description = "`true` (the default): active registrations; `false`: deactivated ones; `all`: both. With `registrationId` and no `isActive`, the registration whatever its state"),
         ("registrationId" = Option<uuid::Uuid>, Query, description = "Only this registration"),
-        ("pageNumber" = Option<u32>, Query, description = "1-based page number (default 1)"),
-        ("pageSize" = Option<u32>, Query, description = "1 to 100 (default 20)"),
+        ("pageNumber" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "1-based page number (default 1)"),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
     ),
     responses(
         (status = 200, description = "One page", body = RegistrationPage),
@@ -251,6 +256,49 @@ pub async fn list_callbacks(
     }))
 }
 
+/// One registration, by its id.
+///
+/// Active or deactivated (seed 003's `registrationId`).
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks/registrations/{registrationId}",
+    tag = "callbacks",
+    params(("registrationId" = uuid::Uuid, Path, description = "The registration's id")),
+    responses(
+        (status = 200, description = "The registration", body = Registration),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such registration of this partner", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("partnerApiKey" = []))
+)]
+pub async fn get_registration(
+    State(state): State<AppState>,
+    auth: Partner,
+    ApiPath(registration): ApiPath<String>,
+) -> Result<Json<Registration>, ApiError> {
+    let registration_id = guid("registrationId", &registration)?;
+    let found = state
+        .registry()
+        .list_callbacks(grpc_request(pb::ListCallbacksRequest {
+            partner_id: auth.partner_id.to_string(),
+            is_active: None,
+            registration_id: Some(registration_id.to_string()),
+            page: None,
+        }))
+        .await?
+        .into_inner()
+        .registrations
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "this partner has no registration {registration_id}"
+            ))
+        })?;
+    Ok(Json(found.into()))
+}
+
 /// The signing secret.
 ///
 /// The Standard Webhooks secret (`whsec_…`) to verify the `webhook-signature`
@@ -262,10 +310,11 @@ pub async fn list_callbacks(
     tag = "callbacks",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, description = "The notification type"),
+        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
     ),
     responses(
         (status = 200, description = "The secret", body = SigningSecret),
+        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
@@ -300,10 +349,11 @@ pub async fn get_secret(
     tag = "callbacks",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, description = "The notification type"),
+        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
     ),
     responses(
         (status = 200, description = "The new secret, and the previous one", body = SigningSecret),
+        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),

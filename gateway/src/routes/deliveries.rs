@@ -14,6 +14,7 @@ use super::{ApiPath, ApiQuery, guid, type_id};
 use crate::auth::Partner;
 use crate::dto::{Delivery, DeliveryPage};
 use crate::problem::{ApiError, InvalidParam, Problem};
+use crate::schemas::StatusFilter;
 use crate::state::{AppState, grpc_request};
 
 /// One delivery with its attempts.
@@ -58,6 +59,7 @@ pub async fn get_delivery(
     params(("deliveryId" = uuid::Uuid, Path, description = "The delivery's id")),
     responses(
         (status = 202, description = "Scheduled again", body = Delivery),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such delivery of this partner", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Still pending", body = Problem, content_type = "application/problem+json"),
@@ -91,10 +93,10 @@ pub async fn redeliver(
     tag = "deliveries",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, description = "The notification type"),
-        ("status" = Option<String>, Query, description = "pending, delivered, failed or cancelled"),
-        ("pageNumber" = Option<u32>, Query, description = "1-based page number (default 1)"),
-        ("pageSize" = Option<u32>, Query, description = "1 to 100 (default 20)"),
+        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
+        ("status" = Option<StatusFilter>, Query, description = "Only deliveries in this state"),
+        ("pageNumber" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "1-based page number (default 1)"),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
     ),
     responses(
         (status = 200, description = "One page", body = DeliveryPage),

@@ -16,6 +16,7 @@ use super::{ApiPath, RawBody, guid, type_id};
 use crate::auth::Partner;
 use crate::dto::EchoAccepted;
 use crate::problem::{ApiError, InvalidParam, Problem};
+use crate::schemas::EchoRawBody;
 use crate::state::{AppState, grpc_request};
 
 const PROCESS_ID: &str = "processUniqueId";
@@ -67,13 +68,12 @@ pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
     tag = "echo",
     params(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationTypeID" = i32, Path, description = "An echo-able notification type (5, 6 or 7)"),
+        ("notificationTypeID" = i32, Path, minimum = 1, maximum = 2147483647, description = "An echo-able notification type (5, 6 or 7)"),
     ),
     request_body(
-        content = Object,
+        content = EchoRawBody,
         content_type = "application/json",
         description = "The rawBody to deliver: a JSON object with exactly one of processUniqueId and simulationUniqueId",
-        example = json!({"processUniqueId": "7c0e5d5e-2b1e-4f7a-9d0e-2f4b5c6d7e8f", "status": "completed"})
     ),
     responses(
         (status = 202, description = "Accepted for delivery", body = EchoAccepted),

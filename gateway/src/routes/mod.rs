@@ -10,6 +10,7 @@ pub mod health;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts};
+use serde::de::DeserializeOwned;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,10 +20,49 @@ use uuid::Uuid;
 use crate::problem::{ApiError, body_rejection};
 use crate::state::AppState;
 
-/// A JSON body whose rejections are problem documents.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body whose rejections are problem documents, read as JSON
+/// Schema reads it (which is what the OpenAPI document promises): the top
+/// level must be an object (serde alone takes an array for a struct), and
+/// a number without a fraction (`5.0`) is an integer.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(mut body) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        integral_numbers(&mut body);
+        serde_path_to_error::deserialize(body)
+            .map(Self)
+            .map_err(|e| ApiError::bad_request(format!("the body does not match the schema: {e}")))
+    }
+}
+
+/// Turns every number without a fraction into an integer, as JSON Schema
+/// counts it.
+fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                #[allow(clippy::cast_possible_truncation, reason = "integral and within 2^53")]
+                let integer = f as i64;
+                *value = Value::from(integer);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
 
 /// Path segments whose rejections are problem documents.
 #[derive(Debug, FromRequestParts)]
@@ -80,6 +120,7 @@ pub fn type_id(name: &str, raw: &str) -> Result<i32, ApiError> {
                        documents; every response carries X-Request-Id.",
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(crate::schemas::IsActive, crate::schemas::StatusFilter)),
     tags(
         (name = "callbacks", description = "A partner's callback registrations"),
         (name = "echo", description = "Test notifications"),
@@ -117,6 +158,7 @@ pub fn api() -> OpenApiRouter<AppState> {
             callbacks::get_callback,
             callbacks::delete_callback
         ))
+        .routes(routes!(callbacks::get_registration))
         .routes(routes!(callbacks::get_secret))
         .routes(routes!(callbacks::rotate_secret))
         .routes(routes!(echo::echo))

@@ -175,3 +175,56 @@ async fn notification_types() {
             .any(|p| p["name"] == "name")
     );
 }
+
+/// Bodies are read as the OpenAPI document's JSON Schema reads them
+/// (schemathesis found each of these): an array is not an object, `41.0`
+/// is an integer, and a bound is on the text as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_read_as_their_schema_says() {
+    let stack = Stack::start().await;
+    let post = |path: &str, body: Value| {
+        stack
+            .as_key(ADMIN_KEY, Method::POST, path)
+            .json(&body)
+            .send()
+    };
+    let created: Value = post("/v1/admin/partners", json!({"name": "Acme"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let partner = created["partner"]["partnerUniqueId"].as_str().unwrap();
+    let keys = format!("/v1/admin/partners/{partner}/keys");
+    let array = post(&keys, json!([])).await.unwrap();
+    let problem = expect_problem(array, StatusCode::BAD_REQUEST).await;
+    assert!(problem["detail"].as_str().unwrap().contains("JSON object"));
+
+    let integral = post(
+        "/v1/admin/notification-types",
+        json!({"notificationTypeId": 41.0, "name": "settlement.done"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(integral.status(), StatusCode::CREATED);
+    let fractional = post(
+        "/v1/admin/notification-types",
+        json!({"notificationTypeId": 42.5, "name": "settlement.undone"}),
+    )
+    .await
+    .unwrap();
+    expect_problem(fractional, StatusCode::BAD_REQUEST).await;
+
+    // 101 characters as sent, though only spaces: over the documented 100.
+    let padded = post(&keys, json!({"label": " ".repeat(101)}))
+        .await
+        .unwrap();
+    expect_invalid(padded, "label", "at most 100 characters").await;
+    let trimmed: Value = post(&keys, json!({"label": "  ci  "}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trimmed["label"], "ci");
+}

@@ -101,12 +101,15 @@ async fn delete_is_soft_and_is_active_filters() {
             .as_key(&key, Method::GET, &format!("/{partner}/callbacks{query}"))
             .send()
     };
-    let all: Value = list("").await.unwrap().json().await.unwrap();
+    // Seed 000: the list is of the currently active subscriptions.
+    for query in ["", "?isActive=true"] {
+        let active: Value = list(query).await.unwrap().json().await.unwrap();
+        let active = active["results"].as_array().unwrap();
+        assert_eq!(active.len(), 1, "{query}");
+        assert_eq!(active[0]["notificationType"], 6);
+    }
+    let all: Value = list("?isActive=all").await.unwrap().json().await.unwrap();
     assert_eq!(all["results"].as_array().unwrap().len(), 2);
-    let active: Value = list("?isActive=true").await.unwrap().json().await.unwrap();
-    let active = active["results"].as_array().unwrap();
-    assert_eq!(active.len(), 1);
-    assert_eq!(active[0]["notificationType"], 6);
     let inactive: Value = list("?isActive=false").await.unwrap().json().await.unwrap();
     let inactive = inactive["results"].as_array().unwrap();
     assert_eq!(inactive.len(), 1);
@@ -122,6 +125,39 @@ async fn delete_is_soft_and_is_active_filters() {
         .unwrap();
     assert_eq!(by_id["results"].as_array().unwrap().len(), 1);
     assert_eq!(by_id["results"][0]["registrationId"], id);
+
+    // Seed 003: read by its id, deactivated or not; another partner's id
+    // is not found.
+    let one = stack
+        .as_key(
+            &key,
+            Method::GET,
+            &format!("/v1/callbacks/registrations/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+    let one: Value = one.json().await.unwrap();
+    assert_eq!(one["registrationId"], id);
+    assert_eq!(one["isActive"], false);
+    let (_, other_key) = stack.partner("Globex").await;
+    let theirs = stack
+        .as_key(
+            &other_key,
+            Method::GET,
+            &format!("/v1/callbacks/registrations/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(theirs, StatusCode::NOT_FOUND).await;
+    let malformed = stack
+        .as_key(&key, Method::GET, "/v1/callbacks/registrations/not-a-guid")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(malformed, StatusCode::BAD_REQUEST).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +229,7 @@ async fn list_pages() {
         ("pageSize=0", "pageSize", "positive integer"),
         ("pageSize=ten", "pageSize", "positive integer"),
         ("pageNumber=-1", "pageNumber", "positive integer"),
-        ("isActive=maybe", "isActive", "true or false"),
+        ("isActive=maybe", "isActive", "true, false or all"),
         ("registrationId=42", "registrationId", "GUID"),
     ] {
         let response = stack

@@ -38,6 +38,7 @@ async fn the_document_lists_every_route_served() {
             "/v1/callbacks/echo/{partnerUniqueID}/{notificationTypeID}",
             "post",
         ),
+        ("/v1/callbacks/registrations/{registrationId}", "get"),
         ("/v1/callbacks/deliveries/{deliveryId}", "get"),
         ("/v1/callbacks/deliveries/{deliveryId}/redeliver", "post"),
         (

@@ -5,26 +5,32 @@ use secrecy::SecretString;
 
 use super::FieldViolation;
 
-/// Trims `raw` and checks it is between 1 and `max` characters.
+/// Trims `raw` and checks it is not empty. At most `max` characters as
+/// sent, surrounding white space included: the bound the API documents,
+/// which a schema can state.
 pub fn required(field: &'static str, raw: &str, max: usize) -> Result<String, FieldViolation> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(FieldViolation::new(field, "is required"));
     }
-    bounded(field, trimmed, max)
+    optional(field, raw, max)
 }
 
 /// Like [`required`] but an empty value is allowed (and stays empty).
 pub fn optional(field: &'static str, raw: &str, max: usize) -> Result<String, FieldViolation> {
+    if raw.chars().count() > max {
+        return Err(too_long(field, max));
+    }
     bounded(field, raw.trim(), max)
+}
+
+fn too_long(field: &'static str, max: usize) -> FieldViolation {
+    FieldViolation::new(field, format!("must be at most {max} characters"))
 }
 
 fn bounded(field: &'static str, value: &str, max: usize) -> Result<String, FieldViolation> {
     if value.chars().count() > max {
-        return Err(FieldViolation::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(too_long(field, max));
     }
     if value.chars().any(char::is_control) {
         return Err(FieldViolation::new(

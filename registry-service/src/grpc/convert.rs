@@ -132,24 +132,6 @@ impl From<ResolvedCallback> for pb::ResolvedCallback {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_round_trip() {
-        let now = Utc::now();
-        assert_eq!(from_timestamp(&timestamp(now)), Some(now));
-        assert_eq!(
-            from_timestamp(&Timestamp {
-                seconds: 0,
-                nanos: -1
-            }),
-            None
-        );
-    }
-}
-
 impl From<ChangesSince> for pb::ListChangesResponse {
     fn from(c: ChangesSince) -> Self {
         use pb::registry_change::Kind;
@@ -186,5 +168,23 @@ impl From<ChangesSince> for pb::ListChangesResponse {
             complete: c.complete,
             changes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        let now = Utc::now();
+        assert_eq!(from_timestamp(&timestamp(now)), Some(now));
+        assert_eq!(
+            from_timestamp(&Timestamp {
+                seconds: 0,
+                nanos: -1
+            }),
+            None
+        );
     }
 }
