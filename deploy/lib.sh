@@ -36,6 +36,20 @@ ensure_postgres() {
   return 1
 }
 
+# Makes sure libfaketime is there: the clock-skew test runs a dispatcher
+# with its clocks shifted. Installs Debian's faketime when we are root.
+ensure_faketime() {
+  if [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing faketime (libfaketime) from the distribution's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+    return 0
+  fi
+  echo "The tests need libfaketime: install Debian's faketime package (apt-get install faketime)." >&2
+  return 1
+}
+
 # Prints the path of the project's Python virtualenv, after making sure the
 # given packages (pip requirement strings) are installed in it. PyPI is the
 # only network it needs; Python itself comes from the distribution when

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 source deploy/lib.sh
 
 ensure_postgres
+ensure_faketime
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

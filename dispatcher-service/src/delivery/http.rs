@@ -135,6 +135,9 @@ pub struct AttemptOf<'a> {
     pub attempt_number: i32,
     /// The publisher's trace, stored with the event: the attempt's parent.
     pub trace_context: Option<&'a str>,
+    /// When the attempt starts, on the database's clock (`storage::clock`):
+    /// logged, reported, and sent as `webhook-timestamp`.
+    pub started_at: DateTime<Utc>,
 }
 
 /// What an attempt's request carries of the trace it belongs to.
@@ -324,10 +327,10 @@ impl Deliverer {
         uri: Uri,
         target: &Target,
         webhook_id: Uuid,
+        timestamp: i64,
         body: &Bytes,
         trace: Trace<'_>,
     ) -> Result<Request<Full<Bytes>>, String> {
-        let timestamp = Utc::now().timestamp();
         let webhook_id = webhook_id.to_string();
         let signature = signature::sign(&target.signing_keys, &webhook_id, timestamp, body)
             .map_err(|e| e.to_string())?;
@@ -395,7 +398,9 @@ impl Deliverer {
     ) -> AttemptOutcome {
         if !service_kit::telemetry::exporting() {
             let trace = Trace::Stored(of.trace_context);
-            return self.exchange(target, trace, of.delivery_id, body).await;
+            return self
+                .exchange(target, trace, of.delivery_id, of.started_at, body)
+                .await;
         }
         let parent = of
             .trace_context
@@ -417,7 +422,13 @@ impl Deliverer {
             .start_with_context(&tracer, &parent);
         let context = parent.with_span(span);
         let outcome = self
-            .exchange(target, Trace::Span(&context), of.delivery_id, body)
+            .exchange(
+                target,
+                Trace::Span(&context),
+                of.delivery_id,
+                of.started_at,
+                body,
+            )
             .await;
         let span = context.span();
         if let Some(status) = outcome.result.status() {
@@ -440,9 +451,9 @@ impl Deliverer {
         target: &Target,
         trace: Trace<'_>,
         webhook_id: Uuid,
+        started_at: DateTime<Utc>,
         body: &Bytes,
     ) -> AttemptOutcome {
-        let started_at = Utc::now();
         let clock = Instant::now();
         let trace_id = trace.trace_id();
         let finish = |result, excerpt| AttemptOutcome {
@@ -461,10 +472,9 @@ impl Deliverer {
                 );
             }
         };
-        let request = match self
-            .check_target(&uri)
-            .and_then(|()| self.build_request(uri, target, webhook_id, body, trace))
-        {
+        let request = match self.check_target(&uri).and_then(|()| {
+            self.build_request(uri, target, webhook_id, started_at.timestamp(), body, trace)
+        }) {
             Ok(request) => request,
             Err(reason) => return finish(AttemptResult::no_answer(reason), String::new()),
         };

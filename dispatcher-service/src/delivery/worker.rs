@@ -52,6 +52,7 @@ use super::completer::{self, Done, Report};
 use super::http::{AttemptOf, Deliverer};
 use crate::domain::{AttemptResult, DeliveryStatus, DispatchError, NextStep, RetryPolicy};
 use crate::registry::{RegistryClient, Resolution, Target};
+use crate::storage::clock::DbClock;
 use crate::storage::models::Lease;
 use crate::storage::queue::{
     self, AttemptRecord, Claimed, Completion, Hold, QueueConnection, Role,
@@ -226,6 +227,8 @@ pub struct Worker {
     /// Where this process's claims left the cursor, and the earliest due
     /// time notified since that lies behind it (see [`listen`]).
     cursor: Arc<CursorWatch>,
+    /// Every time this process writes or reports (see `storage::clock`).
+    clock: DbClock,
     meters: Meters,
 }
 
@@ -342,12 +345,13 @@ fn jitter_draw() -> f64 {
     bits as f64 / (1u64 << 53) as f64
 }
 
-fn release(claimed: &Claimed, after: Duration, error: Option<String>) -> Completion {
+/// `claimed` back to the queue, unattempted, due at `due`.
+fn release(claimed: &Claimed, due: DateTime<Utc>, error: Option<String>) -> Completion {
     Completion {
         delivery_id: claimed.id,
         hold: claimed.hold,
         status: DeliveryStatus::Pending,
-        next_attempt_at: Utc::now() + after,
+        next_attempt_at: due,
         attempt: None,
         error,
     }
@@ -376,6 +380,7 @@ impl Worker {
             in_flight: Mutex::new(HashMap::new()),
             batches: Arc::new(Mutex::new(HashMap::new())),
             cursor: Arc::new(CursorWatch::new()),
+            clock: DbClock::new(),
             meters: Meters::new(),
         })
     }
@@ -618,6 +623,12 @@ impl Worker {
             let limit = u32::try_from(reserved.num_permits()).unwrap_or(limit);
             let take = if next_full_sweep <= Instant::now() {
                 next_full_sweep = Instant::now() + self.settings.poll_interval;
+                if let Err(error) = connection
+                    .run(async |conn| self.clock.read(conn).await)
+                    .await
+                {
+                    tracing::warn!(error = %error, "cannot read the database's clock; carrying the last reading on");
+                }
                 Take::Sweep(DateTime::UNIX_EPOCH)
             } else if let Some(from) = sweep_more.take() {
                 Take::Sweep(from)
@@ -674,7 +685,7 @@ impl Worker {
                     // for it), but never drop a claim.
                     let _ = done_tx
                         .send(Done {
-                            completion: release(&delivery, Duration::ZERO, None),
+                            completion: release(&delivery, self.clock.now(), None),
                             report: None,
                         })
                         .await;
@@ -728,7 +739,7 @@ impl Worker {
                 delivery_id,
                 hold,
                 status: DeliveryStatus::Pending,
-                next_attempt_at: Utc::now(),
+                next_attempt_at: self.clock.now(),
                 attempt: None,
                 error: None,
             };
@@ -803,7 +814,7 @@ impl Worker {
                     delivery_id: claimed.id,
                     hold: claimed.hold,
                     status: DeliveryStatus::Cancelled,
-                    next_attempt_at: Utc::now(),
+                    next_attempt_at: self.clock.now(),
                     attempt: None,
                     error: Some("no active registration".into()),
                 };
@@ -870,7 +881,7 @@ impl Worker {
 
     /// Hands `claimed` back to the queue, unattempted, due after `after`.
     async fn hand_back(&self, done: &mpsc::Sender<Done>, claimed: &Claimed, after: Duration) {
-        let completion = release(claimed, after, None);
+        let completion = release(claimed, self.clock.now() + after, None);
         self.finish(
             done,
             Done {
@@ -907,6 +918,7 @@ impl Worker {
             notification_type: claimed.notification_type,
             attempt_number: claimed.attempt_count + 1,
             trace_context: claimed.trace_context.as_deref(),
+            started_at: self.clock.now(),
         };
         let outcome = self.deliverer.attempt(&target, of, &body).await;
         self.meters.in_flight.decrement(1.0);
@@ -917,7 +929,7 @@ impl Worker {
         }
         .increment(1);
         self.meters.duration.record(outcome.duration.as_secs_f64());
-        let now = Utc::now();
+        let now = self.clock.now();
         let (status, next_attempt_at) = match &outcome.result {
             AttemptResult::Delivered { .. } => (DeliveryStatus::Delivered, now),
             AttemptResult::Gone { .. } => (DeliveryStatus::Cancelled, now),

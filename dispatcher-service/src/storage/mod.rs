@@ -2,6 +2,7 @@
 //! and the attempt log. `queue.rs` holds the hot path (claim, sweep,
 //! complete); `events.rs` and `deliveries.rs` the rest.
 
+pub mod clock;
 pub mod commit;
 pub mod deliveries;
 pub mod events;

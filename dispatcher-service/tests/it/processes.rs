@@ -24,7 +24,16 @@ fn arrivals(requests: &[ReceivedRequest]) -> HashMap<String, usize> {
 }
 
 fn spawn_dispatcher_process(world: &World) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dispatcher-service"))
+    dispatcher_command(world).spawn().unwrap()
+}
+
+/// libfaketime, which shifts a process's clocks (`deploy/lib.sh` installs
+/// it for the test command).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+fn dispatcher_command(world: &World) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dispatcher-service"));
+    command
         .env("DISPATCHER_LISTEN", "127.0.0.1:0")
         .env("DISPATCHER_DATABASE_URL", world.dispatch_db.url())
         .env("DISPATCHER_REGISTRY_URL", &world.registry_url)
@@ -38,9 +47,8 @@ fn spawn_dispatcher_process(world: &World) -> Child {
         .env("DISPATCHER_MAX_IN_FLIGHT", "16")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+        .kill_on_drop(true);
+    command
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,4 +250,58 @@ async fn shutdown_finishes_in_flight_work_or_releases_it() {
         0,
         "an abandoned attempt is not counted"
     );
+}
+
+/// Issue 19, item 7: due times and outcome reports come from the database's
+/// clock. A replica whose clock runs an hour ahead fails an attempt; its
+/// retry is due a second later (not an hour and a second), and the success
+/// a correct replica then reports clears the error state (the skewed
+/// replica's failure is not dated an hour ahead of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_a_skewed_clock_neither_delays_retries_nor_pins_the_error_state() {
+    assert!(
+        std::path::Path::new(FAKETIME).exists(),
+        "{FAKETIME} is missing: install Debian's faketime (deploy/run-tests.sh does)"
+    );
+    let mut world = World::start().await;
+    world
+        .receiver
+        .respond("/flaky", [Reply::status(500), Reply::ok()]);
+    let (partner, _) = world
+        .partner_with_callback(&world.receiver.url("/flaky"), None)
+        .await;
+    let mut config = world.dispatcher_config();
+    config.delivery_workers = false;
+    let publisher = world.start_dispatcher(config).await;
+
+    let mut skewed = dispatcher_command(&world);
+    skewed
+        .env("LD_PRELOAD", FAKETIME)
+        .env("FAKETIME", "+1h")
+        .env("DISPATCHER_RETRY_SCHEDULE", "2s");
+    let mut skewed = skewed.spawn().unwrap();
+    let id = publish_one(&publisher.client, &partner, "{}").await;
+    world
+        .receiver
+        .wait_for_requests_to("/flaky", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    crate::registration_when(&world, &partner, "the error state", |r| r.is_in_error_state).await;
+    skewed.start_kill().unwrap();
+    skewed.wait().await.unwrap();
+
+    let mut correct = dispatcher_command(&world);
+    correct.env("DISPATCHER_RETRY_SCHEDULE", "2s");
+    let _correct = correct.spawn().unwrap();
+    crate::delivery_with_status(
+        &publisher.client,
+        &id,
+        dpb::DeliveryStatus::Delivered,
+        Duration::from_secs(10),
+    )
+    .await;
+    crate::registration_when(&world, &partner, "the error state to clear", |r| {
+        !r.is_in_error_state
+    })
+    .await;
 }
