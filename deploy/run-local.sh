@@ -86,12 +86,19 @@ wait_for() { # name, pid, check command...
   exit 1
 }
 
+# Each internal caller's token, new for every run (service_kit::callers).
+token() { head -c 24 /dev/urandom | base64 | tr '+/' '-_'; }
+DISPATCHER_TO_REGISTRY="$(token)" GATEWAY_TO_REGISTRY="$(token)" OPERATOR_TO_REGISTRY="$(token)"
+PUBLISHER_TOKEN="$(token)" GATEWAY_TO_DISPATCHER="$(token)" OPERATOR_TO_DISPATCHER="$(token)"
+export CALLBACKSCTL_REGISTRY_TOKEN="$OPERATOR_TO_REGISTRY" CALLBACKSCTL_DISPATCHER_TOKEN="$OPERATOR_TO_DISPATCHER"
+
 REGISTRY_DATABASE_URL="${REGISTRY_DATABASE_URL:-$DATABASE_BASE/callbacks_registry}"
 echo "==> starting the registry on 127.0.0.1:$REGISTRY_PORT"
 REGISTRY_LISTEN="127.0.0.1:$REGISTRY_PORT" \
 REGISTRY_DATABASE_URL="$REGISTRY_DATABASE_URL" \
 REGISTRY_ALLOW_HTTP_CALLBACKS="${REGISTRY_ALLOW_HTTP_CALLBACKS:-true}" \
 REGISTRY_ALLOWED_CALLBACK_NETWORKS="${REGISTRY_ALLOWED_CALLBACK_NETWORKS:-127.0.0.0/8}" \
+REGISTRY_CALLERS="dispatcher=$DISPATCHER_TO_REGISTRY,gateway=$GATEWAY_TO_REGISTRY,operator=$OPERATOR_TO_REGISTRY" \
   "$CARGO_TARGET_DIR/debug/registry-service" &
 started_pids+=($!)
 wait_for registry $! port_answers 127.0.0.1 "$REGISTRY_PORT"
@@ -103,6 +110,8 @@ DISPATCHER_DATABASE_URL="$DISPATCHER_DATABASE_URL" \
 DISPATCHER_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT" \
 DISPATCHER_ALLOW_HTTP_CALLBACKS="${DISPATCHER_ALLOW_HTTP_CALLBACKS:-true}" \
 DISPATCHER_ALLOWED_CALLBACK_NETWORKS="${DISPATCHER_ALLOWED_CALLBACK_NETWORKS:-127.0.0.0/8}" \
+DISPATCHER_REGISTRY_TOKEN="$DISPATCHER_TO_REGISTRY" \
+DISPATCHER_CALLERS="publisher=$PUBLISHER_TOKEN,gateway=$GATEWAY_TO_DISPATCHER,operator=$OPERATOR_TO_DISPATCHER" \
   "$CARGO_TARGET_DIR/debug/dispatcher-service" &
 started_pids+=($!)
 wait_for dispatcher $! port_answers 127.0.0.1 "$DISPATCHER_PORT"
@@ -113,6 +122,8 @@ GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" \
 GATEWAY_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT" \
 GATEWAY_DISPATCHER_URL="http://127.0.0.1:$DISPATCHER_PORT" \
 GATEWAY_ADMIN_API_KEY="$ADMIN_KEY" \
+GATEWAY_REGISTRY_TOKEN="$GATEWAY_TO_REGISTRY" \
+GATEWAY_DISPATCHER_TOKEN="$GATEWAY_TO_DISPATCHER" \
   "$CARGO_TARGET_DIR/debug/gateway" &
 started_pids+=($!)
 wait_for gateway $! curl -sf -o /dev/null "$GATEWAY/readyz"
@@ -167,11 +178,13 @@ Fire a test notification, then read its delivery (deliveryUrl in the answer):
 Delete the callback (a soft delete; 204):
   curl -s -X DELETE $GATEWAY/$PARTNER/callbacks/5 -H "authorization: Bearer $KEY" -w '%{http_code}\\n'
 
-Publish an event as a platform service would (gRPC):
-  grpcurl -plaintext -d '{"partnerId":"$PARTNER","notificationType":5,"payloadJson":"{\\"processUniqueId\\":\\"p-1\\"}"}' \\
+Publish an event as a platform service would (gRPC, with the publishers' token):
+  grpcurl -plaintext -H "authorization: Bearer $PUBLISHER_TOKEN" \\
+    -d '{"partnerId":"$PARTNER","notificationType":5,"payloadJson":"{\\"processUniqueId\\":\\"p-1\\"}"}' \\
     127.0.0.1:$DISPATCHER_PORT callbacks.dispatcher.v1.DispatcherService/Publish
 
-Operate it with callbacksctl ($CARGO_TARGET_DIR/debug/callbacksctl --help):
+Operate it with callbacksctl ($CARGO_TARGET_DIR/debug/callbacksctl --help), as an operator:
+  export CALLBACKSCTL_REGISTRY_TOKEN=$OPERATOR_TO_REGISTRY CALLBACKSCTL_DISPATCHER_TOKEN=$OPERATOR_TO_DISPATCHER
   callbacksctl partner list
   callbacksctl errors
   callbacksctl delivery list $PARTNER

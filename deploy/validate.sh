@@ -8,7 +8,9 @@
 #      action) and the newest schema it ships; the kustomize build
 #      (`kubectl kustomize`, offline) when kubectl is there; and the rules
 #      the schema cannot express (probes, resources, security context,
-#      selectors, Secret keys, grace periods, what kustomization lists).
+#      selectors, Secret keys, grace periods, what kustomization lists,
+#      NetworkPolicies: default deny, one per Deployment, gRPC never open
+#      to every pod).
 #   2. deploy/compose.yaml: `docker compose config -q` when Compose works,
 #      else the Compose Specification's JSON schema as shipped inside
 #      check-jsonschema; plus depends_on, health checks, build targets.
@@ -222,7 +224,26 @@ for name, hpa in by_kind.get("HorizontalPodAutoscaler", []):
     ref = hpa.get("spec", {}).get("scaleTargetRef", {})
     if ref.get("kind") != "Deployment" or ref.get("name") not in deployments:
         fail(f"{name}: HorizontalPodAutoscaler/{hpa['metadata']['name']} targets no Deployment here")
-report(mark, f"k8s: rules for {len(deployments)} Deployments (probes, resources, securityContext, selectors, Secret keys, grace period, kustomization list)")
+# NetworkPolicies: ingress denied by default, each Deployment let in by a
+# policy of its own, and no gRPC port open to every pod.
+policies = [doc for _, doc in by_kind.get("NetworkPolicy", [])]
+def policy_labels(policy):
+    return (policy.get("spec", {}).get("podSelector") or {}).get("matchLabels") or {}
+if not any(
+    not policy_labels(p) and "Ingress" in p.get("spec", {}).get("policyTypes", []) and not p["spec"].get("ingress")
+    for p in policies
+):
+    fail("no default-deny NetworkPolicy (podSelector {}, policyTypes [Ingress], no ingress rules)")
+for dname, labels in deployments.items():
+    own = [p for p in policies if policy_labels(p) and all(labels.get(k) == v for k, v in policy_labels(p).items())]
+    if not own:
+        fail(f"Deployment/{dname}: no NetworkPolicy selects its pods, so the default denies everything")
+    for p in own:
+        for rule in p["spec"].get("ingress") or []:
+            ports = [port.get("port") for port in rule.get("ports") or []]
+            if "grpc" in ports and not rule.get("from"):
+                fail(f"NetworkPolicy/{p['metadata']['name']}: the gRPC port is open to every pod")
+report(mark, f"k8s: rules for {len(deployments)} Deployments (probes, resources, securityContext, selectors, Secret keys, grace period, kustomization list, NetworkPolicies)")
 
 # ---- 2. Compose: what the schema cannot see ---------------------------------
 mark = len(errors)

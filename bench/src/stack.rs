@@ -102,6 +102,9 @@ impl Stack {
                 ("REGISTRY_ADMIN_LISTEN", "127.0.0.1:0"),
                 ("REGISTRY_DATABASE_URL", registry_db.url()),
                 ("REGISTRY_ALLOW_HTTP_CALLBACKS", "true"),
+                // The scenarios measure delivery, not the token check (one
+                // SHA-256 of a short token per call).
+                ("REGISTRY_OPEN_GRPC", "true"),
                 ("REGISTRY_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
                 (
                     "REGISTRY_ENCRYPTION_KEY",
@@ -137,6 +140,7 @@ impl Stack {
                 ("DISPATCHER_DATABASE_URL", self.dispatch_db.url()),
                 ("DISPATCHER_REGISTRY_URL", &self.registry_url),
                 ("DISPATCHER_ALLOW_HTTP_CALLBACKS", "true"),
+                ("DISPATCHER_OPEN_GRPC", "true"),
                 ("DISPATCHER_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
                 (
                     "DISPATCHER_DELIVERY_WORKERS",

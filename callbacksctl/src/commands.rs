@@ -7,16 +7,44 @@ use dpb::dispatcher_service_client::DispatcherServiceClient;
 use prost_types::Timestamp;
 use rpb::registry_service_client::RegistryServiceClient;
 use serde_json::{Value, json};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::output::Table;
 use crate::{Cli, Command, DeliveryCommand, KeyCommand, PartnerCommand, TypesCommand};
 
-async fn connect(url: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(url.to_owned())?
+/// A channel whose calls present the operator's token, if one is given.
+type Authed = InterceptedService<Channel, Token>;
+
+#[derive(Debug, Clone)]
+struct Token(Option<AsciiMetadataValue>);
+
+impl Interceptor for Token {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Authed> {
+    let token = token
+        .map(|t| format!("Bearer {t}").parse())
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("a token must be printable ASCII"))?;
+    let channel = Channel::from_shared(url.to_owned())?
         .connect()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
+    Ok(InterceptedService::new(channel, Token(token)))
 }
 
 /// A gRPC failure as the caller should read it.
@@ -156,13 +184,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Types(_)
         | Command::Callbacks { .. }
         | Command::Errors { .. } => {
-            let mut registry = RegistryServiceClient::new(connect(&cli.registry).await?);
+            let channel = connect(&cli.registry, cli.registry_token.as_deref()).await?;
+            let mut registry = RegistryServiceClient::new(channel);
             registry_command(&mut registry, cli.command)
                 .await?
                 .print(json);
         }
         Command::Delivery(_) | Command::Redeliver { .. } | Command::Publish { .. } => {
-            let mut dispatcher = DispatcherServiceClient::new(connect(&cli.dispatcher).await?);
+            let channel = connect(&cli.dispatcher, cli.dispatcher_token.as_deref()).await?;
+            let mut dispatcher = DispatcherServiceClient::new(channel);
             dispatcher_command(&mut dispatcher, cli.command, json).await?;
         }
     }
@@ -170,7 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn registry_command(
-    registry: &mut RegistryServiceClient<Channel>,
+    registry: &mut RegistryServiceClient<Authed>,
     command: Command,
 ) -> anyhow::Result<Table> {
     Ok(match command {
@@ -322,7 +352,7 @@ async fn registry_command(
 }
 
 async fn dispatcher_command(
-    dispatcher: &mut DispatcherServiceClient<Channel>,
+    dispatcher: &mut DispatcherServiceClient<Authed>,
     command: Command,
     json: bool,
 ) -> anyhow::Result<()> {

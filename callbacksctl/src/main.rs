@@ -32,6 +32,24 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50052"
     )]
     pub dispatcher: String,
+    /// The operator's token for the registry (an `operator=` entry in
+    /// `REGISTRY_CALLERS`).
+    #[arg(
+        long,
+        global = true,
+        env = "CALLBACKSCTL_REGISTRY_TOKEN",
+        hide_env_values = true
+    )]
+    pub registry_token: Option<String>,
+    /// The operator's token for the dispatcher (an `operator=` entry in
+    /// `DISPATCHER_CALLERS`).
+    #[arg(
+        long,
+        global = true,
+        env = "CALLBACKSCTL_DISPATCHER_TOKEN",
+        hide_env_values = true
+    )]
+    pub dispatcher_token: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

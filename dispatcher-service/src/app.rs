@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use callbacks_proto::dispatcher::v1::dispatcher_service_server::DispatcherServiceServer;
+use secrecy::ExposeSecret as _;
+use service_kit::callers::{CallerLayer, Callers};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::delivery::http::{Deliverer, HttpSettings};
 use crate::delivery::worker::{Worker, WorkerSettings};
-use crate::grpc::DispatcherGrpc;
+use crate::grpc::{DispatcherGrpc, callers};
 use crate::registry::RegistryClient;
 use crate::service::Dispatcher;
 use crate::storage;
@@ -29,6 +31,7 @@ pub struct Application {
     grpc: DispatcherGrpc,
     worker: Option<Arc<Worker>>,
     reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    callers: Callers,
 }
 
 impl std::fmt::Debug for Application {
@@ -51,8 +54,18 @@ impl Application {
         let pool = storage::connect(&config.database_url, config.db_pool_size)
             .await
             .context("connecting to the dispatch database")?;
-        let (registry, reporter) =
-            RegistryClient::new(&config.registry_url, config.registry_cache_ttl)?;
+        let callers = config.callers().context("DISPATCHER_CALLERS")?;
+        if callers.is_open() {
+            tracing::warn!(
+                "gRPC is open to any caller (DISPATCHER_OPEN_GRPC): for tests and local experiments only"
+            );
+        }
+        let registry_token = config.registry_token.as_ref().map(|t| t.expose_secret());
+        let (registry, reporter) = RegistryClient::new(
+            &config.registry_url,
+            registry_token,
+            config.registry_cache_ttl,
+        )?;
         let worker = if config.delivery_workers {
             let deliverer = Deliverer::new(HttpSettings {
                 connect_timeout: config.connect_timeout,
@@ -96,6 +109,7 @@ impl Application {
             grpc: DispatcherGrpc::new(dispatcher, config.max_payload_bytes),
             worker,
             reporter: Box::pin(reporter),
+            callers,
         })
     }
 
@@ -160,6 +174,7 @@ impl Application {
         };
         let router = tonic::transport::Server::builder()
             .layer(service_kit::grpc_layer::GrpcServerLayer)
+            .layer(CallerLayer::new(self.callers, callers::policy))
             .add_service(health_service);
         let server = service_kit::reflection::with_reflection(
             router,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
+use secrecy::{ExposeSecret as _, SecretString};
 use service_kit::LogFormat;
 
 use crate::domain::RetryPolicy;
@@ -54,6 +55,22 @@ pub struct Config {
         default_value = "http://127.0.0.1:50051"
     )]
     pub registry_url: String,
+
+    /// This dispatcher's token for the registry (its `dispatcher=` entry
+    /// in `REGISTRY_CALLERS`).
+    #[arg(long, env = "DISPATCHER_REGISTRY_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub registry_token: Option<SecretString>,
+
+    /// The internal callers and their tokens, comma-separated `role=token`
+    /// (roles: `publisher`, `gateway`, `operator`; `grpc::callers` says
+    /// which may call what). Required unless `--open-grpc`.
+    #[arg(long, env = "DISPATCHER_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = parse_secret)]
+    pub callers: Vec<SecretString>,
+
+    /// Serve gRPC to any caller, without tokens: for tests and local
+    /// experiments only.
+    #[arg(long, env = "DISPATCHER_OPEN_GRPC")]
+    pub open_grpc: bool,
 
     /// The longest a resolved callback (URL, credentials, secrets, or "no
     /// active registration") is kept. A kept answer is used only once the
@@ -147,13 +164,30 @@ impl Config {
             .map_err(|e| anyhow::anyhow!(e))
     }
 
-    /// Defaults on a free port, for tests and embedding.
+    /// Defaults on free ports, for tests and embedding; gRPC open to any
+    /// caller.
     pub fn for_database(database_url: &str, registry_url: &str) -> Self {
         let mut config = Self::parse_from(["dispatcher-service"]);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.database_url = database_url.to_owned();
         config.registry_url = registry_url.to_owned();
+        config.open_grpc = true;
         config
     }
+
+    /// Who may call: the configured tokens, or anybody with `--open-grpc`.
+    pub fn callers(&self) -> anyhow::Result<service_kit::callers::Callers> {
+        if self.open_grpc {
+            return Ok(service_kit::callers::Callers::open());
+        }
+        service_kit::callers::Callers::parse(
+            self.callers.iter().map(|c| c.expose_secret()),
+            crate::grpc::callers::ROLES,
+        )
+    }
+}
+
+fn parse_secret(raw: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(raw.to_owned()))
 }

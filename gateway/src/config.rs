@@ -32,6 +32,16 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_DISPATCHER_URL")]
     pub dispatcher_url: Option<String>,
 
+    /// This gateway's token for the registry (its `gateway=` entry in
+    /// `REGISTRY_CALLERS`).
+    #[arg(long, env = "GATEWAY_REGISTRY_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub registry_token: Option<SecretString>,
+
+    /// This gateway's token for the dispatcher (its `gateway=` entry in
+    /// `DISPATCHER_CALLERS`).
+    #[arg(long, env = "GATEWAY_DISPATCHER_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub dispatcher_token: Option<SecretString>,
+
     /// The operators' key for `/v1/admin/…`. Without it those endpoints
     /// refuse every request.
     #[arg(long, env = "GATEWAY_ADMIN_API_KEY", hide_env_values = true, value_parser = parse_secret)]

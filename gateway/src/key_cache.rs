@@ -14,7 +14,7 @@ use callbacks_proto::registry::v1 as pb;
 use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use pb::registry_change::Kind;
 use service_kit::freshness::Freshness;
-use service_kit::telemetry::TracedChannel;
+use service_kit::telemetry::OutboundChannel;
 use uuid::Uuid;
 
 /// Beyond this many entries, expired ones are dropped, then all.
@@ -26,7 +26,7 @@ pub struct KeyCache {
     ttl: Duration,
     checks: Arc<Mutex<Checks>>,
     freshness: Arc<Freshness>,
-    registry: RegistryServiceClient<TracedChannel>,
+    registry: RegistryServiceClient<OutboundChannel>,
 }
 
 #[derive(Debug, Default)]
@@ -84,7 +84,7 @@ impl Checks {
 }
 
 impl KeyCache {
-    pub fn new(ttl: Duration, registry: RegistryServiceClient<TracedChannel>) -> Self {
+    pub fn new(ttl: Duration, registry: RegistryServiceClient<OutboundChannel>) -> Self {
         Self {
             ttl,
             checks: Arc::new(Mutex::new(Checks::default())),

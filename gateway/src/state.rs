@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use callbacks_proto::dispatcher::v1::dispatcher_service_client::DispatcherServiceClient;
 use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use secrecy::SecretString;
-use service_kit::telemetry::{TraceInjector, TracedChannel};
+use secrecy::{ExposeSecret as _, SecretString};
+use service_kit::telemetry::{Outbound, OutboundChannel};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 
@@ -18,9 +18,9 @@ use crate::request_id;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    registry: RegistryServiceClient<TracedChannel>,
+    registry: RegistryServiceClient<OutboundChannel>,
     registry_health: HealthClient<Channel>,
-    dispatcher: Option<DispatcherServiceClient<TracedChannel>>,
+    dispatcher: Option<DispatcherServiceClient<OutboundChannel>>,
     pub auth_cache: Arc<KeyCache>,
     pub admin_api_key: Option<SecretString>,
 }
@@ -43,8 +43,12 @@ impl AppState {
             .as_deref()
             .map(|url| channel(url, config.backend_timeout()))
             .transpose()?;
-        let registry_client =
-            RegistryServiceClient::with_interceptor(registry.clone(), TraceInjector);
+        let token = |t: &Option<SecretString>| Outbound::new(t.as_ref().map(|t| t.expose_secret()));
+        let registry_client = RegistryServiceClient::with_interceptor(
+            registry.clone(),
+            token(&config.registry_token)?,
+        );
+        let dispatcher_outbound = token(&config.dispatcher_token)?;
         Ok(Self {
             auth_cache: Arc::new(KeyCache::new(
                 config.auth_cache_ttl(),
@@ -53,12 +57,12 @@ impl AppState {
             registry: registry_client,
             registry_health: HealthClient::new(registry),
             dispatcher: dispatcher
-                .map(|d| DispatcherServiceClient::with_interceptor(d, TraceInjector)),
+                .map(|d| DispatcherServiceClient::with_interceptor(d, dispatcher_outbound)),
             admin_api_key: config.admin_api_key.clone(),
         })
     }
 
-    pub fn registry(&self) -> RegistryServiceClient<TracedChannel> {
+    pub fn registry(&self) -> RegistryServiceClient<OutboundChannel> {
         self.registry.clone()
     }
 
@@ -67,7 +71,7 @@ impl AppState {
     }
 
     /// The dispatcher client, or 503 while none is configured.
-    pub fn dispatcher(&self) -> Result<DispatcherServiceClient<TracedChannel>, ApiError> {
+    pub fn dispatcher(&self) -> Result<DispatcherServiceClient<OutboundChannel>, ApiError> {
         self.dispatcher.clone().ok_or_else(|| {
             ApiError::unavailable(
                 "test notifications are not available yet: this gateway has no dispatcher configured",

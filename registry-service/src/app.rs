@@ -11,10 +11,13 @@ use callbacks_proto::registry::v1::registry_service_server::RegistryServiceServe
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use service_kit::callers::{CallerLayer, Callers};
+
 use crate::config::{Config, DEVELOPMENT_ENCRYPTION_KEY};
 use crate::crypto::Cipher;
 use crate::domain::UrlPolicy;
 use crate::grpc::RegistryGrpc;
+use crate::grpc::callers;
 use crate::service::Registry;
 use crate::storage;
 
@@ -24,6 +27,7 @@ pub struct Application {
     admin: TcpListener,
     grpc: RegistryGrpc,
     registry: Arc<Registry>,
+    callers: Callers,
 }
 
 impl Application {
@@ -41,6 +45,12 @@ impl Application {
             }
         };
         let cipher = Cipher::from_base64(&key).context("REGISTRY_ENCRYPTION_KEY")?;
+        let callers = config.callers().context("REGISTRY_CALLERS")?;
+        if callers.is_open() {
+            tracing::warn!(
+                "gRPC is open to any caller (REGISTRY_OPEN_GRPC): for tests and local experiments only"
+            );
+        }
         let pool = storage::connect(&config.database_url, config.db_pool_size)
             .await
             .context("connecting to the registry database")?;
@@ -60,6 +70,7 @@ impl Application {
             admin,
             grpc: RegistryGrpc::new(registry.clone(), policy),
             registry,
+            callers,
         })
     }
 
@@ -107,6 +118,7 @@ impl Application {
         let stopping = stop.clone();
         let router = tonic::transport::Server::builder()
             .layer(service_kit::grpc_layer::GrpcServerLayer)
+            .layer(CallerLayer::new(self.callers, callers::policy))
             .add_service(health_service);
         service_kit::reflection::with_reflection(
             router,

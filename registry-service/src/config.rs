@@ -70,6 +70,17 @@ pub struct Config {
     )]
     pub secret_rotation_grace_secs: u64,
 
+    /// The internal callers and their tokens, comma-separated `role=token`
+    /// (roles: `dispatcher`, `gateway`, `operator`; `grpc::callers` says
+    /// which may call what). Required unless `--open-grpc`.
+    #[arg(long, env = "REGISTRY_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = parse_secret)]
+    pub callers: Vec<SecretString>,
+
+    /// Serve gRPC to any caller, without tokens: for tests and local
+    /// experiments only.
+    #[arg(long, env = "REGISTRY_OPEN_GRPC")]
+    pub open_grpc: bool,
+
     /// `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -84,12 +95,26 @@ impl Config {
         Duration::from_secs(self.secret_rotation_grace_secs)
     }
 
-    /// Settings for tests and embedding: defaults, a free port, and `url`.
+    /// Settings for tests and embedding: defaults, a free port, and `url`;
+    /// gRPC open to any caller.
     pub fn for_database(database_url: &str) -> Self {
         let mut config = Self::parse_from(["registry-service"]);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.database_url = database_url.to_owned();
+        config.open_grpc = true;
         config
+    }
+
+    /// Who may call: the configured tokens, or anybody with `--open-grpc`.
+    pub fn callers(&self) -> anyhow::Result<service_kit::callers::Callers> {
+        use secrecy::ExposeSecret as _;
+        if self.open_grpc {
+            return Ok(service_kit::callers::Callers::open());
+        }
+        service_kit::callers::Callers::parse(
+            self.callers.iter().map(|c| c.expose_secret()),
+            crate::grpc::callers::ROLES,
+        )
     }
 }

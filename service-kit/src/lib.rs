@@ -1,5 +1,6 @@
 //! What every Partner Callbacks binary does the same way, written once:
-//! how it knows its cached registry answers are current ([`freshness`]),
+//! who may call its gRPC services ([`callers`], feature `grpc`), how it
+//! knows its cached registry answers are current ([`freshness`]),
 //! how it traces, logs and counts ([`telemetry`], [`grpc_layer`],
 //! [`metrics`]), how it learns to stop ([`shutdown_signal`]),
 //! which addresses count as public ([`net`]), how a service starts its own
@@ -7,6 +8,8 @@
 //! ([`validation`]), and which reflection its gRPC servers offer
 //! ([`reflection`], feature `grpc`). Services depend on this; it depends on no service.
 
+#[cfg(feature = "grpc")]
+pub mod callers;
 #[cfg(feature = "db")]
 pub mod db;
 pub mod freshness;

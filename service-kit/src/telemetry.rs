@@ -206,11 +206,25 @@ pub fn adopt(span: &tracing::Span, context: Context) {
     span.record("trace_id", tracing::field::display(trace_id));
 }
 
-/// gRPC clients: injects the current span's context into every call.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceInjector;
+/// gRPC clients: the current span's context on every call, and this
+/// process's caller token (`service_kit::callers`), if it has one.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    authorization: Option<tonic::metadata::AsciiMetadataValue>,
+}
 
-impl tonic::service::Interceptor for TraceInjector {
+impl Outbound {
+    /// Calls that present `token` (none: calls that present nothing).
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        let authorization = token
+            .map(|token| format!("Bearer {token}").parse())
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("a caller token must be printable ASCII"))?;
+        Ok(Self { authorization })
+    }
+}
+
+impl tonic::service::Interceptor for Outbound {
     fn call(
         &mut self,
         mut request: tonic::Request<()>,
@@ -225,10 +239,15 @@ impl tonic::service::Interceptor for TraceInjector {
                 request.metadata_mut().insert(key, value);
             }
         }
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
         Ok(request)
     }
 }
 
-/// A channel whose calls carry the caller's trace context.
-pub type TracedChannel =
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TraceInjector>;
+/// A channel whose calls carry the caller's trace context and token.
+pub type OutboundChannel =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Outbound>;

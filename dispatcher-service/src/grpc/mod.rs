@@ -1,6 +1,7 @@
 //! The gRPC edge: parses each request into validated values (every field
 //! violation reported at once), calls the service, converts the answer.
 
+pub mod callers;
 pub mod convert;
 pub mod status;
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use callbacks_proto::dispatcher::v1 as pb;
 use chrono::{Datelike as _, Utc};
 use pb::dispatcher_service_server::DispatcherService;
+use service_kit::callers::Caller;
 use service_kit::validation::{CHECKED, FieldViolation, Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -142,6 +144,17 @@ fn delivery_ref(
 
 type GrpcResult<T> = Result<Response<T>, Status>;
 
+/// A delivery named without its partner is any partner's: operators only.
+fn scoped(caller: Option<Caller>, has_partner: bool) -> Result<(), Status> {
+    if has_partner || caller.is_some_and(|c| c.is(callers::OPERATOR)) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(
+            "name the partner (partner_id): only operators read any partner's deliveries",
+        ))
+    }
+}
+
 #[tonic::async_trait]
 impl DispatcherService for DispatcherGrpc {
     async fn publish(
@@ -228,8 +241,10 @@ impl DispatcherService for DispatcherGrpc {
         &self,
         request: Request<pb::GetDeliveryRequest>,
     ) -> GrpcResult<pb::Delivery> {
+        let caller = request.extensions().get::<Caller>().copied();
         let request = request.into_inner();
         let (id, partner) = delivery_ref(&request.delivery_id, request.partner_id.as_deref())?;
+        scoped(caller, partner.is_some())?;
         let delivery = self.dispatcher.get_delivery(id, partner).await?;
         Ok(Response::new(delivery.into()))
     }
@@ -299,8 +314,10 @@ impl DispatcherService for DispatcherGrpc {
     }
 
     async fn redeliver(&self, request: Request<pb::RedeliverRequest>) -> GrpcResult<pb::Delivery> {
+        let caller = request.extensions().get::<Caller>().copied();
         let request = request.into_inner();
         let (id, partner) = delivery_ref(&request.delivery_id, request.partner_id.as_deref())?;
+        scoped(caller, partner.is_some())?;
         let delivery = self.dispatcher.redeliver(id, partner).await?;
         Ok(Response::new(delivery.into()))
     }

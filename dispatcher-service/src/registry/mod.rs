@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use foldhash::{HashSet, HashSetExt as _};
 use secrecy::SecretString;
 use service_kit::freshness::Freshness;
-use service_kit::telemetry::{TraceInjector, TracedChannel};
+use service_kit::telemetry::{Outbound, OutboundChannel};
 use tokio::sync::mpsc;
 use tonic::Code;
 use tonic::transport::Endpoint;
@@ -44,7 +44,7 @@ pub use target::Target;
 
 #[derive(Debug)]
 pub struct RegistryClient {
-    client: RegistryServiceClient<TracedChannel>,
+    client: RegistryServiceClient<OutboundChannel>,
     /// The longest a resolution is kept, changes or none.
     ttl: Duration,
     resolutions: Arc<Mutex<Resolutions>>,
@@ -66,10 +66,11 @@ struct Report {
 }
 
 impl RegistryClient {
-    /// A client of the registry at `url`; also returns the reporter task to
-    /// spawn.
+    /// A client of the registry at `url`, calling with `token`; also
+    /// returns the reporter task to spawn.
     pub fn new(
         url: &str,
+        token: Option<&str>,
         ttl: Duration,
     ) -> anyhow::Result<(Arc<Self>, impl Future<Output = ()> + Send + 'static)> {
         let channel = Endpoint::from_shared(url.to_owned())?
@@ -77,7 +78,7 @@ impl RegistryClient {
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .connect_lazy();
-        let client = RegistryServiceClient::with_interceptor(channel, TraceInjector);
+        let client = RegistryServiceClient::with_interceptor(channel, Outbound::new(token)?);
         let (reports, queue) = mpsc::channel(10_000);
         let this = Arc::new(Self {
             client: client.clone(),
@@ -335,7 +336,7 @@ impl RegistryClient {
 /// Sends queued outcome reports, retrying a few times while the registry is
 /// unavailable. Ends when the client is dropped.
 async fn report_outcomes(
-    client: RegistryServiceClient<TracedChannel>,
+    client: RegistryServiceClient<OutboundChannel>,
     mut queue: mpsc::Receiver<Report>,
     owner: std::sync::Weak<RegistryClient>,
 ) {
@@ -356,7 +357,7 @@ async fn report_outcomes(
 }
 
 async fn send_report(
-    client: &RegistryServiceClient<TracedChannel>,
+    client: &RegistryServiceClient<OutboundChannel>,
     request: pb::RecordDeliveryOutcomeRequest,
     owner: &std::sync::Weak<RegistryClient>,
 ) {

@@ -82,7 +82,7 @@ async fn hand_offs_leave_half_of_the_slots_to_claims() {
     let world = World::start().await;
     let pool = storage::connect(world.dispatch_db.url(), 2).await.unwrap();
     let (registry, _reporter) =
-        RegistryClient::new(&world.registry_url, Duration::from_secs(5)).unwrap();
+        RegistryClient::new(&world.registry_url, None, Duration::from_secs(5)).unwrap();
     let deliverer = Deliverer::new(HttpSettings {
         connect_timeout: Duration::from_secs(1),
         response_timeout: Duration::from_secs(1),

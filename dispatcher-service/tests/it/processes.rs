@@ -35,6 +35,7 @@ fn dispatcher_command(world: &World) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dispatcher-service"));
     command
         .env("DISPATCHER_LISTEN", "127.0.0.1:0")
+        .env("DISPATCHER_ADMIN_LISTEN", "127.0.0.1:0")
         .env("DISPATCHER_DATABASE_URL", world.dispatch_db.url())
         .env("DISPATCHER_REGISTRY_URL", &world.registry_url)
         .env("DISPATCHER_EXTRA_CA_FILES", &world.ca_file.0)
@@ -45,6 +46,7 @@ fn dispatcher_command(world: &World) -> Command {
         .env("DISPATCHER_LEASE", "3s")
         .env("DISPATCHER_POLL_INTERVAL", "200ms")
         .env("DISPATCHER_MAX_IN_FLIGHT", "16")
+        .env("DISPATCHER_OPEN_GRPC", "true")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true);

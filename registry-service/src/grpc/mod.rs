@@ -2,6 +2,7 @@
 //! field violation), calls the service, and converts the answer back.
 //! Nothing past this module sees a wire type.
 
+pub mod callers;
 pub mod convert;
 pub mod status;
 

@@ -5,6 +5,7 @@
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
 
+mod callers;
 mod observability;
 mod story;
 
@@ -13,13 +14,54 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use callbacks_proto::dispatcher::v1 as dpb;
+use callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use dpb::dispatcher_service_client::DispatcherServiceClient;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use test_support::process::{Service, env, free_port};
 use test_support::{TestDb, WebhookReceiver, eventually};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
+
+/// Each internal caller's token, as the services are configured with them.
+pub mod tokens {
+    pub const DISPATCHER_TO_REGISTRY: &str = "e2e-dispatcher-to-registry-0123456789";
+    pub const GATEWAY_TO_REGISTRY: &str = "e2e-gateway-to-registry-0123456789";
+    pub const OPERATOR_TO_REGISTRY: &str = "e2e-operator-to-registry-0123456789";
+    pub const PUBLISHER: &str = "e2e-publisher-to-dispatcher-0123456789";
+    pub const GATEWAY_TO_DISPATCHER: &str = "e2e-gateway-to-dispatcher-0123456789";
+    pub const OPERATOR_TO_DISPATCHER: &str = "e2e-operator-to-dispatcher-0123456789";
+}
+
+/// A channel whose calls present a caller token.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<AsciiMetadataValue>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|t| format!("Bearer {t}").parse().unwrap()))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
 pub const ENCRYPTION_KEY: &str = "ZTJlLXRlc3RzLWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM=";
 
 /// How a [`System`] is started.
@@ -108,6 +150,15 @@ impl System {
                     ("REGISTRY_DATABASE_URL", registry_db.url()),
                     ("REGISTRY_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
                     ("REGISTRY_ENCRYPTION_KEY", ENCRYPTION_KEY),
+                    (
+                        "REGISTRY_CALLERS",
+                        &format!(
+                            "dispatcher={},gateway={},operator={}",
+                            tokens::DISPATCHER_TO_REGISTRY,
+                            tokens::GATEWAY_TO_REGISTRY,
+                            tokens::OPERATOR_TO_REGISTRY
+                        ),
+                    ),
                 ]),
             ),
             log_of("registry-service"),
@@ -134,6 +185,16 @@ impl System {
                     ("DISPATCHER_POLL_INTERVAL", "200ms"),
                     ("DISPATCHER_REGISTRY_CACHE_TTL", "200ms"),
                     ("DISPATCHER_SHUTDOWN_GRACE", "5s"),
+                    ("DISPATCHER_REGISTRY_TOKEN", tokens::DISPATCHER_TO_REGISTRY),
+                    (
+                        "DISPATCHER_CALLERS",
+                        &format!(
+                            "publisher={},gateway={},operator={}",
+                            tokens::PUBLISHER,
+                            tokens::GATEWAY_TO_DISPATCHER,
+                            tokens::OPERATOR_TO_DISPATCHER
+                        ),
+                    ),
                 ]),
             ),
             log_of("dispatcher-service"),
@@ -150,6 +211,8 @@ impl System {
                     ("GATEWAY_REGISTRY_URL", &registry_url),
                     ("GATEWAY_DISPATCHER_URL", &dispatcher_url),
                     ("GATEWAY_ADMIN_API_KEY", ADMIN_KEY),
+                    ("GATEWAY_REGISTRY_TOKEN", tokens::GATEWAY_TO_REGISTRY),
+                    ("GATEWAY_DISPATCHER_TOKEN", tokens::GATEWAY_TO_DISPATCHER),
                 ]),
             ),
             log_of("gateway"),
@@ -175,8 +238,31 @@ impl System {
             .bearer_auth(key)
     }
 
-    pub async fn publisher(&self) -> DispatcherServiceClient<tonic::transport::Channel> {
-        DispatcherServiceClient::connect(format!("http://{}", self.dispatcher.addr))
+    /// A platform service that publishes, with its token.
+    pub async fn publisher(&self) -> DispatcherServiceClient<Authed> {
+        self.dispatcher_as(Some(tokens::PUBLISHER)).await
+    }
+
+    /// The dispatcher, called with `token` (or none).
+    pub async fn dispatcher_as(&self, token: Option<&str>) -> DispatcherServiceClient<Authed> {
+        DispatcherServiceClient::with_interceptor(
+            self.channel(self.dispatcher.addr).await,
+            Bearer::new(token),
+        )
+    }
+
+    /// The registry, called with `token` (or none).
+    pub async fn registry_as(&self, token: Option<&str>) -> RegistryServiceClient<Authed> {
+        RegistryServiceClient::with_interceptor(
+            self.channel(self.registry.addr).await,
+            Bearer::new(token),
+        )
+    }
+
+    async fn channel(&self, addr: SocketAddr) -> Channel {
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
             .await
             .unwrap()
     }

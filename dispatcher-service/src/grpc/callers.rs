@@ -1,0 +1,16 @@
+//! Which internal caller may call which dispatcher method (enforced by
+//! `service_kit::callers`).
+
+/// Platform services publish; the gateway fires test notifications and
+/// reads a partner's deliveries; operators use `callbacksctl`.
+pub const ROLES: &[&str] = &["publisher", "gateway", "operator"];
+
+/// The role that may read a delivery without naming its partner.
+pub const OPERATOR: &str = "operator";
+
+pub fn policy(method: &str) -> &'static [&'static str] {
+    match method {
+        "Publish" | "PublishBatch" => &["publisher", OPERATOR],
+        _ => &["gateway", OPERATOR],
+    }
+}
