@@ -788,6 +788,18 @@ impl Worker {
             .await
     }
 
+    /// When `claimed` became due, as a moment here no earlier than that
+    /// (known for a claim from the cursor). A registry change answered
+    /// before then applies to its attempt: an event published after the
+    /// change became due after it (its due time is its publish
+    /// transaction's start), as did a retry or a redelivery scheduled
+    /// after it. So a change-log call that started after this moment
+    /// serves the delivery; a backlog is served by the last one, and a
+    /// new call is needed only for what became due since.
+    fn became_due(&self, claimed: &Claimed) -> Option<Instant> {
+        self.clock.no_earlier_than(claimed.hold.was_due?)
+    }
+
     /// The longest a claim or a completion may take before its connection
     /// is given up: half a lease, so that a hung claim is noticed before
     /// what it leased comes due again.
@@ -803,9 +815,12 @@ impl Worker {
             claimed_at,
             seen_at,
         } = handoff;
+        let since = self
+            .became_due(&claimed)
+            .map_or(seen_at, |due| due.min(seen_at));
         let target = match self
             .registry
-            .resolve(claimed.partner_id, claimed.notification_type, seen_at)
+            .resolve(claimed.partner_id, claimed.notification_type, since)
             .await
         {
             Ok(Resolution::Active(target)) => target,

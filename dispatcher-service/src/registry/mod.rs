@@ -100,36 +100,33 @@ impl RegistryClient {
     }
 
     /// One `ListChanges` call, applied to the cache.
-    fn sync(&self) -> impl FnOnce() -> SyncCall + use<> {
+    fn sync(&self) -> SyncCall {
         let (client, resolutions) = (self.client.clone(), self.resolutions.clone());
-        move || {
-            Box::pin(async move {
-                let after = resolutions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .applied();
-                let answer = client
-                    .clone()
-                    .list_changes(pb::ListChangesRequest {
-                        after_version: after,
-                    })
-                    .await
-                    .map_err(|status| {
-                        tracing::warn!(grpc.status = ?status.code(), error = status.message(), "cannot learn the registry's changes; deliveries wait");
-                        format!("the registry's changes are unknown: {}", status.message())
-                    })?
-                    .into_inner();
-                resolutions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .apply(&answer);
-                Ok(())
-            })
-        }
+        Box::pin(async move {
+            let after = resolutions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .applied();
+            let request = pb::ListChangesRequest {
+                after_version: after,
+            };
+            let answer = client.clone().list_changes(request).await.map_err(|status| {
+                let error = status.message();
+                tracing::warn!(grpc.status = ?status.code(), error, "cannot learn the registry's changes; deliveries wait");
+                format!("the registry's changes are unknown: {error}")
+            })?;
+            let answer = answer.into_inner();
+            resolutions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .apply(&answer);
+            Ok(())
+        })
     }
 
     /// Where (partner, type) delivers, as of a registry read that began at
-    /// or after `since`: from the cache once the changes up to `since` are
+    /// or after `since` (the claim's answer, or the moment the delivery
+    /// became due, if earlier): from the cache once the changes up to `since` are
     /// applied to it, else from the registry. The changes are asked first
     /// either way: that call is shared, so when the registry is down one
     /// failure answers every waiting delivery, not a call per delivery.
@@ -141,7 +138,7 @@ impl RegistryClient {
     ) -> Result<Resolution, DispatchError> {
         let key = (partner, notification_type);
         self.freshness
-            .since(since, self.sync())
+            .since(since, || self.sync())
             .await
             .map_err(DispatchError::Unavailable)?;
         if let Some(hit) = self.resolutions().get(key) {

@@ -7,7 +7,9 @@
 //! replicas' reports look stale. The clock is read once per poll interval
 //! on the claims connection and carried forward between readings on this
 //! process's monotonic clock: the wall clock of the host is never used
-//! once one reading has landed.
+//! once one reading has landed. It also turns a database time (a
+//! delivery's due time) into a moment of this process no earlier than the
+//! true one (see `delivery::worker`, `became_due`).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -21,9 +23,22 @@ use crate::domain::DispatchError;
 
 #[derive(Debug, Default)]
 pub struct DbClock {
-    /// The database's time at a reading, and this process's moment then.
-    anchor: Mutex<Option<(DateTime<Utc>, Instant)>>,
+    anchor: Mutex<Option<Reading>>,
 }
+
+/// The database's time at a reading, this process's moment then, and how
+/// far off that pairing may be (half the reading's round trip).
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    at: DateTime<Utc>,
+    then: Instant,
+    error: std::time::Duration,
+}
+
+/// Added to a reading's own error when a database time is turned into a
+/// moment here: the monotonic clock's drift since the reading, and the
+/// database host's clock being slewed meanwhile, stay well within it.
+const SLACK: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl DbClock {
     pub fn new() -> Self {
@@ -35,8 +50,23 @@ impl DbClock {
     pub fn now(&self) -> DateTime<Utc> {
         let anchor = *self.anchor.lock().unwrap_or_else(|p| p.into_inner());
         match anchor {
-            Some((at, then)) => at + then.elapsed(),
+            Some(Reading { at, then, .. }) => at + then.elapsed(),
             None => Utc::now(),
+        }
+    }
+
+    /// A moment here no earlier than when the database's clock read
+    /// `time`; `None` before the first reading.
+    pub fn no_earlier_than(&self, time: DateTime<Utc>) -> Option<Instant> {
+        let reading = (*self.anchor.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let margin = reading.error + SLACK;
+        match (time - reading.at).to_std() {
+            Ok(after) => Some(reading.then + after + margin),
+            Err(_) => {
+                let before = (reading.at - time).to_std().ok()?;
+                let earlier = reading.then.checked_sub(before)?;
+                Some(earlier + margin)
+            }
         }
     }
 
@@ -53,7 +83,11 @@ impl DbClock {
             .get_result(conn)
             .await?;
         let round_trip = sent.elapsed();
-        let reading = (answer.now, sent + round_trip / 2);
+        let reading = Reading {
+            at: answer.now,
+            then: sent + round_trip / 2,
+            error: round_trip / 2,
+        };
         *self.anchor.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading);
         Ok(())
     }
@@ -71,10 +105,36 @@ mod tests {
         let before = Utc::now();
         assert!(clock.now() >= before, "the host's clock until a reading");
         let an_hour_ahead = Utc::now() + chrono::Duration::hours(1);
-        *clock.anchor.lock().unwrap() = Some((an_hour_ahead, Instant::now()));
+        *clock.anchor.lock().unwrap() = Some(Reading {
+            at: an_hour_ahead,
+            then: Instant::now(),
+            error: Duration::from_millis(1),
+        });
         std::thread::sleep(Duration::from_millis(20));
         let now = clock.now();
         assert!(now >= an_hour_ahead + chrono::Duration::milliseconds(20));
         assert!(now < an_hour_ahead + chrono::Duration::seconds(5));
+    }
+
+    #[test]
+    fn a_database_time_becomes_a_moment_here_no_earlier_than_it() {
+        let clock = DbClock::new();
+        assert_eq!(clock.no_earlier_than(Utc::now()), None, "no reading yet");
+        let (at, then) = (Utc::now(), Instant::now());
+        *clock.anchor.lock().unwrap() = Some(Reading {
+            at,
+            then,
+            error: Duration::from_millis(2),
+        });
+        let margin = Duration::from_millis(2) + SLACK;
+        let second = chrono::Duration::seconds(1);
+        assert_eq!(
+            clock.no_earlier_than(at - second),
+            then.checked_sub(Duration::from_secs(1)).map(|t| t + margin)
+        );
+        assert_eq!(
+            clock.no_earlier_than(at + second),
+            Some(then + Duration::from_secs(1) + margin)
+        );
     }
 }
