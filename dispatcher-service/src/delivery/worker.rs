@@ -415,6 +415,12 @@ impl Worker {
                 at,
             });
         }
+        if !reserved.is_empty() {
+            // Its attempts need the registry's changes up to now (the
+            // publish is under way, after any change its publisher heard
+            // of): ask while the publish commits, not after.
+            self.registry.learn_changes_since(at);
+        }
         reserved
     }
 
@@ -424,7 +430,9 @@ impl Worker {
             claimed,
             slot: reserved.slot,
             claimed_at: reserved.at,
-            seen_at: Instant::now(),
+            // Reserved while its publish was under way: after any change
+            // the publisher heard of.
+            seen_at: reserved.at,
         };
         if self.handoffs.send(handoff).is_err() {
             // The loop has stopped: the lease runs out and a claim takes it.

@@ -147,6 +147,17 @@ impl RegistryClient {
         self.fetch(key).await
     }
 
+    /// Starts learning the registry's changes up to `since` without waiting
+    /// (a later [`RegistryClient::resolve`] with `since` then finds the
+    /// call under way, or done).
+    pub fn learn_changes_since(&self, since: Instant) {
+        let (freshness, sync) = (self.freshness.clone(), self.sync());
+        tokio::spawn(async move {
+            // A failure is seen, and answered, by `resolve`.
+            let _ = freshness.since(since, || sync).await;
+        });
+    }
+
     /// How long until the registry is asked again after it failed, if it
     /// did: claiming work that cannot be resolved meanwhile only churns
     /// the queue.
