@@ -6,19 +6,24 @@
 //! then) waits for a sync that *started* at or after that moment: the sync
 //! then saw every change committed before it.
 //!
-//! Syncs are shared. At most one runs at a time, and it serves every caller
-//! that arrived before it started; callers that arrive while it runs are
-//! served by the next one. However many callers wait, the registry sees at
-//! most one sync per round trip. A failed sync fails every caller it would
-//! have served, and none starts again until a backoff with jitter has
-//! passed (callers meanwhile fail at once), so an outage costs the registry
-//! one call per backoff, not one per caller.
+//! Syncs are shared. A caller is served by any sync that started at or
+//! after its moment: one already running if there is one, else a new one.
+//! So a caller waits one round trip at most, and at most
+//! [`MAX_IN_FLIGHT`] syncs run at once (a caller beyond that waits for the
+//! next to end, and starts its own then); under load each sync serves
+//! every caller that arrived while the one before it ran. A failed sync
+//! fails every caller it would have served, and none starts again until a
+//! backoff with jitter has passed (callers meanwhile fail at once), so an
+//! outage costs the registry one call per backoff, not one per caller.
 
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+
+/// The most syncs running at once.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// The first wait after a failed sync, doubled on each failure after it.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -33,10 +38,10 @@ pub struct Freshness {
 
 #[derive(Debug, Default)]
 struct State {
-    /// When the last successful sync started.
+    /// When the latest successful sync started.
     synced: Option<Instant>,
-    /// When the sync in flight started.
-    running: Option<Instant>,
+    /// When each sync in flight started.
+    running: Vec<Instant>,
     failed: Option<Failure>,
 }
 
@@ -83,11 +88,13 @@ impl Freshness {
                 {
                     return Err(failure.error.clone());
                 }
-                if state.running.is_none()
+                let served = state.running.iter().any(|at| *at >= since);
+                if !served
+                    && state.running.len() < MAX_IN_FLIGHT
                     && let Some(sync) = sync.take()
                 {
                     let started = Instant::now();
-                    state.running = Some(started);
+                    state.running.push(started);
                     tokio::spawn(self.clone().run(started, sync()));
                 }
             }
@@ -128,11 +135,16 @@ impl Freshness {
 
     fn end(&self, started: Instant, result: Result<(), String>) {
         let mut state = self.state();
-        state.running = None;
+        state.running.retain(|at| *at != started);
         match result {
             Ok(()) => {
-                state.synced = Some(started);
-                state.failed = None;
+                state.synced = state.synced.max(Some(started));
+                if state.failed.as_ref().is_some_and(|f| f.started <= started) {
+                    state.failed = None;
+                }
+            }
+            Err(_) if state.synced.is_some_and(|at| at > started) => {
+                // A later sync succeeded already: this one's failure is old.
             }
             Err(error) => {
                 let backoff = state
@@ -222,9 +234,34 @@ mod tests {
         for caller in futures_join(callers.into_iter()).await {
             caller.unwrap().unwrap();
         }
-        // Each sync takes 20 ms; all callers arrive within a few ms.
+        // Each sync takes 20 ms and all callers arrive within a few: the
+        // first syncs run side by side, and one more serves the rest.
         let syncs = calls.load(Ordering::SeqCst);
-        assert!((1..=3).contains(&syncs), "{syncs} syncs for 200 callers");
+        assert!(
+            (1..=MAX_IN_FLIGHT + 1).contains(&syncs),
+            "{syncs} syncs for 200 callers"
+        );
+    }
+
+    /// On tokio's paused clock: the durations are exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_after_a_sync_started_waits_one_round_trip_not_two() {
+        let freshness = Freshness::new();
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(())
+        };
+        let first = {
+            let freshness = freshness.clone();
+            tokio::spawn(async move { freshness.since(Instant::now(), slow).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let arrived = tokio::time::Instant::now();
+        freshness.since(Instant::now(), slow).await.unwrap();
+        // Its own sync, started at once: not the first one's last 70 ms
+        // and then another 100.
+        assert_eq!(arrived.elapsed(), Duration::from_millis(100));
+        first.await.unwrap().unwrap();
     }
 
     #[tokio::test]
