@@ -54,7 +54,12 @@ impl Application {
         let pool = storage::connect(&config.database_url, config.db_pool_size)
             .await
             .context("connecting to the registry database")?;
-        let registry = Arc::new(Registry::new(pool, cipher, config.secret_rotation_grace()));
+        let registry = Arc::new(Registry::new(
+            pool,
+            &config.database_url,
+            cipher,
+            config.secret_rotation_grace(),
+        ));
         let admin = service_kit::metrics::bind_admin(config.admin_listen)
             .await
             .with_context(|| format!("binding {}", config.admin_listen))?;

@@ -25,6 +25,7 @@ pub const DELETED_BY_PARTNER: &str = "deleted by the partner";
 #[derive(Debug)]
 pub struct Registry {
     pool: DbPool,
+    changes: changes::ChangeReader,
     cipher: Cipher,
     secret_grace: Duration,
 }
@@ -98,9 +99,12 @@ fn no_active(partner_id: PartnerId, notification_type: NotificationTypeId) -> Re
 }
 
 impl Registry {
-    pub fn new(pool: DbPool, cipher: Cipher, secret_grace: Duration) -> Self {
+    /// `database_url` is the pool's: [`changes::ChangeReader`] keeps a
+    /// connection of its own to it.
+    pub fn new(pool: DbPool, database_url: &str, cipher: Cipher, secret_grace: Duration) -> Self {
         Self {
             pool,
+            changes: changes::ChangeReader::new(database_url),
             cipher,
             secret_grace,
         }
@@ -287,8 +291,7 @@ impl Registry {
         after: u64,
         limit: usize,
     ) -> Result<ChangesSince, RegistryError> {
-        let mut conn = self.pool.get().await?;
-        changes::since(&mut conn, after, limit).await
+        self.changes.since(after, limit).await
     }
 
     // ------------------------------------------------------- registrations

@@ -8,28 +8,24 @@
 //! Changes are kept for [`RETENTION`]; a reader further behind is told to
 //! forget everything.
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::schema::{registry_changes, registry_version};
 use crate::domain::{ApiKeyId, Change, ChangesSince, NotificationTypeId, PartnerId, RegistryError};
 
 /// How long a change is kept: far longer than any reader goes between
 /// syncs while it is up.
 const RETENTION: &str = "1 hour";
 
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct Row {
-    #[diesel(sql_type = BigInt)]
     version: i64,
-    #[diesel(sql_type = Text)]
     kind: String,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     partner_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Integer>)]
     notification_type: Option<i32>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     api_key_id: Option<Uuid>,
 }
 
@@ -62,48 +58,49 @@ pub async fn record(conn: &mut AsyncPgConnection, change: Change) -> Result<(), 
 }
 
 /// The changes after version `after`, at most `limit` of them (more, or
-/// some no longer kept, answers an incomplete list).
+/// some no longer kept, answers an incomplete list). Its queries are
+/// diesel's own, prepared once per connection: every dispatcher and
+/// gateway asks this as often as once per round trip.
 pub async fn since(
     conn: &mut AsyncPgConnection,
     after: u64,
     limit: usize,
 ) -> Result<ChangesSince, RegistryError> {
-    #[derive(QueryableByName)]
-    struct Head {
-        #[diesel(sql_type = BigInt)]
-        version: i64,
-        #[diesel(sql_type = Nullable<BigInt>)]
-        oldest: Option<i64>,
-    }
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     // Read first: a change that commits after this read has a later
     // version, and is left for the next call.
-    let head: Head = diesel::sql_query(
-        "SELECT v.version, (SELECT min(version) FROM registry_changes) AS oldest
-         FROM registry_version v",
-    )
-    .get_result(conn)
-    .await?;
-    let version = u64::try_from(head.version).unwrap_or_default();
-    if after >= head.version {
+    let head: i64 = registry_version::table
+        .select(registry_version::version)
+        .first(conn)
+        .await?;
+    let version = u64::try_from(head).unwrap_or_default();
+    if after >= head {
         return Ok(ChangesSince {
             version,
             changes: Vec::new(),
             complete: true,
         });
     }
-    let kept = head.oldest.is_some_and(|oldest| after + 1 >= oldest);
+    let oldest: Option<i64> = registry_changes::table
+        .select(diesel::dsl::min(registry_changes::version))
+        .first(conn)
+        .await?;
+    let kept = oldest.is_some_and(|oldest| after + 1 >= oldest);
     let rows: Vec<Row> = if kept {
-        diesel::sql_query(
-            "SELECT version, kind, partner_id, notification_type, api_key_id
-             FROM registry_changes WHERE version > $1 AND version <= $2
-             ORDER BY version LIMIT $3",
-        )
-        .bind::<BigInt, _>(after)
-        .bind::<BigInt, _>(head.version)
-        .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1))
-        .load(conn)
-        .await?
+        registry_changes::table
+            .filter(registry_changes::version.gt(after))
+            .filter(registry_changes::version.le(head))
+            .order(registry_changes::version)
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1))
+            .select((
+                registry_changes::version,
+                registry_changes::kind,
+                registry_changes::partner_id,
+                registry_changes::notification_type,
+                registry_changes::api_key_id,
+            ))
+            .load(conn)
+            .await?
     } else {
         Vec::new()
     };
@@ -117,6 +114,47 @@ pub async fn since(
         complete: changes.is_some(),
         changes: changes.unwrap_or_default(),
     })
+}
+
+/// A connection of its own for [`since`]: asked as often as it is, a
+/// pool's check-out (which pings the server first) would double its round
+/// trips. Calls take turns on it; a failed call gives the connection up,
+/// and the next one connects afresh.
+pub struct ChangeReader {
+    database_url: String,
+    connection: tokio::sync::Mutex<Option<AsyncPgConnection>>,
+}
+
+impl std::fmt::Debug for ChangeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeReader").finish_non_exhaustive()
+    }
+}
+
+impl ChangeReader {
+    pub fn new(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            connection: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn since(&self, after: u64, limit: usize) -> Result<ChangesSince, RegistryError> {
+        let mut connection = self.connection.lock().await;
+        let conn = match connection.as_mut() {
+            Some(conn) => conn,
+            None => connection.insert(
+                AsyncPgConnection::establish(&self.database_url)
+                    .await
+                    .map_err(RegistryError::internal)?,
+            ),
+        };
+        let answer = since(conn, after, limit).await;
+        if answer.is_err() {
+            *connection = None;
+        }
+        answer
+    }
 }
 
 fn to_change(row: Row) -> Option<(u64, Change)> {

@@ -55,6 +55,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    registry_version (id) {
+        id -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    registry_changes (version) {
+        version -> Int8,
+        kind -> Text,
+        partner_id -> Nullable<Uuid>,
+        notification_type -> Nullable<Int4>,
+        api_key_id -> Nullable<Uuid>,
+        changed_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> partners (partner_id));
 diesel::joinable!(registrations -> notification_types (notification_type_id));
 diesel::joinable!(registrations -> partners (partner_id));

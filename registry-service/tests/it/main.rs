@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod callbacks;
+mod changes;
 mod error_state;
 mod notification_types;
 mod partners;

@@ -4,7 +4,9 @@
 
 use diesel::pg::Pg;
 use diesel::{QueryDsl, debug_query};
-use registry_service::storage::schema::{api_keys, notification_types, partners, registrations};
+use registry_service::storage::schema::{
+    api_keys, notification_types, partners, registrations, registry_changes, registry_version,
+};
 
 use crate::TestRegistry;
 
@@ -30,6 +32,16 @@ async fn diesel_schema_matches_the_migrated_database() {
         (
             "registrations",
             debug_query::<Pg, _>(&registrations::table.select(registrations::all_columns))
+                .to_string(),
+        ),
+        (
+            "registry_version",
+            debug_query::<Pg, _>(&registry_version::table.select(registry_version::all_columns))
+                .to_string(),
+        ),
+        (
+            "registry_changes",
+            debug_query::<Pg, _>(&registry_changes::table.select(registry_changes::all_columns))
                 .to_string(),
         ),
     ];
