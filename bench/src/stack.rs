@@ -203,6 +203,7 @@ impl Stack {
                     callback_url: self.receiver.url(&format!("{path}/{i}")),
                     callback_user_name: None,
                     callback_password: None,
+                    merchant_id: None,
                 })
                 .await?;
             ids.push(partner);

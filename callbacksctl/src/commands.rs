@@ -328,6 +328,7 @@ async fn registry_command(
                         page_number: 1,
                         page_size: 100,
                     }),
+                    merchant_id: None,
                 })
                 .await
                 .map_err(status)?

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 #[schema(example = json!({
     "callBackUrl": "https://hooks.partner.example/callbacks",
     "callBackUserName": "partner-hooks",
+    "merchantId": "merchant-0042",
     "callBackPassword": "correct horse battery staple"
 }))]
 pub struct UpsertCallbackBody {
@@ -37,6 +38,12 @@ pub struct UpsertCallbackBody {
     #[serde(default)]
     #[schema(max_length = 1024)]
     pub call_back_password: Option<String>,
+    /// Your own identifier of the merchant this callback is for (seed
+    /// 003): up to 64 printable ASCII characters without spaces. Empty or
+    /// left out means none.
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^[\x21-\x7e]*$")]
+    pub merchant_id: Option<String>,
 }
 
 /// A callback registration (seed 003's attributes).
@@ -53,6 +60,8 @@ pub struct Registration {
     /// Whether a password is registered; the password itself is never
     /// returned.
     pub has_password: bool,
+    /// Your own identifier of the merchant, as registered.
+    pub merchant_id: Option<String>,
     pub is_active: bool,
     pub deactivated_at: Option<DateTime<Utc>>,
     /// Why it was deactivated: deleted by the partner, or the endpoint
@@ -268,6 +277,7 @@ impl From<pb::Registration> for Registration {
             call_back_url: r.callback_url,
             call_back_user_name: r.callback_user_name,
             has_password: r.has_password,
+            merchant_id: r.merchant_id,
             is_active: r.is_active,
             deactivated_at: maybe_time(r.deactivated_at),
             deactivation_reason: r.deactivation_reason,

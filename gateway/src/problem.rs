@@ -204,6 +204,7 @@ fn rest_name(grpc_field: &str) -> &str {
         "callback_user_name" => "callBackUserName",
         "callback_password" => "callBackPassword",
         "registration_id" => "registrationId",
+        "merchant_id" => "merchantId",
         "page_number" => "pageNumber",
         "page_size" => "pageSize",
         "key_id" => "keyId",

@@ -44,6 +44,8 @@ pub struct UpsertCallback {
     pub notification_type: NotificationTypeId,
     pub callback_url: CallbackUrl,
     pub credentials: Option<Credentials>,
+    /// Replaced like the rest: left out, it is cleared.
+    pub merchant_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -356,6 +358,7 @@ impl Registry {
             callback_url: request.callback_url.as_str().to_owned(),
             callback_user_name: request.credentials.as_ref().map(|c| c.user_name.clone()),
             callback_password_sealed: self.seal_password(id, request.credentials.as_ref())?,
+            merchant_id: request.merchant_id.clone(),
             is_in_error_state: error_state.is_in_error_state,
             error_state_reason: error_state.reason,
             detected_error_state_at: error_state.detected_at,
@@ -394,6 +397,7 @@ impl Registry {
             last_outcome_at: None,
             created_at: now,
             updated_at: now,
+            merchant_id: request.merchant_id.clone(),
         };
         registrations::insert(conn, &row).await
     }

@@ -190,6 +190,7 @@ async fn publish_receive_inspect_and_redeliver() {
             callback_url: format!("http://127.0.0.1:{port}/hooks"),
             callback_user_name: None,
             callback_password: None,
+            merchant_id: None,
         })
         .await
         .unwrap();

@@ -226,6 +226,7 @@ async fn gone_deactivates_the_registration() {
                         is_active: Some(false),
                         registration_id: None,
                         page: None,
+                        merchant_id: None,
                     })
                     .await
                     .ok()?

@@ -64,6 +64,7 @@ pub async fn put_callback(
             callback_url: body.call_back_url,
             callback_user_name: body.call_back_user_name,
             callback_password: body.call_back_password,
+            merchant_id: body.merchant_id,
         }))
         .await?
         .into_inner();
@@ -182,6 +183,7 @@ fn list_query(
             }
         },
     };
+    let merchant_id = query.get("merchantId").cloned();
     let mut number = |name: &str, default: u32| match query.get(name) {
         None => default,
         Some(raw) => match raw.parse::<u32>() {
@@ -201,6 +203,7 @@ fn list_query(
         partner_id,
         is_active,
         registration_id,
+        merchant_id,
         page: Some(pb::PageRequest {
             page_number,
             page_size,
@@ -220,6 +223,7 @@ fn list_query(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
         ("isActive" = Option<IsActive>, Query, description = "`true` (the default): active registrations; `false`: deactivated ones; `all`: both. With `registrationId` and no `isActive`, the registration whatever its state"),
         ("registrationId" = Option<uuid::Uuid>, Query, description = "Only this registration"),
+        ("merchantId" = Option<String>, Query, min_length = 1, max_length = 64, pattern = r"^[\x21-\x7e]+$", description = "Only registrations for this merchant (seed 003)"),
         ("pageNumber" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "1-based page number (default 1)"),
         ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
     ),
@@ -285,6 +289,7 @@ pub async fn get_registration(
             is_active: None,
             registration_id: Some(registration_id.to_string()),
             page: None,
+            merchant_id: None,
         }))
         .await?
         .into_inner()

@@ -401,3 +401,63 @@ async fn signing_secret_reads_and_rotates() {
     assert_eq!(rotated["previousSecret"], current.as_str());
     assert!(rotated["previousSecretExpiresAt"].is_string());
 }
+
+/// Seed 003's `merchantId`: registered, returned, replaced like the rest,
+/// filterable, and checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merchant_id_is_stored_returned_and_filterable() {
+    let stack = Stack::start().await;
+    let (partner, key) = stack.partner("Acme").await;
+    let created = stack
+        .put_callback(
+            &key,
+            &partner,
+            5,
+            json!({"callBackUrl": URL, "merchantId": "merchant-0042"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["merchantId"], "merchant-0042");
+    stack
+        .put_callback(&key, &partner, 6, json!({"callBackUrl": URL}))
+        .await;
+
+    let list = |query: String| {
+        stack
+            .as_key(&key, Method::GET, &format!("/{partner}/callbacks{query}"))
+            .send()
+    };
+    let mine: Value = list("?merchantId=merchant-0042".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mine = mine["results"].as_array().unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["notificationType"], 5);
+    let all: Value = list(String::new()).await.unwrap().json().await.unwrap();
+    assert!(all["results"][1]["merchantId"].is_null());
+
+    // The PUT is the whole desired state: left out, it is cleared.
+    let updated: Value = stack
+        .put_callback(&key, &partner, 5, json!({"callBackUrl": URL}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(updated["merchantId"].is_null());
+
+    let bad = stack
+        .put_callback(
+            &key,
+            &partner,
+            5,
+            json!({"callBackUrl": URL, "merchantId": "has space"}),
+        )
+        .await;
+    expect_invalid(bad, "merchantId", "printable ASCII").await;
+    let empty_filter = list("?merchantId=".into()).await.unwrap();
+    expect_invalid(empty_filter, "merchantId", "printable ASCII").await;
+}

@@ -22,6 +22,9 @@ pub struct Registration {
     pub callback_url: String,
     pub callback_user_name: Option<String>,
     pub has_password: bool,
+    /// Seed 003's `merchantId`: the partner's own identifier of the
+    /// merchant this registration is for.
+    pub merchant_id: Option<String>,
     pub is_active: bool,
     pub deactivated_at: Option<DateTime<Utc>>,
     pub deactivation_reason: Option<String>,

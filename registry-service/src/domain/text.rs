@@ -41,6 +41,27 @@ fn bounded(field: &'static str, value: &str, max: usize) -> Result<String, Field
     Ok(value.to_owned())
 }
 
+/// Seed 003's `merchantId`: 1 to 64 printable ASCII characters without
+/// spaces (the partner's own identifier); empty means none.
+pub fn merchant_id(raw: Option<&str>) -> Result<Option<String>, FieldViolation> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(id) => merchant_filter(id).map(Some),
+    }
+}
+
+/// A `merchantId` to list by: as [`merchant_id`], but never empty.
+pub fn merchant_filter(raw: &str) -> Result<String, FieldViolation> {
+    if (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(raw.to_owned())
+    } else {
+        Err(FieldViolation::new(
+            "merchant_id",
+            "must be 1 to 64 printable ASCII characters without spaces",
+        ))
+    }
+}
+
 /// A notification type's name: a stable machine-readable key.
 pub fn type_name(raw: &str) -> Result<String, FieldViolation> {
     let name = required("name", raw, 100)?;

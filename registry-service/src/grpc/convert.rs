@@ -93,6 +93,7 @@ impl From<Registration> for pb::Registration {
             detected_error_state_at: r.error_state.detected_at.map(timestamp),
             created_at: Some(timestamp(r.created_at)),
             updated_at: Some(timestamp(r.updated_at)),
+            merchant_id: r.merchant_id,
         }
     }
 }

@@ -241,6 +241,7 @@ impl RegistryService for RegistryGrpc {
             request.callback_user_name.as_deref(),
             request.callback_password.as_deref(),
         ));
+        let merchant_id = violations.check(text::merchant_id(request.merchant_id.as_deref()));
         violations.finish()?;
         let partner_id = partner.expect(CHECKED);
         let notification_type = kind.expect(CHECKED);
@@ -253,6 +254,7 @@ impl RegistryService for RegistryGrpc {
                 notification_type,
                 callback_url,
                 credentials,
+                merchant_id: merchant_id.expect(CHECKED),
             })
             .await?;
         tracing::info!(
@@ -292,12 +294,17 @@ impl RegistryService for RegistryGrpc {
             request.page.unwrap_or_default().page_number,
             request.page.unwrap_or_default().page_size,
         ));
+        let merchant_id = match request.merchant_id.as_deref() {
+            Some(raw) => violations.check(text::merchant_filter(raw)),
+            None => None,
+        };
         violations.finish()?;
         let partner = partner.expect(CHECKED);
         let page = page.expect(CHECKED);
         let filter = ListFilter {
             is_active: request.is_active,
             registration_id,
+            merchant_id,
         };
         let page = self.registry.list_callbacks(partner, filter, page).await?;
         ok(pb::ListCallbacksResponse {

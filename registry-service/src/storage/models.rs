@@ -100,6 +100,7 @@ pub struct RegistrationRow {
     pub last_outcome_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub merchant_id: Option<String>,
 }
 
 impl RegistrationRow {
@@ -111,6 +112,7 @@ impl RegistrationRow {
             callback_url: self.callback_url.clone(),
             callback_user_name: self.callback_user_name.clone(),
             has_password: self.callback_password_sealed.is_some(),
+            merchant_id: self.merchant_id.clone(),
             is_active: self.is_active,
             deactivated_at: self.deactivated_at,
             deactivation_reason: self.deactivation_reason.clone(),
@@ -132,6 +134,7 @@ pub struct TargetChange {
     pub callback_url: String,
     pub callback_user_name: Option<String>,
     pub callback_password_sealed: Option<Vec<u8>>,
+    pub merchant_id: Option<String>,
     pub is_in_error_state: bool,
     pub error_state_reason: Option<String>,
     pub detected_error_state_at: Option<DateTime<Utc>>,

@@ -149,10 +149,11 @@ pub async fn apply_outcome(
 }
 
 /// The filters of the public list call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ListFilter {
     pub is_active: Option<bool>,
     pub registration_id: Option<RegistrationId>,
+    pub merchant_id: Option<String>,
 }
 
 /// A partner's registrations, oldest first, active and history alike unless
@@ -175,6 +176,9 @@ pub async fn list(
     }
     if let Some(id) = filter.registration_id {
         query = query.filter(registrations::id.eq(id.as_uuid()));
+    }
+    if let Some(merchant) = filter.merchant_id {
+        query = query.filter(registrations::merchant_id.eq(merchant));
     }
     Ok(page.finish(query.load(conn).await?))
 }

@@ -52,6 +52,7 @@ diesel::table! {
         last_outcome_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        merchant_id -> Nullable<Text>,
     }
 }
 

@@ -22,6 +22,7 @@ fn list_request(
             page_number: number,
             page_size: size,
         }),
+        merchant_id: None,
     }
 }
 

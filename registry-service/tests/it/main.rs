@@ -109,6 +109,7 @@ pub fn upsert_request(
         callback_url: url.into(),
         callback_user_name: None,
         callback_password: None,
+        merchant_id: None,
     }
 }
 
