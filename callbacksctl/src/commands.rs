@@ -7,45 +7,10 @@ use dpb::dispatcher_service_client::DispatcherServiceClient;
 use prost_types::Timestamp;
 use rpb::registry_service_client::RegistryServiceClient;
 use serde_json::{Value, json};
-use tonic::metadata::AsciiMetadataValue;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
+use crate::connect::{Authed, connect};
 use crate::output::Table;
 use crate::{Cli, Command, DeliveryCommand, KeyCommand, PartnerCommand, TypesCommand};
-
-/// A channel whose calls present the operator's token, if one is given.
-type Authed = InterceptedService<Channel, Token>;
-
-#[derive(Debug, Clone)]
-struct Token(Option<AsciiMetadataValue>);
-
-impl Interceptor for Token {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
-}
-
-async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Authed> {
-    let token = token
-        .map(|t| format!("Bearer {t}").parse())
-        .transpose()
-        .map_err(|_| anyhow::anyhow!("a token must be printable ASCII"))?;
-    let channel = Channel::from_shared(url.to_owned())?
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
-    Ok(InterceptedService::new(channel, Token(token)))
-}
 
 /// A gRPC failure as the caller should read it.
 fn status(e: tonic::Status) -> anyhow::Error {

@@ -2,6 +2,7 @@
 //! Tables by default, JSON with `--json`. See `callbacksctl --help`.
 
 mod commands;
+mod connect;
 mod output;
 mod receive;
 

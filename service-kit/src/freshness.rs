@@ -8,7 +8,7 @@
 //!
 //! Syncs are shared. A caller is served by any sync that started at or
 //! after its moment: one already running if there is one, else a new one.
-//! So a caller waits one round trip at most, and at most
+//! So a caller waits for one sync at most, and at most
 //! [`MAX_IN_FLIGHT`] syncs run at once (a caller beyond that waits for the
 //! next to end, and starts its own then); under load each sync serves
 //! every caller that arrived while the one before it ran. A failed sync

@@ -183,8 +183,8 @@ async fn write(
 
 /// Writes each of `left` on its own, and one refused again without its
 /// texts; answers what could not be written. A write refused even without
-/// its texts means the database itself fails: the rest waits for the next
-/// round.
+/// its texts means the database itself fails: the rest waits, and is
+/// tried again after a pause.
 async fn write_each(
     connection: &mut QueueConnection,
     left: Vec<Completion>,

@@ -27,7 +27,7 @@ pub struct DbClock {
 }
 
 /// The database's time at a reading, this process's moment then, and how
-/// far off that pairing may be (half the reading's round trip).
+/// far off that pairing may be (half the time the reading took).
 #[derive(Debug, Clone, Copy)]
 struct Reading {
     at: DateTime<Utc>,
@@ -70,8 +70,8 @@ impl DbClock {
         }
     }
 
-    /// Reads the database's clock, placing its answer halfway through the
-    /// round trip.
+    /// Reads the database's clock, placing its answer halfway between the
+    /// question and the answer.
     pub async fn read(&self, conn: &mut AsyncPgConnection) -> Result<(), DispatchError> {
         #[derive(QueryableByName)]
         struct Now {

@@ -60,7 +60,7 @@ pub async fn record(conn: &mut AsyncPgConnection, change: Change) -> Result<(), 
 /// The changes after version `after`, at most `limit` of them (more, or
 /// some no longer kept, answers an incomplete list). Its queries are
 /// diesel's own, prepared once per connection: every dispatcher and
-/// gateway asks this as often as once per round trip.
+/// gateway asks this as often as its last answer comes back.
 pub async fn since(
     conn: &mut AsyncPgConnection,
     after: u64,
@@ -117,8 +117,8 @@ pub async fn since(
 }
 
 /// A connection of its own for [`since`]: asked as often as it is, a
-/// pool's check-out (which pings the server first) would double its round
-/// trips. Calls take turns on it; a failed call gives the connection up,
+/// pool's check-out (which pings the server first) would double its
+/// exchanges with the server. Calls take turns on it; a failed call gives the connection up,
 /// and the next one connects afresh.
 pub struct ChangeReader {
     database_url: String,
