@@ -8,9 +8,10 @@ use prost_types::Timestamp;
 use rpb::registry_service_client::RegistryServiceClient;
 use serde_json::{Value, json};
 
-use crate::connect::{Authed, connect};
+use crate::connect::connect;
 use crate::output::Table;
 use crate::{Cli, Command, DeliveryCommand, KeyCommand, PartnerCommand, TypesCommand};
+use service_kit::telemetry::OutboundChannel;
 
 /// A gRPC failure as the caller should read it.
 fn status(e: tonic::Status) -> anyhow::Error {
@@ -165,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn registry_command(
-    registry: &mut RegistryServiceClient<Authed>,
+    registry: &mut RegistryServiceClient<OutboundChannel>,
     command: Command,
 ) -> anyhow::Result<Table> {
     Ok(match command {
@@ -318,7 +319,7 @@ async fn registry_command(
 }
 
 async fn dispatcher_command(
-    dispatcher: &mut DispatcherServiceClient<Authed>,
+    dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
     command: Command,
     json: bool,
 ) -> anyhow::Result<()> {

@@ -178,11 +178,10 @@ impl Config {
 
     /// Who may call: the configured tokens, or anybody with `--open-grpc`.
     pub fn callers(&self) -> anyhow::Result<service_kit::callers::Callers> {
-        if self.open_grpc {
-            return Ok(service_kit::callers::Callers::open());
-        }
-        service_kit::callers::Callers::parse(
-            self.callers.iter().map(|c| c.expose_secret()),
+        let pairs = self.callers.iter().map(|c| c.expose_secret());
+        service_kit::callers::Callers::configured(
+            self.open_grpc,
+            pairs,
             crate::grpc::callers::ROLES,
         )
     }

@@ -88,6 +88,20 @@ impl Callers {
         })
     }
 
+    /// The tokens of `pairs`, or anybody when `open` (a service's
+    /// `--open-grpc`).
+    pub fn configured<'a>(
+        open: bool,
+        pairs: impl IntoIterator<Item = &'a str>,
+        roles: &'static [&'static str],
+    ) -> anyhow::Result<Self> {
+        if open {
+            Ok(Self::open())
+        } else {
+            Self::parse(pairs, roles)
+        }
+    }
+
     /// Every call allowed, as [`Caller::Open`]. Never the default of a
     /// binary: it must be asked for by name.
     pub fn open() -> Self {

@@ -115,18 +115,7 @@ async fn every_replica_acts_on_a_change_answered_before_the_publish() {
 async fn an_event_published_right_after_a_first_registration_is_delivered() {
     let mut world = World::start().await;
     world.receiver.set_global_default(Reply::ok());
-    let partner = world
-        .registry
-        .create_partner(rpb::CreatePartnerRequest {
-            name: "Acme".into(),
-            key_label: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .partner
-        .unwrap()
-        .partner_id;
+    let partner = world.partner().await;
     let replicas = two_replicas(&world).await;
     // Nobody subscribed yet: stored without a delivery, and "no subscriber"
     // now known to both replicas.

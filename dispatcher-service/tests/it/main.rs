@@ -184,15 +184,9 @@ impl World {
         }
     }
 
-    /// A new partner with a callback for [`TYPE`] at `url`: (partner id,
-    /// registration id).
-    pub async fn partner_with_callback(
-        &mut self,
-        url: &str,
-        credentials: Option<(&str, &str)>,
-    ) -> (String, String) {
-        let partner = self
-            .registry
+    /// A new partner, without callbacks: its id.
+    pub async fn partner(&mut self) -> String {
+        self.registry
             .create_partner(rpb::CreatePartnerRequest {
                 name: "Acme".into(),
                 key_label: String::new(),
@@ -202,7 +196,17 @@ impl World {
             .into_inner()
             .partner
             .unwrap()
-            .partner_id;
+            .partner_id
+    }
+
+    /// A new partner with a callback for [`TYPE`] at `url`: (partner id,
+    /// registration id).
+    pub async fn partner_with_callback(
+        &mut self,
+        url: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> (String, String) {
+        let partner = self.partner().await;
         let registration = self.set_callback(&partner, url, credentials).await;
         (partner, registration)
     }

@@ -20,9 +20,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use test_support::process::{Service, env, free_port};
 use test_support::{TestDb, WebhookReceiver, eventually};
-use tonic::metadata::AsciiMetadataValue;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
@@ -38,29 +35,10 @@ pub mod tokens {
 }
 
 /// A channel whose calls present a caller token.
-pub type Authed = InterceptedService<Channel, Bearer>;
+pub type Authed = service_kit::telemetry::OutboundChannel;
 
-#[derive(Debug, Clone)]
-pub struct Bearer(Option<AsciiMetadataValue>);
-
-impl Bearer {
-    pub fn new(token: Option<&str>) -> Self {
-        Self(token.map(|t| format!("Bearer {t}").parse().unwrap()))
-    }
-}
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
+fn bearer(token: Option<&str>) -> service_kit::telemetry::Outbound {
+    service_kit::telemetry::Outbound::new(token).unwrap()
 }
 pub const ENCRYPTION_KEY: &str = "ZTJlLXRlc3RzLWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM=";
 
@@ -247,7 +225,7 @@ impl System {
     pub async fn dispatcher_as(&self, token: Option<&str>) -> DispatcherServiceClient<Authed> {
         DispatcherServiceClient::with_interceptor(
             self.channel(self.dispatcher.addr).await,
-            Bearer::new(token),
+            bearer(token),
         )
     }
 
@@ -255,7 +233,7 @@ impl System {
     pub async fn registry_as(&self, token: Option<&str>) -> RegistryServiceClient<Authed> {
         RegistryServiceClient::with_interceptor(
             self.channel(self.registry.addr).await,
-            Bearer::new(token),
+            bearer(token),
         )
     }
 
