@@ -159,9 +159,9 @@ struct HandOff {
     slot: OwnedSemaphorePermit,
     /// When its lease started counting.
     claimed_at: Instant,
-    /// When this process learnt of it (the claim answered, or the publish
-    /// committed): every registry change answered before then applies to
-    /// its attempt.
+    /// A moment after it was published (the claim answered, or its
+    /// publish reserved the slot): every registry change answered before
+    /// then applies to its attempt.
     seen_at: Instant,
 }
 
