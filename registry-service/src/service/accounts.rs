@@ -1,0 +1,159 @@
+//! Partners, their API keys, the notification-type catalogue, and the
+//! change log other services' caches follow.
+
+use super::*;
+
+impl Registry {
+    // ------------------------------------------------------------ partners
+
+    pub async fn create_partner(
+        &self,
+        name: String,
+        key_label: String,
+    ) -> Result<(Partner, IssuedKey), RegistryError> {
+        let new_key = self.cipher.new_api_key().map_err(RegistryError::internal)?;
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let partner = partners::insert(conn, PartnerId::generate(), &name).await?;
+            let key = api_keys::insert(conn, partner.id, &key_label, new_key.hash, new_key.prefix)
+                .await?;
+            Ok((
+                partner,
+                IssuedKey {
+                    key,
+                    token: new_key.token,
+                },
+            ))
+        })
+        .await
+    }
+
+    pub async fn get_partner(&self, id: PartnerId) -> Result<Partner, RegistryError> {
+        let mut conn = self.pool.get().await?;
+
+        partners::get(&mut conn, id).await
+    }
+
+    pub async fn list_partners(&self, page: PageRequest) -> Result<Page<Partner>, RegistryError> {
+        let mut conn = self.pool.get().await?;
+
+        partners::list(&mut conn, page).await
+    }
+
+    pub async fn disable_partner(&self, id: PartnerId) -> Result<Partner, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let partner = partners::disable(conn, id).await?;
+            changes::record(conn, Change::Partner(id)).await?;
+            Ok(partner)
+        })
+        .await
+    }
+
+    // ------------------------------------------------------------ API keys
+
+    pub async fn issue_api_key(
+        &self,
+        partner_id: PartnerId,
+        label: String,
+    ) -> Result<IssuedKey, RegistryError> {
+        let new_key = self.cipher.new_api_key().map_err(RegistryError::internal)?;
+        let mut conn = self.pool.get().await?;
+        partners::get_enabled(&mut conn, partner_id).await?;
+        let key =
+            api_keys::insert(&mut conn, partner_id, &label, new_key.hash, new_key.prefix).await?;
+        Ok(IssuedKey {
+            key,
+            token: new_key.token,
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        partner_id: PartnerId,
+        include_revoked: bool,
+    ) -> Result<Vec<ApiKey>, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        partners::get(&mut conn, partner_id).await?;
+        api_keys::list(&mut conn, partner_id, include_revoked).await
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        partner_id: PartnerId,
+        key_id: ApiKeyId,
+    ) -> Result<ApiKey, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let key = api_keys::revoke(conn, partner_id, key_id).await?;
+            changes::record(conn, Change::ApiKey(partner_id, key_id)).await?;
+            Ok(key)
+        })
+        .await
+    }
+
+    /// Token -> key, one indexed lookup. Malformed tokens never reach the
+    /// database.
+    pub async fn authenticate(&self, token: &SecretString) -> Result<ApiKey, RegistryError> {
+        let token = token.expose_secret();
+        if !crypto::looks_like_api_key(token) {
+            return Err(RegistryError::Unauthenticated);
+        }
+        let hash = crypto::hash_api_key(token);
+        let mut conn = self.pool.get().await?;
+
+        api_keys::find_live_by_hash(&mut conn, &hash)
+            .await?
+            .ok_or(RegistryError::Unauthenticated)
+    }
+
+    // -------------------------------------------------- notification types
+
+    pub async fn list_notification_types(&self) -> Result<Vec<NotificationType>, RegistryError> {
+        let mut conn = self.pool.get().await?;
+
+        notification_types::list(&mut conn).await
+    }
+
+    pub async fn get_notification_type(
+        &self,
+        id: NotificationTypeId,
+    ) -> Result<NotificationType, RegistryError> {
+        let mut conn = self.pool.get().await?;
+
+        notification_types::find(&mut conn, id)
+            .await?
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!("notification type {id} does not exist"))
+            })
+    }
+
+    pub async fn create_notification_type(
+        &self,
+        id: NotificationTypeId,
+        name: String,
+        description: String,
+        echoable: bool,
+    ) -> Result<NotificationType, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let created =
+                notification_types::insert(conn, id, &name, &description, echoable).await?;
+            changes::record(conn, Change::Catalogue).await?;
+            Ok(created)
+        })
+        .await
+    }
+
+    // ----------------------------------------------------------- changes
+
+    /// The changes after version `after` (at most `limit`), for the caches
+    /// of other services.
+    pub async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<ChangesSince, RegistryError> {
+        self.changes.since(after, limit).await
+    }
+}
