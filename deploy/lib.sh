@@ -18,6 +18,16 @@ port_answers() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
+# Whether missing system packages can be installed here: as root on a
+# Debian-like system.
+can_apt_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+
+# Installs Debian packages, quietly.
+apt_install() {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 # Makes sure the tests or the stack can get a Postgres: a URL in the
 # environment, a server on 127.0.0.1:5432, or initdb/pg_ctl to start a
 # private one. Installs PostgreSQL from the distribution when none of these
@@ -26,10 +36,9 @@ ensure_postgres() {
   if [ -n "${TEST_DATABASE_URL:-}${DATABASE_URL:-}" ]; then return 0; fi
   if port_answers 127.0.0.1 5432; then return 0; fi
   if [ -n "$(postgres_bin_dir)" ]; then return 0; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if can_apt_install; then
     echo "==> no Postgres found: installing PostgreSQL from the distribution's packages"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
     return 0
   fi
   echo "No Postgres: set DATABASE_URL, run a server on 127.0.0.1:5432, or install PostgreSQL (initdb, pg_ctl)." >&2
@@ -40,10 +49,9 @@ ensure_postgres() {
 # with its clocks shifted. Installs Debian's faketime when we are root.
 ensure_faketime() {
   if [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then return 0; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if can_apt_install; then
     echo "==> installing faketime (libfaketime) from the distribution's packages"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+    apt_install faketime
     return 0
   fi
   echo "The tests need libfaketime: install Debian's faketime package (apt-get install faketime)." >&2
@@ -58,8 +66,8 @@ project_venv() {
   local venv="${PARTNER_CALLBACKS_CACHE:-$HOME/.cache/partner-callbacks}/venv" missing=() package
   if [ ! -x "$venv/bin/pip" ]; then
     if ! command -v python3 >/dev/null || ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+      if can_apt_install; then
+        apt_install python3 python3-venv
         python3 -m venv "$venv" >/dev/null
       else
         echo "python3 with venv is needed for the validators" >&2

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod callers;
+mod coherence;
 mod observability;
 mod story;
 
@@ -161,7 +162,9 @@ impl System {
                     ("DISPATCHER_RESPONSE_TIMEOUT", "2s"),
                     ("DISPATCHER_LEASE", "4s"),
                     ("DISPATCHER_POLL_INTERVAL", "200ms"),
-                    ("DISPATCHER_REGISTRY_CACHE_TTL", "200ms"),
+                    // Kept for an hour: only the registry's change log
+                    // makes a partner's change apply (coherence.rs).
+                    ("DISPATCHER_REGISTRY_CACHE_TTL", "1h"),
                     ("DISPATCHER_SHUTDOWN_GRACE", "5s"),
                     ("DISPATCHER_REGISTRY_TOKEN", tokens::DISPATCHER_TO_REGISTRY),
                     (
