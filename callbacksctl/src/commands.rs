@@ -67,16 +67,31 @@ fn keys(list: Vec<rpb::ApiKey>) -> Table {
 }
 
 fn types(list: Vec<rpb::NotificationType>) -> Table {
-    let mut table = Table::new(&["type", "name", "echoable", "description"]);
+    let mut table = Table::new(&["type", "name", "echoable", "description", "payload_schema"]);
     for t in list {
+        let schema = t
+            .payload_schema_json
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(serde_json::Value::Null);
         table.row(vec![
             json!(t.notification_type_id),
             json!(t.name),
             json!(t.echoable),
             json!(t.description),
+            schema,
         ]);
     }
     table
+}
+
+/// A file's text, or standard input's for `-`.
+fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
 }
 
 fn registrations(list: Vec<rpb::Registration>) -> Table {
@@ -271,6 +286,7 @@ async fn registry_command(
             name,
             description,
             echoable,
+            schema_file,
         }) => {
             let t = registry
                 .create_notification_type(rpb::CreateNotificationTypeRequest {
@@ -278,6 +294,18 @@ async fn registry_command(
                     name,
                     description,
                     echoable,
+                    payload_schema_json: schema_file.as_deref().map(read_input).transpose()?,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            types(vec![t])
+        }
+        Command::Types(TypesCommand::Schema { id, file, clear: _ }) => {
+            let t = registry
+                .set_payload_schema(rpb::SetPayloadSchemaRequest {
+                    notification_type_id: id,
+                    payload_schema_json: file.as_deref().map(read_input).transpose()?,
                 })
                 .await
                 .map_err(status)?

@@ -7,6 +7,7 @@ mod output;
 mod receive;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -160,6 +161,19 @@ pub enum TypesCommand {
         description: String,
         #[arg(long)]
         echoable: bool,
+        /// A file holding the JSON Schema its payloads must satisfy (`-`: standard input).
+        #[arg(long)]
+        schema_file: Option<PathBuf>,
+    },
+    /// Set the JSON Schema a type's payloads must satisfy, or remove it.
+    Schema {
+        id: i32,
+        /// The schema's file (`-`: standard input).
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        file: Option<PathBuf>,
+        /// Remove the schema: any JSON payload is accepted.
+        #[arg(long)]
+        clear: bool,
     },
 }
 

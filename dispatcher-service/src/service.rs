@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::delivery::worker::{Reserved, Worker};
 use crate::domain::error::FieldViolation;
 use crate::domain::{Delivery, DispatchError};
-use crate::registry::{RegistryClient, Resolution};
+use crate::registry::{RegistryClient, Resolution, TypeRules};
 use crate::storage::DbPool;
 use crate::storage::commit::Committer;
 use crate::storage::deliveries::{self, ListFilter};
@@ -31,6 +31,23 @@ pub struct PublishInput {
     pub idempotency_key: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub trace_context: Option<String>,
+}
+
+/// How a payload's violations are named: a single publish's
+/// `payload_json`, or a batch event's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    Single,
+    Batch,
+}
+
+impl Naming {
+    fn payload_violation(self, index: usize, rule: &str) -> FieldViolation {
+        match self {
+            Self::Single => FieldViolation::new("payload_json", rule),
+            Self::Batch => FieldViolation::new("events", format!("[{index}].payload_json {rule}")),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -95,24 +112,16 @@ impl Dispatcher {
     }
 
     /// Stores the events (all or none) and answers once they are committed.
-    /// Unknown types are refused; an event whose partner has no active
-    /// registration for its type is stored without a delivery.
-    pub async fn publish(&self, inputs: Vec<PublishInput>) -> Result<Vec<Stored>, DispatchError> {
-        let types: HashSet<i32> = inputs.iter().map(|i| i.notification_type).collect();
-        let mut unknown = Vec::new();
-        for kind in types {
-            if !self.registry.type_exists(kind).await {
-                unknown.push(kind);
-            }
-        }
-        if !unknown.is_empty() {
-            unknown.sort_unstable();
-            return Err(FieldViolation::new(
-                "notification_type",
-                format!("{unknown:?} is not a supported notification type"),
-            )
-            .into());
-        }
+    /// Unknown types, and payloads that break their type's schema, are
+    /// refused (every violation named, as `naming` says); an event whose
+    /// partner has no active registration for its type is stored without a
+    /// delivery.
+    pub async fn publish(
+        &self,
+        inputs: Vec<PublishInput>,
+        naming: Naming,
+    ) -> Result<Vec<Stored>, DispatchError> {
+        self.check_against_catalogue(&inputs, naming).await?;
         let mut subscribed = HashMap::new();
         for input in &inputs {
             let key = (input.partner_id, input.notification_type);
@@ -158,6 +167,53 @@ impl Dispatcher {
         Ok(stored)
     }
 
+    /// Refuses unknown types, then payloads that break their type's schema.
+    async fn check_against_catalogue(
+        &self,
+        inputs: &[PublishInput],
+        naming: Naming,
+    ) -> Result<(), DispatchError> {
+        let types: HashSet<i32> = inputs.iter().map(|i| i.notification_type).collect();
+        let mut unknown = Vec::new();
+        let mut schemas = HashMap::new();
+        for kind in types {
+            match self.registry.type_rules(kind).await {
+                TypeRules::Unknown => unknown.push(kind),
+                TypeRules::Known(Some(schema)) => {
+                    schemas.insert(kind, schema);
+                }
+                TypeRules::Known(None) => {}
+            }
+        }
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return Err(FieldViolation::new(
+                "notification_type",
+                format!("{unknown:?} is not a supported notification type"),
+            )
+            .into());
+        }
+        let mut violations = Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            let Some(schema) = schemas.get(&input.notification_type) else {
+                continue;
+            };
+            violations.extend(
+                schema
+                    .violations(&input.payload)
+                    .into_iter()
+                    .map(|rule| naming.payload_violation(index, &rule)),
+            );
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            metrics::counter!("callbacks_events_refused_total", "reason" => "payload_schema")
+                .increment(1);
+            Err(DispatchError::InvalidArgument(violations))
+        }
+    }
+
     /// Queues `raw_body` as a test notification to the active registration.
     pub async fn send_test(
         &self,
@@ -179,6 +235,16 @@ impl Dispatcher {
                 return Err(DispatchError::NotFound(format!(
                     "partner {partner_id} has no active callback for notification type {notification_type}"
                 )));
+            }
+        }
+        if let TypeRules::Known(Some(schema)) = self.registry.type_rules(notification_type).await {
+            let violations: Vec<_> = schema
+                .violations(&raw_body)
+                .into_iter()
+                .map(|rule| FieldViolation::new("raw_body", rule))
+                .collect();
+            if !violations.is_empty() {
+                return Err(DispatchError::InvalidArgument(violations));
             }
         }
         let rows = vec![NewEvent {

@@ -223,6 +223,10 @@ pub struct NotificationType {
     /// Whether partners may fire test notifications of this type.
     pub echoable: bool,
     pub created_at: DateTime<Utc>,
+    /// The JSON Schema that the type's payloads and test bodies satisfy;
+    /// null when any JSON document is accepted.
+    #[schema(value_type = Option<Object>)]
+    pub payload_schema: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -253,6 +257,11 @@ pub struct CreateNotificationTypeBody {
     pub description: String,
     #[serde(default)]
     pub echoable: bool,
+    /// The JSON Schema the type's payloads and test bodies must satisfy
+    /// (self-contained: no references to other documents).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload_schema: Option<serde_json::Value>,
 }
 
 // ----------------------------------------------------- from the wire types
@@ -342,6 +351,9 @@ impl From<pb::NotificationType> for NotificationType {
             description: t.description,
             echoable: t.echoable,
             created_at: time(t.created_at),
+            payload_schema: t
+                .payload_schema_json
+                .and_then(|text| serde_json::from_str(&text).ok()),
         }
     }
 }

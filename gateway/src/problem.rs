@@ -211,6 +211,7 @@ fn rest_name(grpc_field: &str) -> &str {
         "key_label" => "keyLabel",
         "delivery_id" => "deliveryId",
         "raw_body" => "rawBody",
+        "payload_schema_json" => "payloadSchema",
         other => other,
     }
 }

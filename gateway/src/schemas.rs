@@ -41,9 +41,11 @@ pub enum StatusFilter {
     Cancelled,
 }
 
-/// The rawBody's schema: a JSON object in which exactly one of the two ids
-/// is given (present and not null), the seed's rule as `routes::echo::check_raw_body`
-/// applies it.
+/// The rawBody's schema for the seeded types 5, 6 and 7: a JSON object in
+/// which exactly one of the two ids is given (present and not null), the
+/// payload schema those types are seeded with (registry migration
+/// `2026-12-09-000000_payload_schemas`). Other types may set others; the
+/// catalogue route serves each.
 #[derive(Debug)]
 pub struct EchoRawBody;
 
@@ -68,8 +70,10 @@ impl PartialSchema for EchoRawBody {
         OneOfBuilder::new()
             .schema_type(Type::Object)
             .description(Some(
-                "Delivered byte for byte. Exactly one of processUniqueId and \
-                 simulationUniqueId is given (present and not null); both or neither is a 400.",
+                "Delivered byte for byte, and checked against the type's payload schema \
+                 (GET /v1/callbacks/notification-types). For types 5, 6 and 7: exactly one \
+                 of processUniqueId and simulationUniqueId is given (present and not null); \
+                 both or neither is a 400.",
             ))
             .item(only("processUniqueId", "simulationUniqueId"))
             .item(only("simulationUniqueId", "processUniqueId"))

@@ -3,7 +3,8 @@
 //! knows its cached registry answers are current ([`freshness`]),
 //! how it traces, logs and counts ([`telemetry`], [`grpc_layer`],
 //! [`metrics`]), how it learns to stop ([`shutdown_signal`]),
-//! which addresses count as public ([`net`]), how a service starts its own
+//! which addresses count as public ([`net`]), how a notification type's
+//! payload schema applies ([`payload_schema`], feature `payload-schema`), how a service starts its own
 //! database ([`db`], feature `db`), how validation errors look
 //! ([`validation`]), and which reflection its gRPC servers offer
 //! ([`reflection`], feature `grpc`). Services depend on this; it depends on no service.
@@ -16,6 +17,8 @@ pub mod freshness;
 pub mod grpc_layer;
 pub mod metrics;
 pub mod net;
+#[cfg(feature = "payload-schema")]
+pub mod payload_schema;
 #[cfg(feature = "grpc")]
 pub mod reflection;
 pub mod telemetry;

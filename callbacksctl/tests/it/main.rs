@@ -154,6 +154,26 @@ async fn partners_keys_and_types() {
     )
     .await;
     assert_eq!(added[0]["echoable"], false);
+    assert_eq!(added[0]["payload_schema"], Value::Null);
+    assert_eq!(types[0]["payload_schema"]["type"], "object", "seeded");
+
+    // A payload schema from a file, then removed; a bad one is refused.
+    let file =
+        std::env::temp_dir().join(format!("callbacksctl-schema-{}.json", std::process::id()));
+    std::fs::write(&file, r#"{"type": "object", "required": ["settlementId"]}"#).unwrap();
+    let set = ctl_json(&s, &["types", "schema", "12", file.to_str().unwrap()]).await;
+    assert_eq!(set[0]["payload_schema"]["required"][0], "settlementId");
+    std::fs::write(&file, r#"{"type": "objects"}"#).unwrap();
+    let (ok, _, stderr) = ctl(&s, &["types", "schema", "12", file.to_str().unwrap()]).await;
+    assert!(
+        !ok && stderr.contains("not a valid JSON Schema"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let cleared = ctl_json(&s, &["types", "schema", "12", "--clear"]).await;
+    assert_eq!(cleared[0]["payload_schema"], Value::Null);
+    let (ok, _, stderr) = ctl(&s, &["types", "schema", "12"]).await;
+    assert!(!ok && stderr.contains("<FILE>"), "{stderr}");
 
     // Mistakes are reported as the service phrased them, with exit code 1.
     let (ok, _, stderr) = ctl(&s, &["partner", "show", &uuid_like()]).await;

@@ -15,7 +15,7 @@ use service_kit::validation::{CHECKED, FieldViolation, Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::service::{Dispatcher, PublishInput};
+use crate::service::{Dispatcher, Naming, PublishInput};
 use crate::storage::deliveries::ListFilter;
 use convert::{from_status, from_timestamp};
 
@@ -165,7 +165,7 @@ impl DispatcherService for DispatcherGrpc {
         let input = self
             .parse_publish(request.into_inner(), trace)
             .map_err(service_kit::validation::invalid_argument)?;
-        let stored = self.dispatcher.publish(vec![input]).await?;
+        let stored = self.dispatcher.publish(vec![input], Naming::Single).await?;
         let first = stored
             .into_iter()
             .next()
@@ -197,7 +197,7 @@ impl DispatcherService for DispatcherGrpc {
         if !violations.is_empty() {
             return Err(service_kit::validation::invalid_argument(violations));
         }
-        let stored = self.dispatcher.publish(inputs).await?;
+        let stored = self.dispatcher.publish(inputs, Naming::Batch).await?;
         Ok(Response::new(pb::PublishBatchResponse {
             results: stored.into_iter().map(Into::into).collect(),
         }))

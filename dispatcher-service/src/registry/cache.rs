@@ -43,6 +43,10 @@ pub struct Resolutions {
     entries: HashMap<Key, Entry>,
     /// Every change up to this version is applied.
     applied: u64,
+    /// The newest change to the catalogue applied (or, after an incomplete
+    /// answer, the version that answer brought): a catalogue read with a
+    /// lower tag is stale.
+    catalogue_changed: u64,
 }
 
 impl Resolutions {
@@ -50,7 +54,13 @@ impl Resolutions {
         Self {
             entries: HashMap::new(),
             applied: 0,
+            catalogue_changed: 0,
         }
+    }
+
+    /// See [`Resolutions::catalogue_changed`]'s field.
+    pub fn catalogue_changed(&self) -> u64 {
+        self.catalogue_changed
     }
 
     /// The version to tag a question about to be sent with.
@@ -95,6 +105,7 @@ impl Resolutions {
     pub fn apply(&mut self, answer: &pb::ListChangesResponse) {
         if !answer.complete {
             self.entries.clear();
+            self.catalogue_changed = answer.version;
         }
         for change in &answer.changes {
             let partner = Uuid::try_parse(&change.partner_id);
@@ -111,10 +122,16 @@ impl Resolutions {
                     self.entries
                         .retain(|key, entry| key.0 != partner || !stale(entry));
                 }
-                // Key checks and the catalogue are not resolutions.
-                (Kind::ApiKey | Kind::Catalogue, _) => {}
+                (Kind::Catalogue, _) => {
+                    self.catalogue_changed = self.catalogue_changed.max(change.version);
+                }
+                // Key checks are not resolutions.
+                (Kind::ApiKey, _) => {}
                 // Never seen: forget everything rather than miss it.
-                _ => self.entries.clear(),
+                _ => {
+                    self.entries.clear();
+                    self.catalogue_changed = self.catalogue_changed.max(change.version);
+                }
             }
         }
         self.applied = self.applied.max(answer.version);
@@ -218,10 +235,24 @@ mod tests {
         });
         assert!(cache.get((b, 5)).is_none());
         assert_eq!(cache.applied(), 9);
+        assert_eq!(cache.catalogue_changed(), 9);
 
         cache.insert((b, 5), target(b), 9, later());
         cache.apply(&answer(10, vec![change(10, Kind::Unspecified, b, 0)]));
         assert!(cache.get((b, 5)).is_none());
+        assert_eq!(cache.catalogue_changed(), 10);
+    }
+
+    #[test]
+    fn a_catalogue_change_dates_the_catalogue_and_keeps_resolutions() {
+        let a = Uuid::new_v4();
+        let mut cache = Resolutions::new();
+        cache.insert((a, 5), target(a), 0, later());
+        cache.apply(&answer(3, vec![change(3, Kind::Catalogue, a, 0)]));
+        assert_eq!(cache.catalogue_changed(), 3);
+        assert!(cache.get((a, 5)).is_some());
+        cache.apply(&answer(4, vec![change(4, Kind::Callback, a, 6)]));
+        assert_eq!(cache.catalogue_changed(), 3);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   event was published, the event's attempt acts on it, on every
 //!   replica; and one change-log call serves every delivery claimed
 //!   before it started, instead of a resolution per delivery.
-//! - **The catalogue** of notification types is cached the same way, to
-//!   refuse unknown types at publish.
+//! - **The catalogue** of notification types is cached the same way (a
+//!   read is stale once a catalogue change after it is applied), to refuse
+//!   unknown types and apply each type's payload schema at publish.
 //! - **Outcomes** are reported when they change the registration's error
 //!   state: every failure (it sets or updates the reason) but a success
 //!   only when the registration is believed to be in error state. Reports
@@ -17,6 +18,7 @@
 //!   the registry.
 
 mod cache;
+mod catalogue;
 mod target;
 
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,8 @@ use crate::domain::{AttemptResult, DispatchError};
 
 pub use cache::Resolution;
 use cache::{Key, Resolutions};
+use catalogue::Catalogue;
+pub use catalogue::TypeRules;
 pub use target::Target;
 
 #[derive(Debug)]
@@ -49,11 +53,15 @@ pub struct RegistryClient {
     ttl: Duration,
     resolutions: Arc<Mutex<Resolutions>>,
     freshness: Arc<Freshness>,
-    catalogue: Mutex<(HashSet<i32>, Option<Instant>)>,
+    catalogue: Mutex<Catalogue>,
     /// Registrations believed to be in error state.
     failing: Mutex<HashSet<Uuid>>,
     reports: mpsc::Sender<Report>,
 }
+
+/// How old the newest applied change may be when a publish reads the
+/// catalogue: a schema change applies to publishes within this long.
+pub const CATALOGUE_LAG: Duration = Duration::from_secs(1);
 
 /// A `ListChanges` call, as `Freshness` runs it.
 type SyncCall = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -85,7 +93,7 @@ impl RegistryClient {
             ttl,
             resolutions: Arc::new(Mutex::new(Resolutions::new())),
             freshness: Freshness::new(),
-            catalogue: Mutex::new((HashSet::new(), None)),
+            catalogue: Mutex::new(Catalogue::new()),
             failing: Mutex::new(HashSet::new()),
             reports,
         });
@@ -232,44 +240,60 @@ impl RegistryClient {
         Ok(resolution)
     }
 
-    /// Whether `notification_type` is in the registry's catalogue. While the
-    /// registry is unreachable, the last catalogue seen answers; with none
-    /// seen yet, the type is given the benefit of the doubt, because
-    /// publishing must not depend on the registry being up (a delivery for
-    /// a type that turns out unknown resolves to no subscriber and is
-    /// cancelled, not lost).
-    pub async fn type_exists(&self, notification_type: i32) -> bool {
+    /// What publishing may do with `notification_type`: refuse it as
+    /// unknown, or check its payloads against its schema.
+    ///
+    /// The catalogue read is used once the registry's changes up to
+    /// [`CATALOGUE_LAG`] ago are applied and none of them touched the
+    /// catalogue; else it is read again. So a schema an operator sets
+    /// applies to publishes within that lag on every replica, at the cost
+    /// of at most one change-log call per lag when nothing else syncs.
+    /// While the registry is unreachable, the last catalogue seen answers;
+    /// with none seen yet, the type is given the benefit of the doubt,
+    /// because publishing must not depend on the registry being up (a
+    /// delivery for a type that turns out unknown resolves to no subscriber
+    /// and is cancelled, not lost).
+    pub async fn type_rules(&self, notification_type: i32) -> TypeRules {
+        let now = Instant::now();
+        let since = now.checked_sub(CATALOGUE_LAG).unwrap_or(now);
+        let synced = self.freshness.since(since, || self.sync()).await;
+        let changed = self.resolutions().catalogue_changed();
         {
-            let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
-            let fresh = catalogue.1.is_some_and(|at| at.elapsed() < self.ttl);
-            if fresh && catalogue.0.contains(&notification_type) {
-                return true;
+            let catalogue = self.catalogue();
+            let usable = catalogue.is_current(changed, self.ttl)
+                || (synced.is_err() && catalogue.was_read());
+            if usable && let rules @ TypeRules::Known(_) = catalogue.rules(notification_type) {
+                return rules;
+            }
+            if synced.is_err() {
+                return if catalogue.was_read() {
+                    TypeRules::Unknown
+                } else {
+                    TypeRules::Known(None)
+                };
             }
         }
+        let tag = self.resolutions().applied();
         let answer = self
             .client
             .clone()
             .list_notification_types(pb::ListNotificationTypesRequest {})
             .await;
+        let mut catalogue = self.catalogue();
         match answer {
-            Ok(response) => {
-                let ids: HashSet<i32> = response
-                    .into_inner()
-                    .notification_types
-                    .iter()
-                    .map(|t| t.notification_type_id)
-                    .collect();
-                let exists = ids.contains(&notification_type);
-                *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) =
-                    (ids, Some(Instant::now()));
-                exists
-            }
+            Ok(response) => catalogue.refresh(response.into_inner().notification_types, tag),
             Err(status) => {
-                tracing::warn!(grpc.status = ?status.code(), "cannot refresh the notification-type catalogue");
-                let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
-                catalogue.1.is_none() || catalogue.0.contains(&notification_type)
+                tracing::warn!(grpc.status = ?status.code(), "cannot read the notification-type catalogue");
+                if !catalogue.was_read() {
+                    return TypeRules::Known(None);
+                }
             }
         }
+        catalogue.rules(notification_type)
+    }
+
+    fn catalogue(&self) -> std::sync::MutexGuard<'_, Catalogue> {
+        self.catalogue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn note_error_state(&self, registration: Uuid, in_error: bool) {

@@ -11,6 +11,7 @@ mod delivery;
 mod failures;
 mod fencing;
 mod isolation;
+mod payload_schemas;
 mod plans;
 mod processes;
 mod publish;
@@ -28,7 +29,13 @@ use test_support::{TestDb, WebhookReceiver};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
+/// The type the delivery tests publish: seeded, with its payload schema
+/// removed at start, so that they can publish free-form payloads.
+/// `publish.rs` tests payload schemas on [`SCHEMA_TYPE`].
 pub const TYPE: i32 = 5;
+/// A seeded type that keeps its seeded schema (exactly one of
+/// processUniqueId and simulationUniqueId).
+pub const SCHEMA_TYPE: i32 = 6;
 
 /// A file deleted when dropped.
 #[derive(Debug)]
@@ -116,8 +123,16 @@ impl World {
             std::env::temp_dir().join(format!("receiver-ca-{}.pem", uuid::Uuid::new_v4())),
         );
         std::fs::write(&ca_file.0, receiver.ca_pem().unwrap()).unwrap();
+        let mut registry = RegistryServiceClient::new(channel(addr).await);
+        registry
+            .set_payload_schema(rpb::SetPayloadSchemaRequest {
+                notification_type_id: TYPE,
+                payload_schema_json: None,
+            })
+            .await
+            .unwrap();
         Self {
-            registry: RegistryServiceClient::new(channel(addr).await),
+            registry,
             registry_url: format!("http://{addr}"),
             receiver,
             ca_file,

@@ -116,7 +116,7 @@ async fn without_a_subscriber_the_event_is_stored_undelivered() {
 
     let other_type = dpb::PublishRequest {
         notification_type: 6,
-        ..publish(&partner, "{}")
+        ..publish(&partner, r#"{"processUniqueId":"p-1"}"#)
     };
     let stored = client.publish(other_type).await.unwrap().into_inner();
     assert!(stored.delivery_id.is_none());

@@ -1,5 +1,5 @@
-//! Operator endpoints under `/v1/admin`, behind the admin key: partners,
-//! their API keys, and the notification-type catalogue.
+//! Operator endpoints under `/v1/admin`, behind the admin key: partners
+//! and their API keys (the catalogue is in `types`).
 
 use std::collections::HashMap;
 
@@ -12,8 +12,8 @@ use http::StatusCode;
 use super::{ApiJson, ApiPath, ApiQuery, guid};
 use crate::auth::Operator;
 use crate::dto::{
-    ApiKey, ApiKeyList, CreateNotificationTypeBody, CreatePartnerBody, CreatedPartner,
-    IssueApiKeyBody, IssuedApiKey, NotificationType, NotificationTypeList, Partner, PartnerPage,
+    ApiKey, ApiKeyList, CreatePartnerBody, CreatedPartner, IssueApiKeyBody, IssuedApiKey, Partner,
+    PartnerPage,
 };
 use crate::problem::{ApiError, Problem};
 use crate::state::{AppState, grpc_request};
@@ -255,65 +255,4 @@ pub async fn revoke_api_key(
     // The cache is keyed by token, which we do not know here: forget all.
     state.auth_cache.clear();
     Ok(Json(revoked.into()))
-}
-
-/// List notification types.
-#[utoipa::path(
-    get,
-    path = "/v1/admin/notification-types",
-    tag = "operators",
-    responses(
-        (status = 200, description = "The catalogue", body = NotificationTypeList),
-        (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("adminApiKey" = []))
-)]
-pub async fn list_notification_types(
-    State(state): State<AppState>,
-    _operator: Operator,
-) -> Result<Json<NotificationTypeList>, ApiError> {
-    let types = state
-        .registry()
-        .list_notification_types(grpc_request(pb::ListNotificationTypesRequest {}))
-        .await?
-        .into_inner()
-        .notification_types;
-    Ok(Json(NotificationTypeList {
-        results: types.into_iter().map(Into::into).collect(),
-    }))
-}
-
-/// Add a notification type.
-#[utoipa::path(
-    post,
-    path = "/v1/admin/notification-types",
-    tag = "operators",
-    request_body(content = CreateNotificationTypeBody, content_type = "application/json"),
-    responses(
-        (status = 201, description = "Added", body = NotificationType),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid admin key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The id or the name is taken", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("adminApiKey" = []))
-)]
-pub async fn create_notification_type(
-    State(state): State<AppState>,
-    _operator: Operator,
-    ApiJson(body): ApiJson<CreateNotificationTypeBody>,
-) -> Result<impl IntoResponse, ApiError> {
-    let created = state
-        .registry()
-        .create_notification_type(grpc_request(pb::CreateNotificationTypeRequest {
-            notification_type_id: body.notification_type_id,
-            name: body.name,
-            description: body.description,
-            echoable: body.echoable,
-        }))
-        .await?
-        .into_inner();
-    let created: NotificationType = created.into();
-    Ok((StatusCode::CREATED, Json(created)))
 }

@@ -1,8 +1,10 @@
 //! Test (echo) notifications: `POST /v1/callbacks/echo/{partnerUniqueID}/{notificationTypeID}`.
 //!
 //! The body (the seed's rawBody) is what the partner's endpoint will
-//! receive, byte for byte. It must be a JSON object carrying exactly one of
-//! `processUniqueId` and `simulationUniqueId`; both or neither is a 400.
+//! receive, byte for byte. It must be JSON, and satisfy the type's payload
+//! schema: the dispatcher applies it, as it does to every published event,
+//! and names each violation (for the seeded types 5, 6 and 7: exactly one
+//! of `processUniqueId` and `simulationUniqueId`, or a 400).
 
 use axum::Json;
 use axum::extract::State;
@@ -15,14 +17,12 @@ use tonic::Code;
 use super::{ApiPath, RawBody, guid, type_id};
 use crate::auth::Partner;
 use crate::dto::EchoAccepted;
-use crate::problem::{ApiError, InvalidParam, Problem};
+use crate::problem::{ApiError, Problem};
 use crate::schemas::EchoRawBody;
 use crate::state::{AppState, grpc_request};
 
-const PROCESS_ID: &str = "processUniqueId";
-const SIMULATION_ID: &str = "simulationUniqueId";
-
-/// Checks the rawBody against the seed's rule, without changing it.
+/// Checks that the rawBody is JSON, without changing it; its type's
+/// schema is applied where every payload's is.
 pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -36,32 +36,18 @@ pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
     if !is_json {
         return Err(ApiError::unsupported_media_type());
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
-    let given = |key: &str| object.get(key).is_some_and(|v| !v.is_null());
-    let both = || {
-        [PROCESS_ID, SIMULATION_ID]
-            .map(|name| InvalidParam {
-                name: name.to_owned(),
-                reason: "provide exactly one of processUniqueId and simulationUniqueId".to_owned(),
-            })
-            .to_vec()
-    };
-    match (given(PROCESS_ID), given(SIMULATION_ID)) {
-        (true, false) | (false, true) => Ok(()),
-        (true, true) | (false, false) => Err(ApiError::invalid(both())),
-    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(drop)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
 /// Fire a test notification.
 ///
 /// Sends the request body, unchanged, to the partner's registered callback
 /// URL as a test notification of the given type, signed and with
-/// credentials like any delivery. Exactly one of `processUniqueId` and
-/// `simulationUniqueId` must be in the body.
+/// credentials like any delivery. The body must satisfy the type's payload
+/// schema (`GET /v1/callbacks/notification-types`); for the seeded types 5,
+/// 6 and 7, exactly one of `processUniqueId` and `simulationUniqueId` is given.
 #[utoipa::path(
     post,
     path = "/v1/callbacks/echo/{partnerUniqueID}/{notificationTypeID}",
@@ -73,11 +59,11 @@ pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
     request_body(
         content = EchoRawBody,
         content_type = "application/json",
-        description = "The rawBody to deliver: a JSON object with exactly one of processUniqueId and simulationUniqueId",
+        description = "The rawBody to deliver, satisfying the type's payload schema (for types 5, 6 and 7: a JSON object with exactly one of processUniqueId and simulationUniqueId)",
     ),
     responses(
         (status = 202, description = "Accepted for delivery", body = EchoAccepted),
-        (status = 400, description = "Both or neither id, not a JSON object, or a type that is not echo-able", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not JSON, a body that breaks the type's payload schema (each violation named), or a type that is not echo-able", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No active registration for the type", body = Problem, content_type = "application/problem+json"),
@@ -159,17 +145,12 @@ mod tests {
     }
 
     #[test]
-    fn exactly_one_id() {
+    fn json_of_any_shape_passes_here_and_nothing_else_does() {
         let h = json_headers();
-        assert!(check_raw_body(&h, br#"{"processUniqueId":"a"}"#).is_ok());
-        assert!(check_raw_body(&h, br#"{"simulationUniqueId":"a","x":1}"#).is_ok());
-        for bad in [
-            &br#"{"processUniqueId":"a","simulationUniqueId":"b"}"#[..],
-            br#"{}"#,
-            br#"{"processUniqueId":null}"#,
-            br#"[1,2]"#,
-            br#"{"#,
-        ] {
+        for good in [&br#"{"processUniqueId":"a"}"#[..], b"[1,2]", b"{}", b"null"] {
+            assert!(check_raw_body(&h, good).is_ok());
+        }
+        for bad in [&br#"{"#[..], b"", b"{} x"] {
             assert_eq!(
                 check_raw_body(&h, bad).unwrap_err().status(),
                 StatusCode::BAD_REQUEST

@@ -7,6 +7,7 @@ pub mod callbacks;
 pub mod deliveries;
 pub mod echo;
 pub mod health;
+pub mod types;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -169,9 +170,14 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_partner))
         .routes(routes!(admin::issue_api_key, admin::list_api_keys))
         .routes(routes!(admin::revoke_api_key))
+        .routes(routes!(types::list_for_partners))
         .routes(routes!(
-            admin::list_notification_types,
-            admin::create_notification_type
+            types::list_notification_types,
+            types::create_notification_type
+        ))
+        .routes(routes!(
+            types::put_payload_schema,
+            types::delete_payload_schema
         ))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

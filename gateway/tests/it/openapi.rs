@@ -56,6 +56,15 @@ async fn the_document_lists_every_route_served() {
         ),
         ("/v1/admin/notification-types", "get"),
         ("/v1/admin/notification-types", "post"),
+        (
+            "/v1/admin/notification-types/{notificationTypeId}/payload-schema",
+            "put",
+        ),
+        (
+            "/v1/admin/notification-types/{notificationTypeId}/payload-schema",
+            "delete",
+        ),
+        ("/v1/callbacks/notification-types", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),

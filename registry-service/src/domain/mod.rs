@@ -20,5 +20,5 @@ pub use change::{Change, ChangesSince};
 pub use error::{FieldViolation, RegistryError};
 pub use ids::{ApiKeyId, NotificationTypeId, PartnerId, RegistrationId};
 pub use paging::{Page, PageRequest};
-pub use partner::{ApiKey, NotificationType, Partner};
+pub use partner::{ApiKey, NewNotificationType, NotificationType, Partner};
 pub use registration::{ErrorState, Outcome, Registration};

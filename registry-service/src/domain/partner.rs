@@ -32,4 +32,16 @@ pub struct NotificationType {
     pub description: String,
     pub echoable: bool,
     pub created_at: DateTime<Utc>,
+    /// The JSON Schema its payloads must satisfy, as compiled text.
+    pub payload_schema: Option<String>,
+}
+
+/// A notification type to add to the catalogue, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotificationType {
+    pub id: NotificationTypeId,
+    pub name: String,
+    pub description: String,
+    pub echoable: bool,
+    pub payload_schema: Option<String>,
 }

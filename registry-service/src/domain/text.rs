@@ -123,6 +123,20 @@ impl Credentials {
     }
 }
 
+/// A payload schema as sent: `None` (no schema), or a JSON Schema document
+/// that compiles, kept as compact JSON.
+pub fn payload_schema(
+    field: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<String>, FieldViolation> {
+    raw.map(|text| {
+        service_kit::payload_schema::PayloadSchema::compile(text)
+            .map(|schema| schema.to_text())
+            .map_err(|rule| FieldViolation::new(field, rule))
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

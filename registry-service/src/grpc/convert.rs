@@ -72,6 +72,7 @@ impl From<NotificationType> for pb::NotificationType {
             description: t.description,
             echoable: t.echoable,
             created_at: Some(timestamp(t.created_at)),
+            payload_schema_json: t.payload_schema,
         }
     }
 }

@@ -15,8 +15,8 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::text::{self, Credentials};
 use crate::domain::{
-    ApiKeyId, NotificationTypeId, Outcome, PageRequest, PartnerId, RegistrationId, RegistryError,
-    UrlPolicy,
+    ApiKeyId, NewNotificationType, NotificationTypeId, Outcome, PageRequest, PartnerId,
+    RegistrationId, RegistryError, UrlPolicy,
 };
 use crate::service::{OutcomeReport, Registry, UpsertCallback};
 use crate::storage::registrations::ListFilter;
@@ -215,13 +215,39 @@ impl RegistryService for RegistryGrpc {
         let name = violations.check(text::type_name(&request.name));
         let description =
             violations.check(text::optional("description", &request.description, 1000));
+        let payload_schema = violations.check(text::payload_schema(
+            "payload_schema_json",
+            request.payload_schema_json.as_deref(),
+        ));
         violations.finish()?;
-        let id = id.expect(CHECKED);
-        let name = name.expect(CHECKED);
-        let description = description.expect(CHECKED);
+        let new = NewNotificationType {
+            id: id.expect(CHECKED),
+            name: name.expect(CHECKED),
+            description: description.expect(CHECKED),
+            echoable: request.echoable,
+            payload_schema: payload_schema.expect(CHECKED),
+        };
+        ok(self.registry.create_notification_type(new).await?)
+    }
+
+    async fn set_payload_schema(
+        &self,
+        request: Request<pb::SetPayloadSchemaRequest>,
+    ) -> GrpcResult<pb::NotificationType> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let id = violations.check(NotificationTypeId::parse(
+            "notification_type_id",
+            request.notification_type_id,
+        ));
+        let schema = violations.check(text::payload_schema(
+            "payload_schema_json",
+            request.payload_schema_json.as_deref(),
+        ));
+        violations.finish()?;
         ok(self
             .registry
-            .create_notification_type(id, name, description, request.echoable)
+            .set_payload_schema(id.expect(CHECKED), schema.expect(CHECKED))
             .await?)
     }
 

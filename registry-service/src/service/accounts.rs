@@ -130,17 +130,34 @@ impl Registry {
 
     pub async fn create_notification_type(
         &self,
-        id: NotificationTypeId,
-        name: String,
-        description: String,
-        echoable: bool,
+        new: NewNotificationType,
     ) -> Result<NotificationType, RegistryError> {
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
-            let created =
-                notification_types::insert(conn, id, &name, &description, echoable).await?;
+            let created = notification_types::insert(conn, new).await?;
             changes::record(conn, Change::Catalogue).await?;
             Ok(created)
+        })
+        .await
+    }
+
+    /// Sets or removes the type's payload schema (already compiled); the
+    /// next publish of the type on any dispatcher that has learnt the
+    /// change applies it.
+    pub async fn set_payload_schema(
+        &self,
+        id: NotificationTypeId,
+        schema: Option<String>,
+    ) -> Result<NotificationType, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let updated = notification_types::set_payload_schema(conn, id, schema)
+                .await?
+                .ok_or_else(|| {
+                    RegistryError::NotFound(format!("notification type {id} does not exist"))
+                })?;
+            changes::record(conn, Change::Catalogue).await?;
+            Ok(updated)
         })
         .await
     }

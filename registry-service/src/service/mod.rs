@@ -17,9 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::crypto::{self, Cipher};
 use crate::domain::text::Credentials;
 use crate::domain::{
-    ApiKey, ApiKeyId, CallbackUrl, Change, ChangesSince, ErrorState, NotificationType,
-    NotificationTypeId, Outcome, Page, PageRequest, Partner, PartnerId, Registration,
-    RegistrationId, RegistryError,
+    ApiKey, ApiKeyId, CallbackUrl, Change, ChangesSince, ErrorState, NewNotificationType,
+    NotificationType, NotificationTypeId, Outcome, Page, PageRequest, Partner, PartnerId,
+    Registration, RegistrationId, RegistryError,
 };
 use crate::storage::models::{OutcomeChange, RegistrationRow, TargetChange};
 use crate::storage::registrations::ListFilter;

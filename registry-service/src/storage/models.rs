@@ -65,6 +65,7 @@ pub struct NotificationTypeRow {
     pub description: String,
     pub echoable: bool,
     pub created_at: DateTime<Utc>,
+    pub payload_schema: Option<String>,
 }
 
 impl From<NotificationTypeRow> for NotificationType {
@@ -75,6 +76,7 @@ impl From<NotificationTypeRow> for NotificationType {
             description: row.description,
             echoable: row.echoable,
             created_at: row.created_at,
+            payload_schema: row.payload_schema,
         }
     }
 }

@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::models::NotificationTypeRow;
 use super::schema::notification_types;
 use super::violated_constraint;
-use crate::domain::{NotificationType, NotificationTypeId, RegistryError};
+use crate::domain::{NewNotificationType, NotificationType, NotificationTypeId, RegistryError};
 
 pub async fn list(conn: &mut AsyncPgConnection) -> Result<Vec<NotificationType>, RegistryError> {
     let rows = notification_types::table
@@ -34,17 +34,22 @@ pub async fn find(
 
 pub async fn insert(
     conn: &mut AsyncPgConnection,
-    id: NotificationTypeId,
-    name: &str,
-    description: &str,
-    echoable: bool,
+    new: NewNotificationType,
 ) -> Result<NotificationType, RegistryError> {
+    let NewNotificationType {
+        id,
+        name,
+        description,
+        echoable,
+        payload_schema,
+    } = new;
     let row = NotificationTypeRow {
         id: id.get(),
-        name: name.to_owned(),
-        description: description.to_owned(),
+        name: name.clone(),
+        description,
         echoable,
         created_at: Utc::now(),
+        payload_schema,
     };
     diesel::insert_into(notification_types::table)
         .values(&row)
@@ -63,4 +68,20 @@ pub async fn insert(
             }
             _ => e.into(),
         })
+}
+
+/// Sets (or, with `None`, removes) the type's payload schema; `None` when
+/// the type does not exist.
+pub async fn set_payload_schema(
+    conn: &mut AsyncPgConnection,
+    id: NotificationTypeId,
+    schema: Option<String>,
+) -> Result<Option<NotificationType>, RegistryError> {
+    let row = diesel::update(notification_types::table.find(id.get()))
+        .set(notification_types::payload_schema.eq(schema))
+        .returning(NotificationTypeRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Into::into))
 }

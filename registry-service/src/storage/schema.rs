@@ -20,6 +20,7 @@ diesel::table! {
         description -> Text,
         echoable -> Bool,
         created_at -> Timestamptz,
+        payload_schema -> Nullable<Text>,
     }
 }
 

@@ -208,6 +208,7 @@ async fn paging_edges() {
                 name: format!("type.{id}"),
                 description: String::new(),
                 echoable: false,
+                payload_schema_json: None,
             })
             .await
             .unwrap();

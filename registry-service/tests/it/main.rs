@@ -83,6 +83,16 @@ impl TestRegistry {
         (partner.partner_id, key.token)
     }
 
+    /// The newest version in the change log.
+    pub async fn changes_version(&mut self) -> u64 {
+        self.client
+            .list_changes(pb::ListChangesRequest { after_version: 0 })
+            .await
+            .expect("list changes")
+            .into_inner()
+            .version
+    }
+
     /// Registers `url` for (partner, type) and returns the response.
     pub async fn upsert(
         &mut self,

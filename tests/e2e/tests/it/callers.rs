@@ -68,7 +68,7 @@ async fn each_internal_caller_gets_its_role_and_strangers_nothing() {
     let publish = || dpb::PublishRequest {
         partner_id: partner.clone(),
         notification_type: 5,
-        payload_json: "{}".into(),
+        payload_json: r#"{"processUniqueId":"p-1"}"#.into(),
         idempotency_key: None,
         occurred_at: None,
     };

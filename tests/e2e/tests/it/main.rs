@@ -8,6 +8,7 @@
 mod callers;
 mod coherence;
 mod observability;
+mod schemas;
 mod story;
 
 use std::collections::HashSet;

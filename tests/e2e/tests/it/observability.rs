@@ -308,7 +308,7 @@ async fn metrics_count_known_traffic() {
     let publish = |partner: &str| dpb::PublishRequest {
         partner_id: partner.to_owned(),
         notification_type: 5,
-        payload_json: "{}".into(),
+        payload_json: r#"{"processUniqueId":"p-1"}"#.into(),
         idempotency_key: None,
         occurred_at: None,
     };

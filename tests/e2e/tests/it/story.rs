@@ -21,7 +21,7 @@ pub async fn publish_many(
         .map(|i| dpb::PublishRequest {
             partner_id: partner.to_owned(),
             notification_type: 5,
-            payload_json: format!(r#"{{"tag":"{tag}","n":{i}}}"#),
+            payload_json: format!(r#"{{"processUniqueId":"{tag}-{i}","tag":"{tag}","n":{i}}}"#),
             idempotency_key: None,
             occurred_at: None,
         })

@@ -1,0 +1,1 @@
+ALTER TABLE notification_types DROP COLUMN payload_schema;
