@@ -82,6 +82,12 @@ for service in "$REGISTRY_PORT callbacks.registry.v1.RegistryService" "$DISPATCH
   grep -q "is a service" <<<"$described" || fail "grpcurl describe $2: $described"
 done
 run_block 'Publish an event' '"eventId"' '"deliveryId"'
+# The same line with a payload that breaks type 5's seeded schema: refused,
+# the violation named.
+refused="$(block 'Publish an event' | sed 's/processUniqueId/amount/' | bash 2>&1)" \
+  && fail "a payload breaking type 5's schema was accepted: $refused"
+grep -q "InvalidArgument" <<<"$refused" && grep -q "Exactly one of processUniqueId and simulationUniqueId" <<<"$refused" \
+  || fail "the refused publish does not name its violation: $refused"
 run_block 'Delete the callback' '204'
 
 # The OpenAPI document against the running gateway, with the demo partner
@@ -90,4 +96,4 @@ banner() { sed -n "s/^ *$1=//p" "$log" | head -1; }
 admin_key="$(sed -n 's/^ *admin key *//p' "$log" | head -1)"
 ./deploy/schemathesis.sh "http://127.0.0.1:$GATEWAY_PORT" "$(banner PARTNER)" "$(banner KEY)" "$admin_key" \
   || fail "schemathesis found the gateway and its OpenAPI document disagreeing"
-echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, and schemathesis finds nothing"
+echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, a payload breaking its type's schema is refused by name, and schemathesis finds nothing"
