@@ -599,11 +599,16 @@ impl Worker {
                 continue;
             }
             // While the registry fails, nothing claimed can be resolved:
-            // wait out its backoff rather than claim and release the
-            // backlog over and over.
+            // wait out its backoff, then ask it once (`answers`) before
+            // claiming again, rather than claim and release the backlog
+            // at every backoff's end.
             if let Some(wait) = self.registry.unavailable_for() {
+                let probe = async {
+                    tokio::time::sleep(wait).await;
+                    self.registry.answers().await
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = probe => {}
                     Some(handoff) = handoffs.recv() => self.start(&mut tasks, handoff, &done_tx),
                     _ = shutdown.cancelled() => break,
                 }

@@ -173,6 +173,16 @@ impl RegistryClient {
         self.freshness.backing_off()
     }
 
+    /// Whether the registry answers a change-log call started now (which
+    /// also brings the cache up to date). After a failure, the claim loop
+    /// asks this once per backoff before it claims again.
+    pub async fn answers(&self) -> bool {
+        self.freshness
+            .since(Instant::now(), || self.sync())
+            .await
+            .is_ok()
+    }
+
     /// Whether (partner, type) has a subscriber, for a publish. A cached
     /// active registration is enough: the attempt resolves again, and
     /// cancels the delivery if it is gone by then. A cached "no subscriber"
