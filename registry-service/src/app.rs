@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use callbacks_proto::registry::v1::registry_service_server::RegistryServiceServer;
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 use service_kit::callers::{CallerLayer, Callers};
 
-use crate::config::{Config, DEVELOPMENT_ENCRYPTION_KEY};
+use crate::config::Config;
 use crate::crypto::Cipher;
 use crate::domain::UrlPolicy;
 use crate::grpc::RegistryGrpc;
@@ -34,16 +33,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Count from the first request on, not from the first scrape.
         service_kit::metrics::handle();
-        let key = match &config.encryption_key {
-            Some(key) => key.clone(),
-            None => {
-                tracing::warn!(
-                    "REGISTRY_ENCRYPTION_KEY is not set: sealing secrets with the well-known \
-                     development key; set a key of your own anywhere but on a laptop"
-                );
-                SecretString::from(DEVELOPMENT_ENCRYPTION_KEY.to_owned())
-            }
-        };
+        let key = config.encryption_key()?;
         let cipher = Cipher::from_base64(&key).context("REGISTRY_ENCRYPTION_KEY")?;
         let callers = config.callers().context("REGISTRY_CALLERS")?;
         if callers.is_open() {

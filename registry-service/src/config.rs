@@ -9,9 +9,16 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use service_kit::LogFormat;
 
-/// A well-known key for local use only: the service warns at start-up when
-/// it runs with it.
+/// A well-known key for local use only: the service runs with it (or with
+/// no key, which means it) only in development mode.
 pub const DEVELOPMENT_ENCRYPTION_KEY: &str = "cGFydG5lci1jYWxsYmFja3MtbG9jYWwtZGV2LWtleSE=";
+
+/// Keys published in this repository (the built-in one, and the local
+/// default of `deploy/compose.yaml`): anyone can open what they seal.
+pub const WELL_KNOWN_KEYS: &[&str] = &[
+    DEVELOPMENT_ENCRYPTION_KEY,
+    "bG9jYWwtZGV2LWtleS1OT1QtZm9yLXByb2R1Y3Rpb24=",
+];
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -44,8 +51,8 @@ pub struct Config {
     pub db_pool_size: u32,
 
     /// 32 bytes in base64 (e.g. `openssl rand -base64 32`): seals callback
-    /// passwords and signing secrets at rest. Without it a well-known
-    /// development key is used, with a warning.
+    /// passwords and signing secrets at rest. Required, and not one of the
+    /// keys published in this repository, unless `--development`.
     #[arg(long, env = "REGISTRY_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub encryption_key: Option<SecretString>,
 
@@ -76,6 +83,12 @@ pub struct Config {
     #[arg(long, env = "REGISTRY_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = parse_secret)]
     pub callers: Vec<SecretString>,
 
+    /// Local development: without `REGISTRY_ENCRYPTION_KEY`, or with a
+    /// well-known one, seal secrets anyway (with a warning) instead of
+    /// refusing to start.
+    #[arg(long, env = "REGISTRY_DEVELOPMENT")]
+    pub development: bool,
+
     /// Serve gRPC to any caller, without tokens: for tests and local
     /// experiments only.
     #[arg(long, env = "REGISTRY_OPEN_GRPC")]
@@ -103,7 +116,35 @@ impl Config {
         config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.database_url = database_url.to_owned();
         config.open_grpc = true;
+        config.development = true;
         config
+    }
+
+    /// The key that seals secrets: the configured one, unless it is
+    /// missing or well known, which only development mode accepts.
+    pub fn encryption_key(&self) -> anyhow::Result<SecretString> {
+        use secrecy::ExposeSecret as _;
+        let well_known = self
+            .encryption_key
+            .as_ref()
+            .is_none_or(|key| WELL_KNOWN_KEYS.contains(&key.expose_secret().trim()));
+        if !well_known {
+            return Ok(self.encryption_key.clone().expect("checked above"));
+        }
+        anyhow::ensure!(
+            self.development,
+            "REGISTRY_ENCRYPTION_KEY is unset or a key published in this repository: \
+             set a key of your own (openssl rand -base64 32), or REGISTRY_DEVELOPMENT=true \
+             on a laptop"
+        );
+        tracing::warn!(
+            "sealing secrets with a well-known development key (REGISTRY_DEVELOPMENT): \
+             set a key of your own anywhere but on a laptop"
+        );
+        Ok(self
+            .encryption_key
+            .clone()
+            .unwrap_or_else(|| SecretString::from(DEVELOPMENT_ENCRYPTION_KEY.to_owned())))
     }
 
     /// Who may call: the configured tokens, or anybody with `--open-grpc`.
@@ -115,5 +156,33 @@ impl Config {
             pairs,
             crate::grpc::callers::ROLES,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        Config::parse_from(std::iter::once("registry-service").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn only_development_mode_seals_with_a_well_known_key() {
+        let own = "b3duLWtleS1vZi10aGlzLXRlc3QtMzItYnl0ZXMhISE=";
+        for refused in [
+            config(&[]),
+            config(&["--encryption-key", DEVELOPMENT_ENCRYPTION_KEY]),
+            config(&["--encryption-key", WELL_KNOWN_KEYS[1]]),
+        ] {
+            let error = refused.encryption_key().unwrap_err().to_string();
+            assert!(error.contains("REGISTRY_DEVELOPMENT"), "{error}");
+        }
+        let developing = config(&["--development"]).encryption_key().unwrap();
+        assert_eq!(developing.expose_secret(), DEVELOPMENT_ENCRYPTION_KEY);
+        let own_key = config(&["--encryption-key", own]).encryption_key().unwrap();
+        assert_eq!(own_key.expose_secret(), own);
     }
 }

@@ -98,9 +98,17 @@ impl RetryPolicy {
                 asked.clamp(MIN_RETRY_AFTER, self.max_retry_after.max(MIN_RETRY_AFTER)),
             );
         }
-        let draw = jitter_draw.clamp(0.0, 1.0);
+        // A draw that is not a number counts as the middle; a wait too long
+        // for `Duration` stays unspread: neither may panic.
+        let draw = if jitter_draw.is_nan() {
+            0.5
+        } else {
+            jitter_draw.clamp(0.0, 1.0)
+        };
         let factor = 1.0 - self.jitter + 2.0 * self.jitter * draw;
-        NextStep::RetryAfter(base.mul_f64(factor))
+        NextStep::RetryAfter(
+            Duration::try_from_secs_f64(base.as_secs_f64() * factor).unwrap_or(*base),
+        )
     }
 
     /// The longest a series can take, without jitter.
@@ -171,6 +179,52 @@ mod tests {
         );
         // Retry-After never extends the series.
         assert_eq!(policy.next(3, 0.5, Some(secs(10))), NextStep::GiveUp);
+    }
+
+    proptest::proptest! {
+        /// Whatever the draw (NaN and infinities included), the wait after
+        /// a scheduled failure lies within the jitter of its base, and no
+        /// schedule of up to a century per step panics.
+        #[test]
+        fn every_wait_lies_within_the_jitter_of_its_base(
+            schedule in proptest::collection::vec(1u64..3_155_760_000, 1..12),
+            jitter in 0.0f64..=0.5,
+            draw in proptest::num::f64::ANY,
+            failed in 0u32..16,
+        ) {
+            let schedule: Vec<Duration> = schedule.into_iter().map(secs).collect();
+            let policy = RetryPolicy::new(schedule.clone(), jitter, secs(3600)).unwrap();
+            match (policy.next(failed, draw, None), failed.checked_sub(1).and_then(|i| schedule.get(i as usize))) {
+                (NextStep::RetryAfter(wait), Some(base)) => {
+                    let (low, high) = (base.as_secs_f64() * (1.0 - jitter), base.as_secs_f64() * (1.0 + jitter));
+                    let wait = wait.as_secs_f64();
+                    proptest::prop_assert!(wait >= low - 1e-6 && wait <= high + 1e-6, "{} not in {}..{}", wait, low, high);
+                }
+                (NextStep::GiveUp, None) => {}
+                (step, base) => proptest::prop_assert!(false, "{:?} after failure {} of {:?}", step, failed, base),
+            }
+        }
+
+        /// `Retry-After` is clamped to [1 s, the maximum] and never extends
+        /// the series; with no jitter the waits are the schedule itself.
+        #[test]
+        fn retry_after_is_clamped_and_the_base_is_the_schedule(
+            schedule in proptest::collection::vec(1u64..100_000, 1..12),
+            asked in proptest::num::u64::ANY,
+            max in 0u64..100_000,
+        ) {
+            let schedule: Vec<Duration> = schedule.into_iter().map(secs).collect();
+            let policy = RetryPolicy::new(schedule.clone(), 0.0, secs(max)).unwrap();
+            for (i, base) in schedule.iter().enumerate() {
+                let failed = u32::try_from(i).unwrap() + 1;
+                proptest::prop_assert_eq!(policy.next(failed, 0.3, None), NextStep::RetryAfter(*base));
+                let NextStep::RetryAfter(wait) = policy.next(failed, 0.3, Some(secs(asked))) else {
+                    return Err(proptest::test_runner::TestCaseError::fail("gave up inside the schedule"));
+                };
+                proptest::prop_assert!(wait >= secs(1) && wait <= secs(max.max(1)));
+            }
+            proptest::prop_assert_eq!(policy.next(policy.max_attempts(), 0.3, Some(secs(asked))), NextStep::GiveUp);
+        }
     }
 
     #[test]

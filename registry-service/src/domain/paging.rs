@@ -94,6 +94,33 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any pair of numbers is a page within the bounds or a named
+        /// refusal; a page's offset and probe never overflow, and its
+        /// flags say what the rows fetched say.
+        #[test]
+        fn paging_arithmetic_holds_for_any_input(number in proptest::num::u32::ANY, size in proptest::num::u32::ANY, fetched in 0usize..=101) {
+            match PageRequest::parse(number, size) {
+                Ok(page) => {
+                    proptest::prop_assert!((1..=MAX_PAGE_NUMBER).contains(&page.number()));
+                    proptest::prop_assert!((1..=MAX_PAGE_SIZE).contains(&page.size()));
+                    proptest::prop_assert_eq!(page.offset(), (i64::from(page.number()) - 1) * i64::from(page.size()));
+                    proptest::prop_assert_eq!(page.fetch_limit(), i64::from(page.size()) + 1);
+                    let rows = fetched.min(page.size() as usize + 1);
+                    let done = page.finish(vec![(); rows]);
+                    proptest::prop_assert_eq!(done.items.len(), rows.min(page.size() as usize));
+                    proptest::prop_assert_eq!(done.has_next_page, rows > page.size() as usize);
+                    proptest::prop_assert_eq!(done.has_previous_page, page.number() > 1);
+                }
+                Err(violation) => {
+                    let expected = if size > MAX_PAGE_SIZE { "page_size" } else { "page_number" };
+                    proptest::prop_assert_eq!(violation.field, expected);
+                    proptest::prop_assert!(size > MAX_PAGE_SIZE || number > MAX_PAGE_NUMBER);
+                }
+            }
+        }
+    }
+
     #[test]
     fn finish_probes_for_a_next_page() {
         let p = PageRequest::parse(2, 2).unwrap();

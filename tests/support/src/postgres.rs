@@ -63,6 +63,28 @@ impl TestDb {
         connect(&self.url).await
     }
 
+    /// The whole database as `pg_dump` writes it (schema and data, as an
+    /// operator's backup would hold it).
+    pub async fn dump(&self) -> anyhow::Result<String> {
+        let pg_dump = postgres_bin_dir()
+            .map(|dir| dir.join("pg_dump"))
+            .ok()
+            .filter(|path| path.is_file())
+            .unwrap_or_else(|| PathBuf::from("pg_dump"));
+        let output = tokio::process::Command::new(&pg_dump)
+            .arg("--dbname")
+            .arg(&self.url)
+            .output()
+            .await
+            .with_context(|| format!("running {}", pg_dump.display()))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// The columns of `table` as migrated, in order.
     pub async fn columns(&self, table: &str) -> anyhow::Result<Vec<String>> {
         let rows = self

@@ -125,3 +125,23 @@ async fn each_internal_caller_gets_its_role_and_strangers_nothing() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+/// The real binary, as an operator might start it in production: with no
+/// key of its own, it refuses to start and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_without_a_key_of_its_own_refuses_to_start() {
+    let db = test_support::TestDb::new().await.unwrap();
+    let binary = test_support::process::binary("registry-service").unwrap();
+    let output = tokio::process::Command::new(binary)
+        .env_clear()
+        .env("REGISTRY_LISTEN", "127.0.0.1:0")
+        .env("REGISTRY_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("REGISTRY_DATABASE_URL", db.url())
+        .env("REGISTRY_OPEN_GRPC", "true")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("REGISTRY_ENCRYPTION_KEY is unset"), "{said}");
+}

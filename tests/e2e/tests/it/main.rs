@@ -9,6 +9,7 @@ mod callers;
 mod coherence;
 mod observability;
 mod schemas;
+mod secrets;
 mod story;
 
 use std::collections::HashSet;
@@ -63,7 +64,7 @@ pub struct System {
     pub gateway: Service,
     pub receiver: WebhookReceiver,
     pub http: reqwest::Client,
-    _dbs: (TestDb, TestDb),
+    dbs: (TestDb, TestDb),
     ca_file: std::path::PathBuf,
 }
 
@@ -209,7 +210,7 @@ impl System {
             gateway,
             receiver,
             http: reqwest::Client::new(),
-            _dbs: (registry_db, dispatch_db),
+            dbs: (registry_db, dispatch_db),
             ca_file,
         }
     }
@@ -273,6 +274,14 @@ impl System {
             .unwrap();
         assert_eq!(registered.status(), StatusCode::CREATED);
         (partner, key)
+    }
+
+    /// `pg_dump` of the registry's and the dispatcher's databases.
+    pub async fn dumps(&self) -> [String; 2] {
+        [
+            self.dbs.0.dump().await.unwrap(),
+            self.dbs.1.dump().await.unwrap(),
+        ]
     }
 
     /// Waits until every one of `ids` has arrived at least once.
