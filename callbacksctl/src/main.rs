@@ -5,6 +5,7 @@ mod commands;
 mod connect;
 mod output;
 mod receive;
+mod tables;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
