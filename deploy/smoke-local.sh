@@ -14,6 +14,10 @@ source deploy/lib.sh
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export REGISTRY_PORT="$(free_port)" GATEWAY_PORT="$(free_port)" DISPATCHER_PORT="$(free_port)" RECEIVER_PORT="$(free_port)"
 export REGISTRY_ADMIN_LISTEN=127.0.0.1:0 DISPATCHER_ADMIN_LISTEN=127.0.0.1:0
+# schemathesis sends thousands of requests as one partner; at the default
+# rates most would get 429 and test nothing else (the rates have tests of
+# their own: gateway/tests/it/limits.rs).
+export GATEWAY_PARTNER_BURST=1000000 GATEWAY_ECHO_BURST=1000000
 
 # Databases of our own on a shared server; a private cluster is ours anyway.
 suffix="smoke_${RANDOM}${RANDOM}"
@@ -88,12 +92,20 @@ refused="$(block 'Publish an event' | sed 's/processUniqueId/amount/' | bash 2>&
   && fail "a payload breaking type 5's schema was accepted: $refused"
 grep -q "InvalidArgument" <<<"$refused" && grep -q "Exactly one of processUniqueId and simulationUniqueId" <<<"$refused" \
   || fail "the refused publish does not name its violation: $refused"
+# The same line with a 5 MiB message, read from stdin: over the
+# dispatcher's 4 MiB cap, refused as gRPC's status table says.
+banner() { sed -n "s/^ *$1=//p" "$log" | head -1; }
+oversized_line="$(block 'Publish an event' | sed "s/-d '.*' \\\\$/-d @ \\\\/")"
+grep -q -- '-d @' <<<"$oversized_line" || fail "cannot turn the Publish line into one reading stdin: $oversized_line"
+oversized="$(python3 -c 'import json, sys; print(json.dumps({"partnerId": sys.argv[1], "notificationType": 5,
+  "payloadJson": json.dumps({"processUniqueId": "p" * (5 << 20)})}))' "$(banner PARTNER)" \
+  | bash -c "$oversized_line" 2>&1)" && fail "a 5 MiB message was accepted"
+grep -q "ResourceExhausted" <<<"$oversized" || fail "the oversized publish is not RESOURCE_EXHAUSTED: ${oversized:0:500}"
 run_block 'Delete the callback' '204'
 
 # The OpenAPI document against the running gateway, with the demo partner
 # (last: it changes and deletes the partner's callbacks).
-banner() { sed -n "s/^ *$1=//p" "$log" | head -1; }
 admin_key="$(sed -n 's/^ *admin key *//p' "$log" | head -1)"
 ./deploy/schemathesis.sh "http://127.0.0.1:$GATEWAY_PORT" "$(banner PARTNER)" "$(banner KEY)" "$admin_key" \
   || fail "schemathesis found the gateway and its OpenAPI document disagreeing"
-echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, a payload breaking its type's schema is refused by name, and schemathesis finds nothing"
+echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, a payload breaking its type's schema is refused by name, a message over the cap is RESOURCE_EXHAUSTED, and schemathesis finds nothing"

@@ -29,6 +29,7 @@ pub struct Application {
     admin: TcpListener,
     pool: storage::DbPool,
     grpc: DispatcherGrpc,
+    max_message_bytes: usize,
     worker: Option<Arc<Worker>>,
     reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     callers: Callers,
@@ -107,6 +108,7 @@ impl Application {
             admin,
             pool,
             grpc: DispatcherGrpc::new(dispatcher, config.max_payload_bytes),
+            max_message_bytes: config.max_message_bytes,
             worker,
             reporter: Box::pin(reporter),
             callers,
@@ -183,7 +185,10 @@ impl Application {
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
         )?
-        .add_service(DispatcherServiceServer::new(self.grpc))
+        .add_service(
+            DispatcherServiceServer::new(self.grpc)
+                .max_decoding_message_size(self.max_message_bytes),
+        )
         .serve_with_incoming_shutdown(service_kit::nodelay_incoming(self.listener), signal);
         tokio::pin!(server);
         // Calls in progress get a bounded time to finish: a client holding

@@ -148,6 +148,12 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
     pub max_payload_bytes: usize,
 
+    /// Largest gRPC request message accepted, in bytes (a `PublishBatch`
+    /// holds all its payloads in one message); a larger one is refused
+    /// with `RESOURCE_EXHAUSTED` before it is read.
+    #[arg(long, env = "DISPATCHER_MAX_MESSAGE_BYTES", default_value_t = service_kit::message_cap::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+
     /// Run the delivery workers (off: accept and store only).
     #[arg(long, env = "DISPATCHER_DELIVERY_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub delivery_workers: bool,

@@ -1,5 +1,5 @@
 //! Wiring: the router (routes, OpenAPI document, fallbacks, body limit,
-//! request ids, panic safety net) and the server. `build` binds before it
+//! request limits, request ids, panic safety net) and the server. `build` binds before it
 //! returns, so tests can read the port back.
 
 use std::future::Future;
@@ -14,15 +14,18 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
+use crate::limits::{self, RequestGuard};
 use crate::problem::ApiError;
 use crate::request_id;
 use crate::routes;
+use crate::server::{self, ConnectionLimits};
 use crate::state::AppState;
 
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: ConnectionLimits,
 }
 
 /// The OpenAPI document, built once.
@@ -54,7 +57,7 @@ pub async fn metrics_text() -> String {
 }
 
 /// The whole HTTP application for `state`.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, max_body_bytes: usize, guard: RequestGuard) -> Router {
     let (router, _) = routes::api().split_for_parts();
     router
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -65,6 +68,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()
         }))
+        .layer(middleware::from_fn_with_state(guard, limits::middleware))
         .layer(middleware::from_fn(crate::observe::middleware))
         // Outermost, so that every response (fallbacks and panics included)
         // carries X-Request-Id and every problem document names it.
@@ -84,7 +88,8 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Self {
             listener,
-            router: router(state, config.max_body_bytes),
+            router: router(state, config.max_body_bytes, config.request_guard()),
+            connections: config.connection_limits(),
         })
     }
 
@@ -99,15 +104,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "gateway listening");
-        use axum::serve::ListenerExt as _;
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        server::serve(self.listener, self.router, self.connections, shutdown).await;
         tracing::info!("gateway stopped");
         Ok(())
     }

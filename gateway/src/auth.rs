@@ -4,7 +4,8 @@
 //! arrival are known, so a revoked key or a disabled partner is refused
 //! from the next request on, on every replica. A key opens only its own
 //! partner's paths. Operators send the admin key from configuration,
-//! compared in constant time.
+//! compared in constant time. Each partner request counts against the
+//! partner's rate ([`crate::limits`]).
 
 use std::time::Instant;
 
@@ -70,6 +71,7 @@ impl FromRequestParts<AppState> for Partner {
         let arrived = Instant::now();
         let token = bearer(parts)?;
         if let Some(partner_id) = state.auth_cache.check(token, arrived).await {
+            state.limits.request(partner_id)?;
             return Ok(Partner { partner_id });
         }
         let tag = state.auth_cache.applied();
@@ -90,6 +92,7 @@ impl FromRequestParts<AppState> for Partner {
         if let Ok(key_id) = Uuid::try_parse(&response.key_id) {
             state.auth_cache.put(token, partner_id, key_id, tag);
         }
+        state.limits.request(partner_id)?;
         Ok(Partner { partner_id })
     }
 }

@@ -2,11 +2,15 @@
 //! all). The defaults talk to a registry on 127.0.0.1:50051.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use clap::Parser;
 use secrecy::SecretString;
 use service_kit::LogFormat;
+
+use crate::limits::{Rate, RateLimits, RequestGuard};
+use crate::server::ConnectionLimits;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -61,6 +65,40 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_BACKEND_TIMEOUT_SECS", default_value_t = 10)]
     pub backend_timeout_secs: u64,
 
+    /// Requests per second each partner may make over the partner routes,
+    /// on each gateway replica.
+    #[arg(long, env = "GATEWAY_PARTNER_RATE", default_value = "50")]
+    pub partner_rate: NonZeroU32,
+
+    /// How many requests above the rate a partner may make at once.
+    #[arg(long, env = "GATEWAY_PARTNER_BURST", default_value = "100")]
+    pub partner_burst: NonZeroU32,
+
+    /// Test notifications per minute each partner may fire, on each
+    /// gateway replica.
+    #[arg(long, env = "GATEWAY_ECHO_RATE_PER_MINUTE", default_value = "60")]
+    pub echo_rate_per_minute: NonZeroU32,
+
+    /// How many test notifications above the rate a partner may fire at once.
+    #[arg(long, env = "GATEWAY_ECHO_BURST", default_value = "10")]
+    pub echo_burst: NonZeroU32,
+
+    /// Most requests in progress at once; past it, requests get 503.
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+
+    /// Most connections open at once; past it, new ones wait to be accepted.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Longest a client may take to send a request's headers, in seconds.
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Longest a request may take, body included, in seconds; then 408.
+    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 }
@@ -79,6 +117,35 @@ impl Config {
 
     pub fn backend_timeout(&self) -> Duration {
         Duration::from_secs(self.backend_timeout_secs)
+    }
+
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits::new(
+            Rate {
+                count: self.partner_rate,
+                per: Duration::from_secs(1),
+                burst: self.partner_burst,
+            },
+            Rate {
+                count: self.echo_rate_per_minute,
+                per: Duration::from_secs(60),
+                burst: self.echo_burst,
+            },
+        )
+    }
+
+    pub fn request_guard(&self) -> RequestGuard {
+        RequestGuard::new(
+            self.max_concurrent_requests.max(1),
+            Duration::from_secs(self.request_timeout_secs.max(1)),
+        )
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+        }
     }
 
     /// Defaults on a free port, talking to the registry at `registry_url`.

@@ -8,18 +8,22 @@
 //! the JSON shapes; [`auth`] who may call what; [`problem`] every error as
 //! an RFC 9457 document and the one gRPC → HTTP status mapping;
 //! [`request_id`] the `X-Request-Id` of every response; [`observe`] the
-//! span and metrics of every request.
+//! span and metrics of every request; [`limits`] what one caller may take
+//! (rates per partner, requests in progress, deadlines); [`server`] the
+//! HTTP server with its connection limits.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dto;
 pub mod key_cache;
+pub mod limits;
 pub mod observe;
 pub mod problem;
 pub mod request_id;
 pub mod routes;
 pub mod schemas;
+pub mod server;
 pub mod state;
 
 pub use app::Application;

@@ -6,6 +6,8 @@
 //! named as the public contract names it. Internal errors are logged here,
 //! once, and reach the caller as a bare "internal error".
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::response::{IntoResponse, Response};
@@ -57,6 +59,8 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     invalid_params: Vec<InvalidParam>,
+    /// Sent as `Retry-After`, in whole seconds rounded up.
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -72,6 +76,7 @@ impl ApiError {
             title,
             detail: detail.into(),
             invalid_params: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -153,6 +158,40 @@ impl ApiError {
         )
     }
 
+    /// 429: the caller is over a rate; it may try again after `wait`.
+    pub fn rate_limited(detail: impl Into<String>, wait: Duration) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                detail,
+            )
+        }
+    }
+
+    /// 503: too many requests in progress on this gateway.
+    pub fn overloaded() -> Self {
+        Self {
+            retry_after: Some(Duration::from_secs(1)),
+            ..Self::unavailable("this gateway has too many requests in progress; retry shortly")
+        }
+    }
+
+    /// 408: the request took longer than `limit`, its body included.
+    pub fn request_timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            format!(
+                "the request was not complete within {} s",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -183,6 +222,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

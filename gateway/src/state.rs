@@ -1,5 +1,6 @@
 //! What every handler shares: the gRPC clients (one HTTP/2 connection each,
-//! multiplexed), the authentication cache and the admin key.
+//! multiplexed), the authentication cache, the admin key and the
+//! per-partner rates.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::auth::KeyCache;
 use crate::config::Config;
+use crate::limits::RateLimits;
 use crate::problem::ApiError;
 use crate::request_id;
 
@@ -23,6 +25,7 @@ pub struct AppState {
     dispatcher: Option<DispatcherServiceClient<OutboundChannel>>,
     pub auth_cache: Arc<KeyCache>,
     pub admin_api_key: Option<SecretString>,
+    pub limits: Arc<RateLimits>,
 }
 
 /// A lazily connected channel: the gateway starts (and answers `/healthz`)
@@ -59,6 +62,7 @@ impl AppState {
             dispatcher: dispatcher
                 .map(|d| DispatcherServiceClient::with_interceptor(d, dispatcher_outbound)),
             admin_api_key: config.admin_api_key.clone(),
+            limits: Arc::new(config.rate_limits()),
         })
     }
 

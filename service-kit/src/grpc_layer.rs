@@ -3,7 +3,8 @@
 //! RPC conventions (`rpc.system`, `rpc.service`, `rpc.method`,
 //! `rpc.grpc.status_code`), plus request counts and latencies by service,
 //! method and status. Health and reflection calls are left out: probes
-//! would drown the real traffic.
+//! would drown the real traffic. An oversized message is answered as
+//! [`crate::message_cap`] says.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -89,7 +90,10 @@ where
         let call = self.inner.call(request);
         Box::pin(
             async move {
-                let result = call.await;
+                let mut result = call.await;
+                if let Ok(response) = &mut result {
+                    crate::message_cap::as_resource_exhausted(response);
+                }
                 let code = result.as_ref().map(status_code).unwrap_or(2);
                 let current = tracing::Span::current();
                 current.record("rpc.grpc.status_code", code);

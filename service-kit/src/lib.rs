@@ -2,7 +2,7 @@
 //! who may call its gRPC services ([`callers`], feature `grpc`), how it
 //! knows its cached registry answers are current ([`freshness`]),
 //! how it traces, logs and counts ([`telemetry`], [`grpc_layer`],
-//! [`metrics`]), how it learns to stop ([`shutdown_signal`]),
+//! [`metrics`]), how it answers an oversized message ([`message_cap`]), how it learns to stop ([`shutdown_signal`]),
 //! which addresses count as public ([`net`]), how a notification type's
 //! payload schema applies ([`payload_schema`], feature `payload-schema`), how a service starts its own
 //! database ([`db`], feature `db`), how validation errors look
@@ -15,6 +15,7 @@ pub mod callers;
 pub mod db;
 pub mod freshness;
 pub mod grpc_layer;
+pub mod message_cap;
 pub mod metrics;
 pub mod net;
 #[cfg(feature = "payload-schema")]

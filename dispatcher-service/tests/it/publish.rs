@@ -106,6 +106,38 @@ async fn bad_publishes_are_invalid_argument() {
     assert_eq!(events, 0);
 }
 
+/// A message over the cap is refused as gRPC's status table says, before
+/// it is read, and costs no other call anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_cap_is_resource_exhausted() {
+    let mut world = World::start().await;
+    let url = world.receiver.url("/hooks");
+    let (partner, _) = world.partner_with_callback(&url, None).await;
+    let mut config = world.dispatcher_config();
+    config.max_message_bytes = 64 * 1024;
+    let dispatcher = world.start_dispatcher(config).await;
+    let mut client = dispatcher.client.clone();
+
+    let event = |size: usize| publish(&partner, &format!(r#"{{"x":"{}"}}"#, "a".repeat(size)));
+    let status = client.publish(event(100 * 1024)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let batch = dpb::PublishBatchRequest {
+        events: (0..10).map(|_| event(10 * 1024)).collect(),
+    };
+    let status = client.publish_batch(batch).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    let accepted = client.publish(event(10 * 1024)).await.unwrap().into_inner();
+    assert!(accepted.delivery_id.is_some(), "{accepted:?}");
+    let db = world.dispatch_db.client().await.unwrap();
+    let stored: i64 = db
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1, "only the message under the cap is stored");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_subscriber_the_event_is_stored_undelivered() {
     let mut world = World::start().await;

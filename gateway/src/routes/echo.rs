@@ -84,6 +84,7 @@ pub async fn echo(
     auth.require(partner)?;
     let notification_type = type_id("notificationTypeID", &kind)?;
     check_raw_body(&headers, &body)?;
+    state.limits.echo(partner)?;
 
     let mut registry = state.registry();
     let catalogue = registry

@@ -12,7 +12,12 @@ pub mod types;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use serde::de::DeserializeOwned;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::ObjectBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -148,6 +153,78 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The answers any route can give under load ([`crate::limits`]): 408 and
+/// 503 on every route but liveness, and 429 with `Retry-After` on every
+/// partner route. The routes join the document after the derive's
+/// modifiers ran, so [`openapi`] applies this to the joined document.
+struct LimitResponses;
+
+impl LimitResponses {
+    fn problem(description: &str) -> RefOr<Response> {
+        let content = Content::new(Some(Ref::from_schema_name("Problem")));
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/problem+json", content)
+                .build(),
+        )
+    }
+
+    fn retry_after() -> Header {
+        let mut header =
+            Header::new(ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Integer));
+        header.description = Some("Seconds to wait before retrying".to_owned());
+        header
+    }
+
+    fn apply(operation: &mut Operation, path: &str) {
+        if path == "/healthz" {
+            return;
+        }
+        let responses = &mut operation.responses.responses;
+        let with_retry = |description: &str| match Self::problem(description) {
+            RefOr::T(mut response) => {
+                response
+                    .headers
+                    .insert("Retry-After".to_owned(), RefOr::T(Self::retry_after()));
+                RefOr::T(response)
+            }
+            other => other,
+        };
+        responses
+            .entry("408".to_owned())
+            .or_insert_with(|| Self::problem("The request, body included, took too long"));
+        responses.entry("503".to_owned()).or_insert_with(|| {
+            with_retry("Too many requests in progress, or a backend is unavailable")
+        });
+        let partner_route = serde_json::to_string(&operation.security)
+            .is_ok_and(|security| security.contains("partnerApiKey"));
+        if partner_route {
+            operation.responses.responses.insert(
+                "429".to_owned(),
+                with_retry("This partner is over its request rate"),
+            );
+        }
+    }
+}
+
+impl Modify for LimitResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                Self::apply(operation, path);
+            }
+        }
+    }
+}
+
 /// Every route, with its OpenAPI description collected alongside, so the
 /// document cannot list a route the gateway does not serve or miss one it
 /// does.
@@ -187,6 +264,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = api().split_for_parts();
+    let (_, mut api) = api().split_for_parts();
+    LimitResponses.modify(&mut api);
     api
 }

@@ -9,6 +9,7 @@ mod auth;
 mod callbacks;
 mod deliveries;
 mod echo;
+mod limits;
 mod openapi;
 mod request_id;
 
@@ -87,6 +88,11 @@ impl Stack {
         Self::build(true, |_| {}).await
     }
 
+    /// [`Stack::with_delivery`], with the gateway's configuration adjusted.
+    pub async fn with_delivery_and(adjust: impl FnOnce(&mut gateway::Config)) -> Self {
+        Self::build(true, adjust).await
+    }
+
     async fn build(delivering: bool, adjust: impl FnOnce(&mut gateway::Config)) -> Self {
         let db = TestDb::new().await.unwrap();
         let mut registry_config = registry_service::Config::for_database(db.url());
@@ -105,6 +111,10 @@ impl Stack {
         let mut stops = vec![registry_stop];
         let mut config = gateway::Config::for_registry(&registry_url);
         config.admin_api_key = Some(ADMIN_KEY.to_owned().into());
+        // These tests are about contracts, and make many calls at once; the
+        // rates have tests of their own (limits.rs).
+        config.partner_burst = std::num::NonZeroU32::new(100_000).unwrap();
+        config.echo_burst = std::num::NonZeroU32::new(100_000).unwrap();
         let delivery = if delivering {
             let receiver = test_support::WebhookReceiver::start_https().await.unwrap();
             let ca_file = CaFile(

@@ -85,11 +85,22 @@ async fn the_document_lists_every_route_served() {
     for (path, method) in expected {
         let operation = &paths[path][method];
         assert!(operation.is_object(), "{method} {path} is not documented");
-        assert!(
-            operation["responses"]
-                .as_object()
-                .is_some_and(|r| !r.is_empty())
+        let responses = operation["responses"].as_object().unwrap();
+        // The limits' answers: 429 with Retry-After wherever a partner's
+        // rate counts, 408 and 503 wherever the request guard applies.
+        let partner_route = operation["security"].to_string().contains("partnerApiKey");
+        assert_eq!(
+            responses.contains_key("429"),
+            partner_route,
+            "{method} {path}: 429 documented exactly on partner routes"
         );
+        if partner_route {
+            assert!(responses["429"]["headers"]["Retry-After"].is_object());
+        }
+        if path != "/healthz" {
+            assert!(responses.contains_key("408"), "{method} {path}: 408");
+            assert!(responses.contains_key("503"), "{method} {path}: 503");
+        }
         // The route is really served: a concrete request reaches a handler
         // (which may refuse it), never the "no such route" fallback.
         let concrete = path
