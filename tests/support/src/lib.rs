@@ -15,6 +15,9 @@
 //! with its own throw-away CA: it records every request and answers as the
 //! test scripts it, per path ([`Reply`]: statuses, queues, delays, hangs).
 //!
+//! [`cluster::Cluster`] is a private cluster a test owns, with full
+//! durability, to SIGKILL and start again.
+//!
 //! [`eventually`] waits, with a deadline, for a condition no event signals.
 //!
 //! [`OtlpReceiver`] is a real OTLP/gRPC trace endpoint that keeps every span
@@ -23,6 +26,7 @@
 //! [`process::Service`] runs a service binary as a separate process (start,
 //! SIGTERM, SIGKILL, restart).
 
+pub mod cluster;
 pub mod otlp;
 pub mod postgres;
 pub mod process;

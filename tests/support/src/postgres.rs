@@ -1,13 +1,14 @@
 //! Throw-away Postgres databases for tests; see the crate docs for where
 //! the server comes from.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, NoTls};
+
+use crate::cluster::{Cluster, Durability};
 
 /// The server every test database of this process is created on.
 #[derive(Debug)]
@@ -16,6 +17,8 @@ struct Server {
     base: String,
     /// The database used to create and drop the test databases.
     admin_db: String,
+    /// The private cluster, when the server is one (kept for the process).
+    _cluster: Option<Cluster>,
 }
 
 impl Server {
@@ -66,7 +69,7 @@ impl TestDb {
     /// The whole database as `pg_dump` writes it (schema and data, as an
     /// operator's backup would hold it).
     pub async fn dump(&self) -> anyhow::Result<String> {
-        let pg_dump = postgres_bin_dir()
+        let pg_dump = crate::cluster::postgres_bin_dir()
             .map(|dir| dir.join("pg_dump"))
             .ok()
             .filter(|path| path.is_file())
@@ -182,6 +185,7 @@ async fn find_server() -> anyhow::Result<Server> {
         return Ok(Server {
             base: local.to_owned(),
             admin_db: "postgres".to_owned(),
+            _cluster: None,
         });
     }
     tokio::task::spawn_blocking(start_private_cluster).await?
@@ -205,137 +209,17 @@ fn split_url(url: &str) -> anyhow::Result<Server> {
         } else {
             db.to_owned()
         },
+        _cluster: None,
     })
-}
-
-/// Where `initdb` and `pg_ctl` are: on `PATH`, or in Debian's versioned
-/// directory.
-fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
-                return Ok(dir);
-            }
-        }
-    }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    versions.sort();
-    versions
-        .into_iter()
-        .rev()
-        .find(|bin| bin.join("initdb").is_file())
-        .context(
-            "no Postgres answers on 127.0.0.1:5432, TEST_DATABASE_URL is not set, and no initdb \
-             was found to start a private cluster: install PostgreSQL (e.g. apt-get install postgresql)",
-        )
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// `initdb` refuses to run as root, so as root the cluster belongs to the
-/// `postgres` user.
-fn run_as_owner(program: &Path) -> Command {
-    if is_root() {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn start_private_cluster() -> anyhow::Result<Server> {
-    let bin = postgres_bin_dir()?;
-    let root =
-        std::env::temp_dir().join(format!("test-support-pg-{}", uuid::Uuid::new_v4().simple()));
-    let data = root.join("data");
-    std::fs::create_dir_all(&root)?;
-    if is_root() {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&root)
-            .status()?;
-        anyhow::ensure!(status.success(), "chown of {} failed", root.display());
-    }
-    let status = run_as_owner(&bin.join("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running initdb")?;
-    anyhow::ensure!(status.success(), "initdb failed");
-    let port = free_port()?;
-    let options = format!(
-        "-p {port} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c max_connections=200",
-        root.display()
-    );
-    let status = run_as_owner(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-o", &options, "-l"])
-        .arg(root.join("log"))
-        .args(["-w", "-t", "60", "start"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running pg_ctl start")?;
-    anyhow::ensure!(
-        status.success(),
-        "pg_ctl start failed; see {}",
-        root.join("log").display()
-    );
-    spawn_reaper(&bin, &data, &root)?;
-    // `pg_ctl -w` returned only once the server accepts connections.
-    let base = format!("postgres://postgres@127.0.0.1:{port}");
-    eprintln!("test-support: started a private Postgres cluster on port {port}");
+    let cluster = Cluster::start(Durability::Off)?;
     Ok(Server {
-        base,
+        base: cluster.base_url(),
         admin_db: "postgres".to_owned(),
+        _cluster: Some(cluster),
     })
-}
-
-/// Test processes end without running destructors of statics, so a small
-/// shell watches this process and stops and deletes the cluster once it is
-/// gone.
-fn spawn_reaper(bin: &Path, data: &Path, root: &Path) -> anyhow::Result<()> {
-    let owner = if is_root() {
-        "runuser -u postgres -- "
-    } else {
-        ""
-    };
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {owner}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{root}'",
-        pid = std::process::id(),
-        pg_ctl = bin.join("pg_ctl").display(),
-        data = data.display(),
-        root = root.display(),
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting the cluster reaper")?;
-    Ok(())
 }
 
 #[cfg(test)]

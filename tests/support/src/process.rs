@@ -127,6 +127,14 @@ impl Service {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// Whether the process started last is still running (it has not
+    /// exited or crashed on its own).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().is_ok_and(|exited| exited.is_none()))
+    }
+
     /// SIGTERM, then waits for the process to exit (graceful shutdown).
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {

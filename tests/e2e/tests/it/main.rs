@@ -1,6 +1,7 @@
 //! The whole system as separate processes against real Postgres: the
-//! partner's story and restarts (`story.rs`), and what SREs see: traces,
-//! metrics and logs (`observability.rs`).
+//! partner's story and restarts (`story.rs`), what SREs see: traces,
+//! metrics and logs (`observability.rs`), and the promises kept under
+//! faults (`reliability/`).
 
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
@@ -8,6 +9,7 @@
 mod callers;
 mod coherence;
 mod observability;
+mod reliability;
 mod schemas;
 mod secrets;
 mod story;
@@ -52,6 +54,9 @@ pub struct Options {
     pub otlp: Option<String>,
     /// JSON logs at this level into one file per service under this folder.
     pub logs: Option<(std::path::PathBuf, &'static str)>,
+    /// The dispatcher's database, when a test owns its server (to kill
+    /// it); else a fresh database on the shared server.
+    pub dispatcher_database: Option<String>,
 }
 
 #[derive(Debug)]
@@ -154,7 +159,13 @@ impl System {
                 env(&[
                     ("DISPATCHER_LISTEN", &dispatcher_addr.to_string()),
                     ("DISPATCHER_ADMIN_LISTEN", &dispatcher_admin.to_string()),
-                    ("DISPATCHER_DATABASE_URL", dispatch_db.url()),
+                    (
+                        "DISPATCHER_DATABASE_URL",
+                        options
+                            .dispatcher_database
+                            .as_deref()
+                            .unwrap_or(dispatch_db.url()),
+                    ),
                     ("DISPATCHER_REGISTRY_URL", &registry_url),
                     ("DISPATCHER_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
                     ("DISPATCHER_EXTRA_CA_FILES", ca_file.to_str().unwrap()),

@@ -45,7 +45,7 @@ async fn traced_system() -> (OtlpReceiver, System) {
     let otlp = OtlpReceiver::start().await.unwrap();
     let system = System::start_with(Options {
         otlp: Some(otlp.endpoint()),
-        logs: None,
+        ..Options::default()
     })
     .await;
     (otlp, system)
@@ -467,8 +467,8 @@ async fn logs_carry_ids_and_never_secrets() {
     let dir = std::env::temp_dir().join(format!("e2e-logs-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let system = System::start_with(Options {
-        otlp: None,
         logs: Some((dir.clone(), "debug")),
+        ..Options::default()
     })
     .await;
     let (partner, key) = system.partner_with_callback("/acme").await;
