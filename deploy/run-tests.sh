@@ -2,7 +2,8 @@
 # Runs every check and every test: formatting, clippy, the whole workspace's
 # tests against real Postgres, a real validator over the OpenAPI document,
 # the local stack with the curl lines it prints, the deployment artefacts,
-# and the private-cluster fallback of the test support on its own.
+# a short run of every fuzz target, and the private-cluster fallback of the
+# test support on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -31,6 +32,9 @@ echo "==> the README's first command: run-local.sh --with-receiver, the lines it
 
 echo "==> deployment artefacts: Kubernetes manifests, compose file, collector config"
 ./deploy/validate.sh
+
+echo "==> fuzzing: every parser of outside input, ${FUZZ_SECONDS:-30} s per target"
+./deploy/fuzz.sh "${FUZZ_SECONDS:-30}"
 
 # The suite above used the shared server when one answers; prove that the
 # fallback a fresh machine relies on works too.
