@@ -122,6 +122,27 @@ impl Service {
         }
     }
 
+    /// Another process of the same binary and settings on `addr`, with
+    /// `overrides` replacing (or adding) variables: a second replica.
+    pub async fn start_like(
+        &self,
+        addr: SocketAddr,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(key, _)| !overrides.iter().any(|(k, _)| k == key))
+            .cloned()
+            .collect();
+        env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Self::start(self.name, addr, env, self.log.clone()).await
+    }
+
     /// The running process's id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
