@@ -6,8 +6,10 @@
 //! Must show: 0 lost (every delivery arrives); duplicates (the same
 //! `webhook-id` arriving twice) only from what was in flight at a kill, so
 //! at most kills × the most one replica holds in flight (8 endpoints × 8
-//! per endpoint); orphans wait no longer than the lease (4 s here) plus the
-//! retry schedule before another replica delivers them.
+//! per endpoint). The longest orphan wait (from the attempt a kill cut
+//! short to the next attempt) is printed: it is the lease plus the time
+//! the orphan then waits behind its endpoint's backlog, so it is a figure,
+//! not a bound, until the suite can see when an orphan is claimed again.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -23,8 +25,6 @@ const ENDPOINTS: usize = 8;
 const PER_ENDPOINT: usize = 8;
 const REPLICAS: usize = 3;
 const ANSWER_AFTER: Duration = Duration::from_millis(300);
-/// `DISPATCHER_LEASE` of the e2e system.
-const LEASE: Duration = Duration::from_secs(4);
 
 /// A small xorshift, seeded from the clock and printed, so that a failing
 /// run's kill schedule can be read back.
@@ -172,10 +172,6 @@ async fn deliveries_survive_repeated_sigkills_of_replicas() {
     assert!(
         duplicates <= bound,
         "{duplicates} duplicates, more than in flight at the kills"
-    );
-    assert!(
-        orphan_wait <= LEASE + Duration::from_secs(5),
-        "an orphan waited {orphan_wait:?}, longer than the lease and the first retries"
     );
     assert!(
         arrivals.keys().all(|id| deliveries.contains(id)),
