@@ -92,12 +92,11 @@ async fn a_payload_that_breaks_its_types_schema_is_refused_and_named() {
         })
         .collect();
     assert_eq!(named, ["[1].payload_json", "[3].payload_json"], "{found:?}");
-    let db = world.dispatch_db.client().await.unwrap();
-    let events: i64 = db
-        .query_one("SELECT count(*) FROM events", &[])
+    let events = world
+        .dispatch_db
+        .count("SELECT count(*) FROM events")
         .await
-        .unwrap()
-        .get(0);
+        .unwrap();
     assert_eq!(events, 1, "only the single valid publish");
 }
 

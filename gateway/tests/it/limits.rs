@@ -119,6 +119,19 @@ async fn test_notifications_have_a_lower_rate_of_their_own() {
     );
 }
 
+/// A `PUT` of a callback whose body promises 100 bytes and stops after a
+/// few: the request stays in progress until the gateway gives up on it.
+async fn stalled_put(stack: &Stack, partner: &str, key: &str) -> TcpStream {
+    let addr = stack.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /{partner}/callbacks/5 HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"callBackUrl\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
 /// Reads until the server closes the connection; answers what it sent.
 async fn until_closed(stream: &mut TcpStream) -> String {
     let mut answer = Vec::new();
@@ -171,13 +184,7 @@ async fn slow_headers_are_cut_off_and_others_are_served_meanwhile() {
 async fn a_body_that_never_ends_gets_408() {
     let stack = Stack::start_with(|config| config.request_timeout_secs = 1).await;
     let (partner, key) = stack.partner("Acme").await;
-    let addr = stack.base.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "PUT /{partner}/callbacks/5 HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"callBackUrl\""
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = stalled_put(&stack, &partner, &key).await;
     let answer = tokio::time::timeout(Duration::from_secs(5), until_closed(&mut stream))
         .await
         .expect("the gateway answers a stalled body within its deadline");
@@ -189,17 +196,10 @@ async fn a_body_that_never_ends_gets_408() {
 async fn past_the_cap_on_requests_in_progress_requests_get_503_and_liveness_answers() {
     let stack = Stack::start_with(|config| config.max_concurrent_requests = 2).await;
     let (partner, key) = stack.partner("Acme").await;
-    let addr = stack.base.trim_start_matches("http://").to_owned();
     // Two requests held in progress by bodies that never arrive.
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut stream = TcpStream::connect(&addr).await.unwrap();
-        let head = format!(
-            "PUT /{partner}/callbacks/5 HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {key}\r\n\
-             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        held.push(stream);
+        held.push(stalled_put(&stack, &partner, &key).await);
     }
     let path = format!("/{partner}/callbacks");
     let refused = eventually(

@@ -66,6 +66,11 @@ impl TestDb {
         connect(&self.url).await
     }
 
+    /// The one number `query` answers (a `count(*)`, say).
+    pub async fn count(&self, query: &str) -> anyhow::Result<i64> {
+        Ok(self.client().await?.query_one(query, &[]).await?.get(0))
+    }
+
     /// The whole database as `pg_dump` writes it (schema and data, as an
     /// operator's backup would hold it).
     pub async fn dump(&self) -> anyhow::Result<String> {

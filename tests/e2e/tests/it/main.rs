@@ -287,6 +287,12 @@ impl System {
         (partner, key)
     }
 
+    /// The dispatcher's database (the shared server's; not the one of
+    /// [`Options::dispatcher_database`]).
+    pub fn dispatch_db(&self) -> &TestDb {
+        &self.dbs.1
+    }
+
     /// `pg_dump` of the registry's and the dispatcher's databases.
     pub async fn dumps(&self) -> [String; 2] {
         [
