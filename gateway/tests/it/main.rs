@@ -9,6 +9,7 @@ mod auth;
 mod callbacks;
 mod deliveries;
 mod echo;
+mod isolation;
 mod limits;
 mod openapi;
 mod request_id;
@@ -39,7 +40,8 @@ pub struct Stack {
 #[derive(Debug)]
 pub struct Delivery {
     pub receiver: test_support::WebhookReceiver,
-    _db: TestDb,
+    /// The dispatcher's database.
+    pub db: TestDb,
     _ca_file: CaFile,
 }
 
@@ -139,7 +141,7 @@ impl Stack {
             }));
             Some(Delivery {
                 receiver,
-                _db: dispatch_db,
+                db: dispatch_db,
                 _ca_file: ca_file,
             })
         } else {

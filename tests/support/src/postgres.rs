@@ -1,6 +1,7 @@
 //! Throw-away Postgres databases for tests; see the crate docs for where
 //! the server comes from.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +70,36 @@ impl TestDb {
     /// The one number `query` answers (a `count(*)`, say).
     pub async fn count(&self, query: &str) -> anyhow::Result<i64> {
         Ok(self.client().await?.query_one(query, &[]).await?.get(0))
+    }
+
+    /// Each table of the `public` schema with its row count and a digest
+    /// of its rows, to show that something changed nothing: equal maps
+    /// mean equal contents, and an unequal one names the table.
+    pub async fn checksums(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let client = self.client().await?;
+        let tables = client
+            .query(
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+                &[],
+            )
+            .await?;
+        let mut sums = BTreeMap::new();
+        for row in tables {
+            let table: String = row.get(0);
+            let sum = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*)::text || ' rows, ' || \
+                         coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '-') \
+                         FROM \"{table}\" t"
+                    ),
+                    &[],
+                )
+                .await
+                .with_context(|| format!("summing {table}"))?;
+            sums.insert(table, sum.get(0));
+        }
+        Ok(sums)
     }
 
     /// The whole database as `pg_dump` writes it (schema and data, as an
