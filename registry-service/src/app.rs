@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use service_kit::callers::{CallerLayer, Callers};
 
 use crate::config::Config;
-use crate::crypto::Cipher;
 use crate::domain::UrlPolicy;
 use crate::grpc::RegistryGrpc;
 use crate::grpc::callers;
@@ -29,27 +28,51 @@ pub struct Application {
     callers: Callers,
 }
 
+/// The use cases on a migrated database, with the configured key ring.
+async fn registry(config: &Config) -> anyhow::Result<Registry> {
+    let cipher = config.cipher()?;
+    let pool = storage::connect(&config.database_url, config.db_pool_size)
+        .await
+        .context("connecting to the registry database")?;
+    Ok(Registry::new(
+        pool,
+        &config.database_url,
+        cipher,
+        config.secret_rotation_grace(),
+    ))
+}
+
+/// `registry-service reseal`: every stored secret sealed again under the
+/// current key, beside running replicas.
+pub async fn reseal(config: &Config, batch: i64) -> anyhow::Result<crate::service::ResealReport> {
+    anyhow::ensure!(batch > 0, "--batch must be at least 1");
+    let registry = registry(config).await?;
+    let report = registry.reseal(batch).await?;
+    tracing::info!(
+        key_id = %crate::service::current_key_id(&registry),
+        resealed = report.resealed,
+        left = report.left,
+        "re-seal finished"
+    );
+    Ok(report)
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Count from the first request on, not from the first scrape.
         service_kit::metrics::handle();
-        let key = config.encryption_key()?;
-        let cipher = Cipher::from_base64(&key).context("REGISTRY_ENCRYPTION_KEY")?;
         let callers = config.callers().context("REGISTRY_CALLERS")?;
         if callers.is_open() {
             tracing::warn!(
                 "gRPC is open to any caller (REGISTRY_OPEN_GRPC): for tests and local experiments only"
             );
         }
-        let pool = storage::connect(&config.database_url, config.db_pool_size)
-            .await
-            .context("connecting to the registry database")?;
-        let registry = Arc::new(Registry::new(
-            pool,
-            &config.database_url,
-            cipher,
-            config.secret_rotation_grace(),
-        ));
+        let registry = Arc::new(registry(&config).await?);
+        registry.check_key_ring().await?;
+        tracing::info!(
+            key_id = %crate::service::current_key_id(&registry),
+            "sealing secrets under this key"
+        );
         let admin = service_kit::metrics::bind_admin(config.admin_listen)
             .await
             .with_context(|| format!("binding {}", config.admin_listen))?;

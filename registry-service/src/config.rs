@@ -56,6 +56,14 @@ pub struct Config {
     #[arg(long, env = "REGISTRY_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub encryption_key: Option<SecretString>,
 
+    /// Keys that sealed secrets before the current one (base64,
+    /// comma-separated): what they sealed still opens, and
+    /// `registry-service reseal` moves it to the current key. Remove a key
+    /// once `reseal` reports nothing left under it; the registry refuses to
+    /// start while a stored value names a key it lacks.
+    #[arg(long, env = "REGISTRY_OLD_ENCRYPTION_KEYS", value_delimiter = ',', hide_env_values = true, value_parser = parse_secret)]
+    pub old_encryption_keys: Vec<SecretString>,
+
     /// Accept plain `http://` callback URLs (local use only).
     #[arg(long, env = "REGISTRY_ALLOW_HTTP_CALLBACKS")]
     pub allow_http_callbacks: bool,
@@ -97,10 +105,37 @@ pub struct Config {
     /// `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Without a command, serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does other than serve.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Seal every stored secret again under the current key (while the
+    /// registry serves), then report how many rows it moved and how many
+    /// are left under other keys.
+    Reseal {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
 }
 
 fn parse_secret(raw: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(raw.to_owned()))
+}
+
+/// The configured old keys, less empty entries (`REGISTRY_OLD_ENCRYPTION_KEYS=`
+/// is none).
+fn old_keys(keys: &[SecretString]) -> Vec<SecretString> {
+    use secrecy::ExposeSecret as _;
+    keys.iter()
+        .filter(|key| !key.expose_secret().trim().is_empty())
+        .cloned()
+        .collect()
 }
 
 impl Config {
@@ -145,6 +180,16 @@ impl Config {
             .encryption_key
             .clone()
             .unwrap_or_else(|| SecretString::from(DEVELOPMENT_ENCRYPTION_KEY.to_owned())))
+    }
+
+    /// The key ring: the current key (see [`Config::encryption_key`]) and
+    /// the old ones that only open.
+    pub fn cipher(&self) -> anyhow::Result<crate::crypto::Cipher> {
+        use anyhow::Context as _;
+        crate::crypto::Cipher::from_base64(&self.encryption_key()?)
+            .context("REGISTRY_ENCRYPTION_KEY")?
+            .with_old_keys(&old_keys(&self.old_encryption_keys))
+            .context("REGISTRY_OLD_ENCRYPTION_KEYS")
     }
 
     /// Who may call: the configured tokens, or anybody with `--open-grpc`.

@@ -206,14 +206,7 @@ async fn call(
 
 /// Every operation of the served document, with B's ids in its path.
 async fn documented_operations(stack: &Stack, world: &World) -> Vec<Operation> {
-    let doc: Value = stack
-        .request(Method::GET, "/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = json_of(stack.request(Method::GET, "/openapi.json")).await;
     let mut operations = Vec::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
@@ -329,23 +322,14 @@ async fn partner_b(stack: &Stack) -> World {
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let registration: Value = created.json().await.unwrap();
-    let secret: Value = stack
-        .as_key(&b_key, Method::GET, &format!("/{b}/callbacks/5/secret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let echo: Value = stack
-        .as_key(&b_key, Method::POST, &format!("/v1/callbacks/echo/{b}/5"))
-        .json(&json!({"processUniqueId": "globex-process-314159"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let secret =
+        json_of(stack.as_key(&b_key, Method::GET, &format!("/{b}/callbacks/5/secret"))).await;
+    let echo = json_of(
+        stack
+            .as_key(&b_key, Method::POST, &format!("/v1/callbacks/echo/{b}/5"))
+            .json(&json!({"processUniqueId": "globex-process-314159"})),
+    )
+    .await;
     let delivery_id = echo["deliveryId"].as_str().unwrap().to_owned();
     // Delivered, so redelivering is allowed and nothing moves on its own.
     test_support::eventually(
@@ -399,4 +383,8 @@ async fn partner_b(stack: &Stack) -> World {
         ids,
         secrets,
     }
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }

@@ -3,10 +3,13 @@
 //! where it reads and then writes) and seals or opens secrets on the way.
 //! Partners, keys, the catalogue and the change log are in [`accounts`];
 //! registrations, their secrets, resolution and outcomes in
-//! [`callbacks`].
+//! [`callbacks`]; moving secrets to the current key in [`reseal`].
 
 mod accounts;
 mod callbacks;
+mod reseal;
+
+pub use reseal::{ResealReport, current_key_id};
 
 use std::time::Duration;
 

@@ -11,6 +11,7 @@ pub mod notification_types;
 pub mod partners;
 pub mod registrations;
 pub mod schema;
+pub mod sealed;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::bb8::RunError;

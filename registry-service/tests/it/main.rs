@@ -9,6 +9,7 @@ mod api_keys;
 mod callbacks;
 mod changes;
 mod error_state;
+mod key_rotation;
 mod notification_types;
 mod partners;
 mod schema;

@@ -193,6 +193,32 @@ impl Service {
         self.spawn().await
     }
 
+    /// Stops it (SIGTERM) and starts it again with `overrides` replacing
+    /// (or adding) variables: a rolling change of its configuration.
+    pub async fn restart_with(&mut self, overrides: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.stop().await?;
+        self.env
+            .retain(|(key, _)| !overrides.iter().any(|(k, _)| k == key));
+        self.env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.spawn().await
+    }
+
+    /// Runs the binary once with this service's settings and `args` (a
+    /// maintenance command), and returns what it printed and how it ended.
+    pub async fn run_command(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Command::new(&self.binary)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("running {} {args:?}", self.name))
+    }
+
     /// Starts it again after a `stop` or `kill`.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "{} is still running", self.name);
