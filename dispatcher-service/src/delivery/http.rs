@@ -74,7 +74,7 @@ pub struct HttpSettings {
 /// Why a host was not called: every address it resolved to is non-public.
 #[derive(Debug, thiserror::Error)]
 #[error("refused: {0}")]
-pub struct OutboundRefused(String);
+pub struct OutboundRefused(pub(super) String);
 
 /// Resolves host names and keeps only the addresses we may call.
 #[derive(Debug, Clone)]
@@ -226,45 +226,6 @@ fn seconds(d: Duration) -> String {
         format!("{s:.0} s")
     } else {
         format!("{s:.1} s")
-    }
-}
-
-/// A short, stable reason for a request that got no answer, found by
-/// walking the error's whole cause chain.
-fn describe_failure(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    let mut io_kind = None;
-    let mut dns = false;
-    let mut innermost = error.to_string();
-    while let Some(e) = source {
-        if let Some(refused) = e.downcast_ref::<OutboundRefused>() {
-            return refused.to_string();
-        }
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return format!("TLS error: {tls}");
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(refused) = inner.downcast_ref::<OutboundRefused>() {
-                    return refused.to_string();
-                }
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return format!("TLS error: {tls}");
-                }
-            }
-            io_kind = Some(io.kind());
-        }
-        let text = e.to_string();
-        dns |= text.contains("dns error") || text.contains("failed to lookup address");
-        innermost = text;
-        source = e.source();
-    }
-    match io_kind {
-        Some(io::ErrorKind::ConnectionRefused) => "connection refused".into(),
-        Some(io::ErrorKind::ConnectionReset) => "connection reset".into(),
-        Some(io::ErrorKind::TimedOut) => "connect timeout".into(),
-        _ if dns => "DNS lookup failed".into(),
-        _ => format!("connection failed: {innermost}"),
     }
 }
 
@@ -489,7 +450,7 @@ impl Deliverer {
             Err(_) => return finish(timed_out(), String::new()),
             Ok(Err(error)) => {
                 return finish(
-                    AttemptResult::no_answer(describe_failure(&error)),
+                    AttemptResult::no_answer(super::failure::describe(&error)),
                     String::new(),
                 );
             }
@@ -529,19 +490,5 @@ mod tests {
     fn durations_read_well() {
         assert_eq!(seconds(Duration::from_secs(15)), "15 s");
         assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
-    }
-
-    #[test]
-    fn failures_are_named() {
-        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(describe_failure(&refused), "connection refused");
-        let guard = io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            OutboundRefused("x resolves to no public address".into()),
-        );
-        assert_eq!(
-            describe_failure(&guard),
-            "refused: x resolves to no public address"
-        );
     }
 }

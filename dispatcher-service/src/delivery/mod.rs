@@ -3,5 +3,6 @@
 //! outcomes back in batches ([`worker`]).
 
 mod completer;
+mod failure;
 pub mod http;
 pub mod worker;

@@ -27,10 +27,12 @@
 //! SIGTERM, SIGKILL, restart).
 
 pub mod cluster;
+pub mod hostile;
 pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod receiver;
+pub mod tls;
 pub mod wait;
 
 pub use otlp::{ExportedSpan, OtlpReceiver};

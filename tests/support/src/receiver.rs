@@ -30,17 +30,13 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls::ServerConfig;
-use rustls::crypto::ring;
-use rustls::pki_types::PrivatePkcs8KeyDer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+
+use crate::tls::{TestCa, Validity};
 
 /// A webhook endpoint listening on `127.0.0.1:<random port>`.
 ///
@@ -240,7 +236,7 @@ impl WebhookReceiver {
     /// fresh CA: see [`ca_pem`](Self::ca_pem).
     pub async fn start_https() -> anyhow::Result<Self> {
         let (ca_pem, config) = tls_config()?;
-        Self::start(Some(ca_pem), Some(TlsAcceptor::from(Arc::new(config)))).await
+        Self::start(Some(ca_pem), Some(TlsAcceptor::from(config))).await
     }
 
     /// Start a plain HTTP receiver (HTTP/1.1, and HTTP/2 with prior knowledge).
@@ -413,50 +409,10 @@ fn matching(log: &[ReceivedRequest], path: Option<&str>) -> Vec<ReceivedRequest>
 
 /// A fresh CA and a server certificate signed by it; returns the CA's PEM
 /// and a server config presenting the certificate chain.
-fn tls_config() -> anyhow::Result<(String, ServerConfig)> {
-    let ca_key = KeyPair::generate().context("generating the test CA key")?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Partner Callbacks test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .context("self-signing the test CA")?;
-    let issuer = Issuer::new(ca_params, &ca_key);
-
-    let leaf_key = KeyPair::generate().context("generating the server key")?;
-    let mut leaf_params = CertificateParams::new(vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ])?;
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_cert = leaf_params
-        .signed_by(&leaf_key, &issuer)
-        .context("signing the server certificate")?;
-
-    let key = PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("choosing TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf_cert.der().clone(), ca_cert.der().clone()],
-            key.into(),
-        )
-        .context("building the TLS server config")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((ca_cert.pem(), config))
+fn tls_config() -> anyhow::Result<(String, Arc<ServerConfig>)> {
+    let ca = TestCa::new()?;
+    let config = ca.server_config(Validity::Valid, &[b"h2", b"http/1.1"])?;
+    Ok((ca.pem().to_owned(), config))
 }
 
 /// Spawns tasks that end when the receiver is dropped, so that nothing it
@@ -611,10 +567,11 @@ mod tests {
         for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(cert?)?;
         }
-        let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         config.alpn_protocols = vec![alpn.to_vec()];
         Ok(config)
     }

@@ -57,6 +57,8 @@ pub struct Options {
     /// The dispatcher's database, when a test owns its server (to kill
     /// it); else a fresh database on the shared server.
     pub dispatcher_database: Option<String>,
+    /// Another CA the dispatcher trusts, beside the receiver's.
+    pub extra_ca_pem: Option<String>,
 }
 
 #[derive(Debug)]
@@ -93,7 +95,8 @@ impl System {
         let dispatch_db = TestDb::new().await.unwrap();
         let receiver = WebhookReceiver::start_https().await.unwrap();
         let ca_file = std::env::temp_dir().join(format!("e2e-ca-{}.pem", uuid::Uuid::new_v4()));
-        std::fs::write(&ca_file, receiver.ca_pem().unwrap()).unwrap();
+        let trusted = [receiver.ca_pem(), options.extra_ca_pem.as_deref()];
+        std::fs::write(&ca_file, trusted.into_iter().flatten().collect::<String>()).unwrap();
         let (registry_addr, dispatcher_addr, gateway_addr) = (
             loopback(free_port().unwrap()),
             loopback(free_port().unwrap()),
@@ -264,6 +267,12 @@ impl System {
     /// An operator creates a partner; the partner registers `path` on the
     /// receiver for type 5. Returns (partner id, API key).
     pub async fn partner_with_callback(&self, path: &str) -> (String, String) {
+        self.partner_at(&self.receiver.url(path)).await
+    }
+
+    /// An operator creates a partner; the partner registers `url` (with a
+    /// user name and password) for type 5. Returns (partner id, API key).
+    pub async fn partner_at(&self, url: &str) -> (String, String) {
         let created = self
             .rest(ADMIN_KEY, Method::POST, "/v1/admin/partners")
             .json(&json!({"name": "Acme"}))
@@ -279,7 +288,9 @@ impl System {
         let key = created["apiKey"]["token"].as_str().unwrap().to_owned();
         let registered = self
             .rest(&key, Method::PUT, &format!("/{partner}/callbacks/5"))
-            .json(&json!({"callBackUrl": self.receiver.url(path), "callBackUserName": "acme", "callBackPassword": "pw"}))
+            .json(
+                &json!({"callBackUrl": url, "callBackUserName": "acme", "callBackPassword": "pw"}),
+            )
             .send()
             .await
             .unwrap();
