@@ -76,8 +76,8 @@ async fn hostile_endpoints_cost_bounded_time_and_memory_and_nobody_else() {
                 .0,
         );
     }
-    // 960 samples a phase: enough that p99 is not three unlucky samples
-    // of this VM (at 240, p99 wandered between 1.3 and 2.9 times).
+    // 960 samples a phase: with fewer, p99 is the third-worst sample,
+    // which this VM's scheduling noise alone can double.
     let rounds = 240;
     let baseline = measured(&system, &healthy, rounds, "alone").await;
     let peak_before = peak_memory_kib(&system);
