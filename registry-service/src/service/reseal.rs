@@ -57,9 +57,7 @@ impl Registry {
     pub async fn check_key_ring(&self) -> anyhow::Result<()> {
         let headers = self.cipher.headers();
         let mut conn = self.pool.get().await?;
-        let orphaned = sealed::count_under_other_keys(&mut conn, headers)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let orphaned = sealed::count_under_other_keys(&mut conn, headers).await?;
         anyhow::ensure!(
             orphaned == 0,
             "{orphaned} registrations hold secrets sealed under a key that is not configured \

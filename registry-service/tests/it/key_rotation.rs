@@ -33,19 +33,9 @@ fn config(db: &TestDb, current: u8, old: &[u8]) -> Config {
     config
 }
 
-/// A registry serving `config`, and what stops it when dropped.
+/// A client of a registry serving `config`, and what stops it when dropped.
 async fn serve(config: Config) -> (RegistryServiceClient<Channel>, oneshot::Sender<()>) {
-    let app = Application::build(config).await.unwrap();
-    let addr = app.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (channel, _, stop) = crate::serve(config).await;
     (RegistryServiceClient::new(channel), stop)
 }
 

@@ -48,17 +48,7 @@ impl TestRegistry {
         let db = TestDb::new().await.expect("test database");
         let mut config = Config::for_database(db.url());
         adjust(&mut config);
-        let app = Application::build(config).await.expect("registry builds");
-        let addr = app.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("valid uri")
-            .connect()
-            .await
-            .expect("registry accepts connections");
+        let (channel, addr, stop) = serve(config).await;
         Self {
             client: RegistryServiceClient::new(channel.clone()),
             channel,
@@ -122,6 +112,23 @@ pub fn upsert_request(
         callback_password: None,
         merchant_id: None,
     }
+}
+
+/// A registry serving `config`: a connection to it, its address, and what
+/// stops it when dropped.
+pub async fn serve(config: Config) -> (Channel, SocketAddr, oneshot::Sender<()>) {
+    let app = Application::build(config).await.expect("registry builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect()
+        .await
+        .expect("registry accepts connections");
+    (channel, addr, stop)
 }
 
 /// Asserts `result` failed with `code`, and returns the status.
