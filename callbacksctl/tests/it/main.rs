@@ -85,14 +85,6 @@ async fn ctl_json(services: &Services, args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_keys_and_types() {
     let s = services().await;
@@ -196,7 +188,7 @@ async fn publish_receive_inspect_and_redeliver() {
         .to_owned();
 
     // A callback to a local `callbacksctl receive`.
-    let port = free_port();
+    let port = test_support::process::free_port().unwrap();
     let mut registry =
         callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient::connect(
             s.registry.clone(),

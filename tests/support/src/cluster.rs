@@ -10,6 +10,8 @@ use std::process::Command;
 
 use anyhow::Context as _;
 
+use crate::process::free_port;
+
 /// Whether the cluster's commits survive a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -234,10 +236,4 @@ fn run_as_owner(program: &Path) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }

@@ -35,11 +35,51 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// A free port on loopback, for a service that must keep its address
-/// across restarts.
+/// across restarts (or a port handed to a process the test starts).
+///
+/// The port comes from below the kernel's ephemeral range: between the
+/// moment the port is chosen and the moment the service binds it, an
+/// outgoing connection from any test may take an ephemeral port as its
+/// local port, and the service would then fail to start. Ports below the
+/// range are only ever taken by a bind that names them, and the counter
+/// never hands out the same one twice in a process.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = below_ephemeral_range();
+    let span = u32::from(high - low);
+    // Each process starts at its own place in the span, so two test
+    // processes running side by side rarely try the same ports.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = low + u16::try_from(offset)?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port on loopback between {low} and {high}")
+}
+
+/// The ports below the kernel's ephemeral range that tests may use.
+fn below_ephemeral_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let high = ephemeral_low.max(12_000);
+    (high - 10_000, high)
+}
+
+/// The last lines of a service's log, to say why it stopped; its output
+/// went to the test's own stderr when it has no log.
+fn log_tail(log: Option<&std::path::Path>) -> String {
+    let Some(text) = log.and_then(|path| std::fs::read_to_string(path).ok()) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+    format!("; the end of its log:\n{tail}")
 }
 
 /// One service process, restartable with the same settings.
@@ -113,7 +153,10 @@ impl Service {
                 return Ok(());
             }
             if let Some(status) = child.try_wait()? {
-                anyhow::bail!("{name} exited during start-up: {status}");
+                anyhow::bail!(
+                    "{name} exited during start-up: {status}{}",
+                    log_tail(self.log.as_deref())
+                );
             }
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
