@@ -305,6 +305,14 @@ impl From<tonic::Status> for ApiError {
                 tracing::warn!(grpc.status = ?status.code(), grpc.message = %status.message(), "backend unavailable");
                 ApiError::unavailable("a backend service is unavailable; retry later")
             }
+            // The dispatcher could not find out whether a write committed:
+            // repeating it may make a second copy.
+            Code::Unknown => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "outcome-unknown",
+                "Outcome unknown",
+                "the request may or may not have taken effect; check before repeating it",
+            ),
             Code::DeadlineExceeded => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "timeout",
@@ -382,6 +390,7 @@ mod tests {
                 tonic::Status::deadline_exceeded("x"),
                 StatusCode::GATEWAY_TIMEOUT,
             ),
+            (tonic::Status::unknown("x"), StatusCode::GATEWAY_TIMEOUT),
             (
                 tonic::Status::internal("secret detail"),
                 StatusCode::INTERNAL_SERVER_ERROR,

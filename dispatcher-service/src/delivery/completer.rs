@@ -65,6 +65,12 @@ pub(super) async fn run(
             metrics::counter!("callbacks_deliveries_finished_total", "status" => status.as_str());
         (status, counter)
     });
+    // Outcomes this process could not write: fenced off because another
+    // holder took the delivery over, or given up on with the database
+    // unreachable (then attempted again after the lease).
+    let not_written = |reason: &'static str| metrics::counter!("callbacks_outcomes_not_written_total", "reason" => reason);
+    let lease_taken_over = not_written("lease_taken_over");
+    let unreachable = not_written("database_unreachable");
     let mut connection = QueueConnection::new(pool, Role::Completions, timeout);
     // Kept across batches: allocated once, not per batch.
     let mut batch = Vec::with_capacity(256);
@@ -97,6 +103,10 @@ pub(super) async fn run(
                 count = lost_lease,
                 "outcomes not written: their leases had been taken over"
             );
+            lease_taken_over.increment(lost_lease as u64);
+        }
+        if written.unwritten > 0 {
+            unreachable.increment(written.unwritten as u64);
         }
         for (completion, report) in completions.iter().zip(reports.drain(..)) {
             if !written

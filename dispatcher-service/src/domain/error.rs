@@ -14,6 +14,10 @@ pub enum DispatchError {
     /// A backend we depend on (the registry) did not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// A write may or may not have taken effect, and could not be found
+    /// out in time: the caller must not take it for either.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// Our fault; logged at the edge, opaque to the caller.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

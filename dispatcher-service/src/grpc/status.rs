@@ -14,6 +14,7 @@ impl From<DispatchError> for Status {
             DispatchError::NotFound(what) => Status::not_found(what),
             DispatchError::FailedPrecondition(why) => Status::failed_precondition(why),
             DispatchError::Unavailable(why) => Status::unavailable(why),
+            DispatchError::OutcomeUnknown(why) => Status::unknown(why),
             DispatchError::Internal(source) => {
                 let mut chain = source.to_string();
                 let mut cause = source.source();

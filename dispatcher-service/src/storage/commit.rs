@@ -2,31 +2,36 @@
 //! transaction per `Publish` caps a Postgres at a few thousand publishes per
 //! second whatever the hardware. Callers instead hand their events to a few
 //! committer tasks; each takes every job waiting when it gets its turn,
-//! writes them in one transaction, and answers each caller once that
-//! transaction has committed. Under light load a job waits for nobody (it
-//! is alone in its commit); under heavy load commits grow, and throughput
-//! with them, while every caller is still answered only after its own
-//! events are durable.
+//! writes them in one transaction on its own connection, and answers each
+//! caller once that transaction has committed. Under light load a job waits
+//! for nobody (it is alone in its commit); under heavy load commits grow,
+//! and throughput with them, while every caller is still answered only
+//! after its own events are durable.
 //!
-//! If a shared transaction fails, each of its jobs is retried in a
-//! transaction of its own, so that one bad job fails alone; a job that
-//! still fails was not accepted, and its caller hears UNAVAILABLE and may
-//! retry (nothing was stored for it). Within a transaction the events are
-//! written in idempotency-key order, so that committers waiting on each
-//! other's keys always wait in the same order and cannot deadlock.
-//! Idempotency keys work across jobs of one transaction as across
-//! transactions: the first one wins.
+//! A transaction that fails, or whose commit goes unanswered, is looked up
+//! before anyone is answered (`resolve`): it may have committed. If it did
+//! not, each of its jobs is retried in a transaction of its own, so that
+//! one bad job fails alone; a job that still fails was not accepted, and
+//! its caller hears UNAVAILABLE and may retry (nothing was stored for it).
+//! If the database cannot be asked in time, the caller hears UNKNOWN: its
+//! events may be stored. Within a transaction the events are written in
+//! idempotency-key order, so that committers waiting on each other's keys
+//! always wait in the same order and cannot deadlock. Idempotency keys
+//! work across jobs of one transaction as across transactions: the first
+//! one wins.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::DbPool;
 use super::events::{self, Stored};
 use super::models::NewEvent;
+use super::resolve::{Backend, Outcome, resolve};
 use crate::domain::DispatchError;
 
 /// Most events in one transaction: small enough that, under load, several
@@ -34,9 +39,46 @@ use crate::domain::DispatchError;
 /// cores of a small machine work), large enough to share each flush widely.
 const MAX_EVENTS_PER_COMMIT: usize = 500;
 
+/// The longest a write may take before its outcome is looked up instead:
+/// a link that went silent answers nothing, ever.
+const WRITE_WITHIN: Duration = Duration::from_secs(10);
+
 struct Job {
     events: Vec<NewEvent>,
-    reply: oneshot::Sender<Result<Vec<Stored>, String>>,
+    reply: oneshot::Sender<Result<Vec<Stored>, Refusal>>,
+}
+
+/// Why a job's events were not acknowledged.
+#[derive(Debug, Clone)]
+enum Refusal {
+    /// Nothing of them is stored: a retry is safe.
+    NotStored(String),
+    /// They may be stored, under these event ids.
+    Unknown(Vec<Uuid>),
+}
+
+impl Refusal {
+    fn unknown(events: &[NewEvent]) -> Self {
+        Self::Unknown(events.iter().map(|e| e.id).collect())
+    }
+}
+
+/// A committer's own connection, and its server process, which is ended
+/// if a transaction's outcome has to be looked up.
+struct Session {
+    conn: AsyncPgConnection,
+    backend: Backend,
+}
+
+impl Session {
+    async fn open(pool: &DbPool) -> Result<Self, DispatchError> {
+        let mut conn = pool
+            .dedicated_connection()
+            .await
+            .map_err(DispatchError::internal)?;
+        let backend = Backend::of(&mut conn).await?;
+        Ok(Self { conn, backend })
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -73,41 +115,90 @@ impl Committer {
             .send(Job { events, reply })
             .await
             .map_err(|_| stopping())?;
-        answer.await.map_err(|_| stopping())?.map_err(|why| {
-            DispatchError::Unavailable(format!(
-                "the events could not be stored ({why}); nothing was accepted, retry"
-            ))
-        })
+        answer
+            .await
+            .map_err(|_| stopping())?
+            .map_err(|refusal| match refusal {
+                Refusal::NotStored(why) => DispatchError::Unavailable(format!(
+                    "the events could not be stored ({why}); nothing was accepted, retry"
+                )),
+                Refusal::Unknown(ids) => DispatchError::OutcomeUnknown(format!(
+                    "the database did not confirm the commit and could not be asked in time: \
+                     the events may be stored, as {}; publishing them again without an \
+                     idempotency key may store them twice",
+                    ids.iter()
+                        .map(Uuid::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            })
     }
 }
 
-/// Writes `events` in one transaction, in idempotency-key order; answers
-/// each event's result by event id.
+/// Writes `events` in one transaction on the session (opened first if
+/// there is none), in idempotency-key order; answers each event's result
+/// by event id.
 async fn write(
     pool: &DbPool,
-    mut events: Vec<NewEvent>,
+    session: &mut Option<Session>,
+    events: &mut [NewEvent],
 ) -> Result<HashMap<Uuid, Stored>, DispatchError> {
     events.sort_by(|a, b| {
         (a.partner_id, &a.idempotency_key).cmp(&(b.partner_id, &b.idempotency_key))
     });
-    let mut conn = pool.get().await?;
-    let stored = conn
-        .transaction(async |conn| events::insert(conn, &events).await)
+    let session = match session {
+        Some(session) => session,
+        None => session.insert(Session::open(pool).await?),
+    };
+    let stored = session
+        .conn
+        .transaction(async |conn| events::insert(conn, events).await)
         .await?;
     // `insert` answers in input order.
     Ok(events.iter().map(|e| e.id).zip(stored).collect())
 }
 
+/// Writes `events` in one transaction and, if that fails or goes
+/// unanswered, finds out whether it committed all the same.
+async fn commit(
+    pool: &DbPool,
+    session: &mut Option<Session>,
+    mut events: Vec<NewEvent>,
+) -> Result<HashMap<Uuid, Stored>, Refusal> {
+    let error = match tokio::time::timeout(WRITE_WITHIN, write(pool, session, &mut events)).await {
+        Ok(Ok(stored)) => return Ok(stored),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("the database did not answer within {WRITE_WITHIN:?}"),
+    };
+    // What state the connection is in is unknown: it is not used again.
+    let Some(failed) = session.take() else {
+        // No connection, so no transaction.
+        return Err(Refusal::NotStored(error));
+    };
+    match resolve(pool, failed.backend, &events).await {
+        Outcome::Committed(stored) => {
+            tracing::warn!(error = %error, events = events.len(), "a publish commit went unanswered; it had committed");
+            Ok(stored)
+        }
+        Outcome::NotCommitted => Err(Refusal::NotStored(error)),
+        Outcome::Unknown => {
+            tracing::error!(error = %error, events = events.len(), "whether a publish committed is unknown");
+            Err(Refusal::unknown(&events))
+        }
+    }
+}
+
 /// Each job's results, in the order of its events.
-fn answer(job: &Job, stored: &mut HashMap<Uuid, Stored>) -> Result<Vec<Stored>, String> {
+fn answer(job: &Job, stored: &mut HashMap<Uuid, Stored>) -> Result<Vec<Stored>, Refusal> {
     job.events
         .iter()
         .map(|e| stored.remove(&e.id))
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| "an event's result went missing".to_owned())
+        .ok_or_else(|| Refusal::NotStored("an event's result went missing".to_owned()))
 }
 
 async fn commit_loop(pool: DbPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let mut session = None;
     loop {
         // Take the queue only to gather a batch, so that another committer
         // can gather the next one while this one writes.
@@ -133,30 +224,33 @@ async fn commit_loop(pool: DbPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
             .iter()
             .flat_map(|job| job.events.iter().cloned())
             .collect();
-        match write(&pool, all).await {
+        match commit(&pool, &mut session, all).await {
             Ok(mut stored) => {
                 for job in batch {
                     let result = answer(&job, &mut stored);
                     let _ = job.reply.send(result);
                 }
             }
-            Err(error) if batch.len() > 1 => {
+            Err(Refusal::NotStored(error)) if batch.len() > 1 => {
                 tracing::warn!(error = %error, jobs = batch.len(), "a shared publish commit failed; committing its jobs one by one");
                 for job in batch {
-                    let result = match write(&pool, job.events.clone()).await {
-                        Ok(mut stored) => answer(&job, &mut stored),
-                        Err(error) => {
-                            tracing::error!(error = %error, "a publish commit failed");
-                            Err(error.to_string())
-                        }
-                    };
+                    let result = commit(&pool, &mut session, job.events.clone())
+                        .await
+                        .and_then(|mut stored| answer(&job, &mut stored));
+                    if let Err(refusal) = &result {
+                        tracing::error!(refusal = ?refusal, "a publish commit failed");
+                    }
                     let _ = job.reply.send(result);
                 }
             }
-            Err(error) => {
-                tracing::error!(error = %error, "a publish commit failed");
+            Err(refusal) => {
+                tracing::error!(refusal = ?refusal, "a publish commit failed");
                 for job in batch {
-                    let _ = job.reply.send(Err(error.to_string()));
+                    let refusal = match &refusal {
+                        Refusal::NotStored(why) => Refusal::NotStored(why.clone()),
+                        Refusal::Unknown(_) => Refusal::unknown(&job.events),
+                    };
+                    let _ = job.reply.send(Err(refusal));
                 }
             }
         }

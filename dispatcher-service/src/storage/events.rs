@@ -170,7 +170,7 @@ async fn insert_rows(
 }
 
 /// The event (and delivery) an earlier publish with the same key made.
-async fn first_of_key(
+pub(super) async fn first_of_key(
     conn: &mut AsyncPgConnection,
     event: &NewEvent,
 ) -> Result<Stored, DispatchError> {

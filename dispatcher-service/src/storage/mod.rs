@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod events;
 pub mod models;
 pub mod queue;
+pub mod resolve;
 pub mod schema;
 
 use diesel::pg::Pg;

@@ -77,6 +77,11 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}", self.port)
     }
 
+    /// The port it listens on, on loopback.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Starts the server again after [`Cluster::kill`] (crash recovery
     /// replays the WAL), on the same port; waits until it accepts
     /// connections. Until the last process of the killed server has exited

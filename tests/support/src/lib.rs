@@ -20,6 +20,9 @@
 //!
 //! [`eventually`] waits, with a deadline, for a condition no event signals.
 //!
+//! [`faults::FaultProxy`] puts latency, resets and a black hole between a
+//! service and what it depends on.
+//!
 //! [`OtlpReceiver`] is a real OTLP/gRPC trace endpoint that keeps every span
 //! the services export.
 //!
@@ -27,6 +30,7 @@
 //! SIGTERM, SIGKILL, restart).
 
 pub mod cluster;
+pub mod faults;
 pub mod hostile;
 pub mod otlp;
 pub mod postgres;

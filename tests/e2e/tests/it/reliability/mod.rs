@@ -5,6 +5,7 @@
 
 mod hostile_endpoints;
 mod kill_soak;
+mod network_faults;
 mod publish_durability;
 
 /// The load multiplier: 1 in the ordinary suite.
