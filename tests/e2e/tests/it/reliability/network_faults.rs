@@ -97,6 +97,21 @@ async fn per_marker_now(db: &tokio_postgres::Client, marker: &str) -> Vec<String
     .collect()
 }
 
+/// Waits until the count `query` answers is `expected`.
+async fn count_reaches(
+    db: &tokio_postgres::Client,
+    query: &str,
+    expected: i64,
+    deadline: Duration,
+) {
+    eventually(&format!("{query} = {expected}"), deadline, || async {
+        let count: i64 = db.query_one(query, &[]).await.ok()?.get(0);
+        (count == expected).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -165,26 +180,13 @@ async fn a_worker_cut_off_past_its_lease_writes_nothing() {
 
     let mut other = faulty.direct_replica().await;
     let db = faulty.db().await;
-    eventually(
-        "the other replica to deliver what the cut-off one held",
+    count_reaches(
+        &db,
+        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
+        HELD as i64,
         Duration::from_secs(30),
-        || {
-            let db = &db;
-            async move {
-                let delivered: i64 = db
-                    .query_one(
-                        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
-                        &[],
-                    )
-                    .await
-                    .ok()?
-                    .get(0);
-                (delivered == HELD as i64).then_some(())
-            }
-        },
     )
-    .await
-    .unwrap();
+    .await;
     let before = queue_rows(&db).await;
 
     faulty.database.set(Fault::None);
@@ -497,22 +499,13 @@ async fn everything_is_delivered_once_the_faults_stop() {
     let all_in = answered.elapsed();
     let last_answer = answered - healed;
     let db = faulty.db().await;
-    eventually("no delivery left pending", Duration::from_secs(60), || {
-        let db = &db;
-        async move {
-            let pending: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM deliveries WHERE status = 'pending'",
-                    &[],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (pending == 0).then_some(())
-        }
-    })
-    .await
-    .unwrap();
+    count_reaches(
+        &db,
+        "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+        0,
+        Duration::from_secs(60),
+    )
+    .await;
 
     let stored: HashMap<String, i64> = db
         .query(
