@@ -49,7 +49,7 @@ struct Job {
 }
 
 /// Why a job's events were not acknowledged.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Refusal {
     /// Nothing of them is stored: a retry is safe.
     NotStored(String),

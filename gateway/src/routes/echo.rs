@@ -70,6 +70,7 @@ pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Delivery is not available", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The dispatcher could not confirm whether the echo was stored (`outcome-unknown`): it may still be delivered", body = Problem, content_type = "application/problem+json"),
     ),
     security(("partnerApiKey" = []))
 )]

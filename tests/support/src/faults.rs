@@ -203,14 +203,7 @@ async fn upstream(
     let mut buffer = vec![0u8; 64 * 1024];
     // The end of the previous chunk, for a `COMMIT` split across two.
     let mut carry_over: Vec<u8> = Vec::new();
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => {
-                let _ = to.shutdown().await;
-                return;
-            }
-            Ok(read) => read,
-        };
+    while let Some(read) = next_chunk(&mut from, &mut to, &mut buffer).await {
         pass(&mut fault).await;
         carry_over.extend_from_slice(&buffer[..read]);
         let has_commit = carry_over.windows(6).any(|w| w == b"COMMIT");
@@ -235,14 +228,7 @@ async fn downstream(
 ) {
     let mut fault = state.fault.subscribe();
     let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => {
-                let _ = to.shutdown().await;
-                return;
-            }
-            Ok(read) => read,
-        };
+    while let Some(read) = next_chunk(&mut from, &mut to, &mut buffer).await {
         if commit_sent.load(Ordering::SeqCst) {
             state.commits_reset.fetch_add(1, Ordering::SeqCst);
             if state.commits_to_reset.load(Ordering::SeqCst) == 0 {
@@ -258,6 +244,22 @@ async fn downstream(
         if to.write_all(&buffer[..read]).await.is_err() {
             return;
         }
+    }
+}
+
+/// Reads the next chunk from `from`; at its end (or an error) passes the
+/// close on to `to` and answers `None`.
+async fn next_chunk(
+    from: &mut tokio::net::tcp::ReadHalf<'_>,
+    to: &mut tokio::net::tcp::WriteHalf<'_>,
+    buffer: &mut [u8],
+) -> Option<usize> {
+    match from.read(buffer).await {
+        Ok(0) | Err(_) => {
+            let _ = to.shutdown().await;
+            None
+        }
+        Ok(read) => Some(read),
     }
 }
 

@@ -58,6 +58,15 @@ impl Faulty {
         }
     }
 
+    /// Restarts the dispatcher claiming (and sweeping) every `interval`.
+    async fn poll_every(&mut self, interval: &str) {
+        self.system
+            .dispatcher
+            .restart_with(&[("DISPATCHER_POLL_INTERVAL", interval)])
+            .await
+            .unwrap();
+    }
+
     async fn db(&self) -> tokio_postgres::Client {
         connect(&self.direct_url).await
     }
@@ -249,12 +258,7 @@ async fn an_uncertain_commit_does_not_make_a_publisher_duplicate() {
     let mut faulty = Faulty::start().await;
     // Nothing but publishes commits transactions: the queue's periodic
     // sweep (a transaction too) waits an hour.
-    faulty
-        .system
-        .dispatcher
-        .restart_with(&[("DISPATCHER_POLL_INTERVAL", "1h")])
-        .await
-        .unwrap();
+    faulty.poll_every("1h").await;
     let system = &faulty.system;
     let (partner, _) = system.partner_with_callback("/uncertain").await;
     let publisher = system.publisher().await;
@@ -343,12 +347,7 @@ async fn an_uncertain_commit_does_not_make_a_publisher_duplicate() {
     // The one whose publish was unresolved was leased to the dispatcher,
     // which never took it up: it is claimed when the lease ends, by the
     // periodic claim this test had put off.
-    faulty
-        .system
-        .dispatcher
-        .restart_with(&[("DISPATCHER_POLL_INTERVAL", "200ms")])
-        .await
-        .unwrap();
+    faulty.poll_every("200ms").await;
     let system = &faulty.system;
     let delivered: Vec<ReceivedRequest> = system
         .receiver
@@ -437,7 +436,12 @@ async fn everything_is_delivered_once_the_faults_stop() {
         tokio::spawn(async move {
             let mut accepted = Vec::new();
             let mut heard = Vec::new();
+            // A batch every 500 ms, so publishes span the whole fault
+            // schedule; a batch held up by a fault delays the rest.
+            let mut timetable = tokio::time::interval(Duration::from_millis(500));
+            timetable.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             for batch in 0..BATCHES {
+                timetable.tick().await;
                 let markers: Vec<String> =
                     (0..BATCH).map(|n| format!("chaos-{batch}-{n}")).collect();
                 let (ok, codes) = publish_through_faults(
@@ -448,16 +452,14 @@ async fn everything_is_delivered_once_the_faults_stop() {
                 .await;
                 accepted.extend(ok);
                 heard.extend(codes);
-                // Publishes spread over the whole fault schedule.
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
             (accepted, heard)
         })
     };
 
-    // The fault schedule: each fault holds for its span, on a timetable.
+    // The fault schedule: each fault holds for `HOLD`, on a timetable.
+    const HOLD: Duration = Duration::from_secs(3);
     let database = &faulty.database;
-    let span = Duration::from_millis(1_500);
     let schedule: [(&str, &dyn Fn()); 7] = [
         ("latency 100 ms on both links", &|| {
             database.set(Fault::Latency(Duration::from_millis(100)));
@@ -486,7 +488,7 @@ async fn everything_is_delivered_once_the_faults_stop() {
     let faults_started = Instant::now();
     for (_, inject) in &schedule {
         inject();
-        tokio::time::sleep(span * 2).await;
+        tokio::time::sleep(HOLD).await;
     }
     database.set(Fault::None);
     registry.set(Fault::None);
