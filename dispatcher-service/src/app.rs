@@ -75,6 +75,7 @@ impl Application {
                 allow_http: config.allow_http_callbacks,
                 extra_ca_files: config.extra_ca_files.clone(),
                 max_idle_per_host: config.max_in_flight,
+                dns_servers: config.dns_servers.clone(),
             })
             .context("building the HTTPS client")?;
             Some(Worker::new(

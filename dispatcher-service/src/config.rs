@@ -136,6 +136,13 @@ pub struct Config {
     )]
     pub allowed_callback_networks: Vec<IpNet>,
 
+    /// Name servers (`IP:PORT`, comma-separated) to resolve callback hosts
+    /// with, over UDP and TCP, instead of the system's resolver: e.g. one
+    /// that answers only public names. Whatever answers, an address that is
+    /// not public is refused.
+    #[arg(long, env = "DISPATCHER_DNS_SERVERS", value_delimiter = ',')]
+    pub dns_servers: Vec<SocketAddr>,
+
     /// Deliver to plain `http://` URLs too (local use only).
     #[arg(long, env = "DISPATCHER_ALLOW_HTTP_CALLBACKS")]
     pub allow_http_callbacks: bool,

@@ -11,7 +11,7 @@
 use std::error::Error;
 use std::io;
 
-use super::http::OutboundRefused;
+use super::dns::OutboundRefused;
 
 /// A short, stable reason for a request that got no answer, found by
 /// walking the error's whole cause chain.

@@ -1,23 +1,17 @@
 //! One delivery attempt over HTTP(S).
 //!
-//! - **Outbound safety.** Host names are resolved by [`GuardedResolver`],
-//!   which drops every non-public address (unless the operator allowed its
-//!   network) and hands the connector only the addresses it checked, so the
-//!   connection goes to a checked address (no DNS rebinding window). IP
-//!   literals are checked before connecting.
+//! - **Outbound safety.** Host names are resolved by [`GuardedResolver`]
+//!   (see [`super::dns`]), so a connection goes only to a checked address;
+//!   IP literals are checked before connecting.
 //! - **One client** (hyper-util, rustls, pooled keep-alive connections,
 //!   HTTP/1.1 and HTTP/2) serves every attempt; nothing is set up per
 //!   delivery.
 //! - **Bounded**: connect timeout, a deadline for the whole exchange, at most
 //!   `MAX_BODY_READ` bytes of the answer read. Redirects are never followed.
 
-use std::future::Future;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -30,7 +24,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
 use opentelemetry::KeyValue;
@@ -45,6 +38,8 @@ use crate::domain::AttemptResult;
 use crate::domain::attempt::parse_retry_after;
 use crate::domain::signature;
 use crate::registry::Target;
+
+use super::dns::GuardedResolver;
 
 /// How much of an answer is read; the rest is dropped with the connection.
 const MAX_BODY_READ: usize = 64 * 1024;
@@ -69,57 +64,8 @@ pub struct HttpSettings {
     /// can be in flight to one host, every attempt past it opens (and
     /// later closes) a connection of its own.
     pub max_idle_per_host: usize,
-}
-
-/// Why a host was not called: every address it resolved to is non-public.
-#[derive(Debug, thiserror::Error)]
-#[error("refused: {0}")]
-pub struct OutboundRefused(pub(super) String);
-
-/// Resolves host names and keeps only the addresses we may call.
-#[derive(Debug, Clone)]
-pub struct GuardedResolver {
-    allowed: Arc<Vec<IpNet>>,
-}
-
-impl tower::Service<Name> for GuardedResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, io::Error>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let allowed = self.allowed.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = Vec::new();
-            let admitted: Vec<SocketAddr> = resolved
-                .into_iter()
-                .filter(|addr| match check_outbound(addr.ip(), &allowed) {
-                    Ok(()) => true,
-                    Err(range) => {
-                        refused.push(format!("{} is {range}", addr.ip()));
-                        false
-                    }
-                })
-                .collect();
-            if admitted.is_empty() {
-                // The addresses stay in our log: partners read the attempt's
-                // error, and it must not map internal names for them.
-                tracing::warn!(host = %host, addresses = %refused.join(", "), "callback host resolves to no public address");
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    OutboundRefused(format!("{host} resolves to no public address")),
-                ));
-            }
-            Ok(admitted.into_iter())
-        })
-    }
+    /// Name servers to resolve callback hosts with; empty: the system's.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 type HttpsClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
@@ -231,9 +177,10 @@ fn seconds(d: Duration) -> String {
 
 impl Deliverer {
     pub fn new(settings: HttpSettings) -> anyhow::Result<Self> {
-        let mut http = HttpConnector::new_with_resolver(GuardedResolver {
-            allowed: Arc::new(settings.allowed_networks.clone()),
-        });
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(
+            settings.allowed_networks.clone(),
+            &settings.dns_servers,
+        )?);
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));

@@ -1,8 +1,10 @@
-//! Delivery: the outbound HTTP client ([`http`]) and the workers that claim
-//! due deliveries, attempt them within concurrency limits and write the
-//! outcomes back in batches ([`worker`]).
+//! Delivery: the outbound HTTP client ([`http`]) with its guarded resolver
+//! ([`dns`]), and the workers that claim due deliveries, attempt them
+//! within concurrency limits and write the outcomes back in batches
+//! ([`worker`]).
 
 mod completer;
+pub mod dns;
 mod failure;
 pub mod http;
 pub mod worker;

@@ -90,6 +90,7 @@ async fn hand_offs_leave_half_of_the_slots_to_claims() {
         allow_http: false,
         extra_ca_files: Vec::new(),
         max_idle_per_host: 8,
+        dns_servers: Vec::new(),
     })
     .unwrap();
     let policy =

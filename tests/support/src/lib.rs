@@ -23,6 +23,9 @@
 //! [`faults::FaultProxy`] puts latency, resets and a black hole between a
 //! service and what it depends on.
 //!
+//! [`dns::DnsServer`] answers host names from a table a test changes
+//! while it runs (DNS rebinding).
+//!
 //! [`OtlpReceiver`] is a real OTLP/gRPC trace endpoint that keeps every span
 //! the services export.
 //!
@@ -30,6 +33,7 @@
 //! SIGTERM, SIGKILL, restart).
 
 pub mod cluster;
+pub mod dns;
 pub mod faults;
 pub mod hostile;
 pub mod otlp;

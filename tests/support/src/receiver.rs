@@ -235,19 +235,30 @@ impl WebhookReceiver {
     /// certificate, for `localhost`, `127.0.0.1` and `::1`, is signed by a
     /// fresh CA: see [`ca_pem`](Self::ca_pem).
     pub async fn start_https() -> anyhow::Result<Self> {
+        Self::start_https_at(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// As [`start_https`](Self::start_https), listening on `addr`: another
+    /// loopback address stands for a public host in tests that resolve
+    /// names (its certificate is also for [`crate::tls::TEST_HOST_NAME`]).
+    pub async fn start_https_at(addr: SocketAddr) -> anyhow::Result<Self> {
         let (ca_pem, config) = tls_config()?;
-        Self::start(Some(ca_pem), Some(TlsAcceptor::from(config))).await
+        Self::start(addr, Some(ca_pem), Some(TlsAcceptor::from(config))).await
     }
 
     /// Start a plain HTTP receiver (HTTP/1.1, and HTTP/2 with prior knowledge).
     pub async fn start_http() -> anyhow::Result<Self> {
-        Self::start(None, None).await
+        Self::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), None, None).await
     }
 
-    async fn start(ca_pem: Option<String>, tls: Option<TlsAcceptor>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+    async fn start(
+        addr: SocketAddr,
+        ca_pem: Option<String>,
+        tls: Option<TlsAcceptor>,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
             .await
-            .context("binding the webhook receiver to 127.0.0.1:0")?;
+            .with_context(|| format!("binding the webhook receiver to {addr}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let shared = Arc::new(Shared {
             log: watch::Sender::new(Vec::new()),
@@ -265,7 +276,7 @@ impl WebhookReceiver {
         })
     }
 
-    /// The address it listens on (always `127.0.0.1`).
+    /// The address it listens on (`127.0.0.1` unless started elsewhere).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

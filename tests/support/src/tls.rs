@@ -12,8 +12,12 @@ use rustls::ServerConfig;
 use rustls::crypto::ring;
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
-/// The names a valid test certificate is for.
-pub const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// The names a valid test certificate is for: loopback, and a name only
+/// a test's own DNS server ([`crate::dns::DnsServer`]) resolves.
+pub const VALID_NAMES: [&str; 4] = ["localhost", "127.0.0.1", "::1", TEST_HOST_NAME];
+/// A host name in a reserved top-level domain (RFC 6761), which no public
+/// resolver answers.
+pub const TEST_HOST_NAME: &str = "partner.callbacks.test";
 
 /// A certificate authority that exists only in this test process.
 pub struct TestCa {
@@ -31,9 +35,9 @@ impl std::fmt::Debug for TestCa {
 /// What a server certificate says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Validity {
-    /// For [`LOOPBACK_NAMES`], valid now.
+    /// For [`VALID_NAMES`], valid now.
     Valid,
-    /// For [`LOOPBACK_NAMES`], expired in 2020.
+    /// For [`VALID_NAMES`], expired in 2020.
     Expired,
     /// Valid now, for `other.example.com` only.
     WrongHost,
@@ -76,7 +80,7 @@ impl TestCa {
     ) -> anyhow::Result<Arc<ServerConfig>> {
         let names: Vec<String> = match validity {
             Validity::WrongHost => vec!["other.example.com".to_owned()],
-            _ => LOOPBACK_NAMES.iter().map(|n| (*n).to_owned()).collect(),
+            _ => VALID_NAMES.iter().map(|n| (*n).to_owned()).collect(),
         };
         let key = KeyPair::generate().context("generating the server key")?;
         let mut params = CertificateParams::new(names)?;

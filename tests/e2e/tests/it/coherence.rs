@@ -44,14 +44,9 @@ async fn delivery_when(system: &System, key: &str, id: &str, status: &str) -> Va
         &format!("delivery {id} to be {status}"),
         Duration::from_secs(20),
         || async move {
-            let delivery: Value = system
-                .rest(key, Method::GET, &format!("/v1/callbacks/deliveries/{id}"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let delivery = system
+                .get_json(key, &format!("/v1/callbacks/deliveries/{id}"))
+                .await?;
             (delivery["status"] == status).then_some(delivery)
         },
     )

@@ -235,6 +235,18 @@ impl System {
             .bearer_auth(key)
     }
 
+    /// GET `path` with `key`, as JSON; `None` if it cannot be had (for
+    /// waits that ask again).
+    pub async fn get_json(&self, key: &str, path: &str) -> Option<Value> {
+        self.rest(key, Method::GET, path)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+
     /// A platform service that publishes, with its token.
     pub async fn publisher(&self) -> DispatcherServiceClient<Authed> {
         self.dispatcher_as(Some(tokens::PUBLISHER)).await

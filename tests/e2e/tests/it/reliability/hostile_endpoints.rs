@@ -289,30 +289,19 @@ async fn settled_reason(
         "the registration settled",
         Duration::from_secs(30),
         || async {
-            let registration: Value = system
-                .rest(key, Method::GET, &format!("/{partner}/callbacks/5"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let registration = system
+                .get_json(key, &format!("/{partner}/callbacks/5"))
+                .await?;
             let reason = registration["errorStateReason"].as_str().map(str::to_owned);
             if failing {
                 return reason.map(Some);
             }
-            let delivered: Value = system
-                .rest(
+            let delivered = system
+                .get_json(
                     key,
-                    Method::GET,
                     &format!("/{partner}/callbacks/5/deliveries?status=delivered&pageSize=100"),
                 )
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+                .await?;
             (delivered["results"].as_array()?.len() >= PER_HOSTILE).then_some(reason)
         },
     )

@@ -3,6 +3,7 @@
 //! last full run and the command for it. The ordinary suite runs a short
 //! version; `RELIABILITY_SCALE` multiplies the load for the long run.
 
+mod dns_rebinding;
 mod hostile_endpoints;
 mod kill_soak;
 mod network_faults;
