@@ -252,6 +252,14 @@ impl System {
         self.dispatcher_as(Some(tokens::PUBLISHER)).await
     }
 
+    /// A publisher of another dispatcher replica, at `addr`.
+    pub async fn publisher_at(&self, addr: SocketAddr) -> DispatcherServiceClient<Authed> {
+        DispatcherServiceClient::with_interceptor(
+            self.channel(addr).await,
+            bearer(Some(tokens::PUBLISHER)),
+        )
+    }
+
     /// The dispatcher, called with `token` (or none).
     pub async fn dispatcher_as(&self, token: Option<&str>) -> DispatcherServiceClient<Authed> {
         DispatcherServiceClient::with_interceptor(
