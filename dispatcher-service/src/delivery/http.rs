@@ -41,6 +41,10 @@ use crate::registry::Target;
 
 use super::dns::GuardedResolver;
 
+/// The most of an answer's head buffered while it is parsed. hyper parses
+/// the whole buffer again on each read, so an endless head costs CPU in
+/// the square of this; an endpoint's status and headers need far less.
+const MAX_HEAD_READ: usize = 16 * 1024;
 /// How much of an answer is read; the rest is dropped with the connection.
 const MAX_BODY_READ: usize = 64 * 1024;
 /// How much of it is kept in the attempt log.
@@ -193,6 +197,7 @@ impl Deliverer {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(settings.max_idle_per_host)
+            .http1_max_buf_size(MAX_HEAD_READ)
             .build(https);
         Ok(Self {
             client,

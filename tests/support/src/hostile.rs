@@ -3,6 +3,12 @@
 //! or never end, invalid HTTP, a connection closed mid-answer, 100 MB,
 //! certificates that must not be trusted, and a server that speaks only
 //! HTTP/2. Each counts the connections it accepted.
+//!
+//! They run on a thread of their own at idle priority (`SCHED_IDLE`): on
+//! a machine shared with the service under test, their own CPU (TLS,
+//! writing endless answers) is spent only when the service's is not
+//! needed, so what a test measures of the service is its own cost of
+//! facing them, not theirs.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -18,6 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -61,44 +68,55 @@ impl Hostile {
     ];
 }
 
+type Endpoints = BTreeMap<Hostile, (SocketAddr, Arc<AtomicUsize>)>;
+
 /// Every [`Hostile`] endpoint, running until dropped.
 #[derive(Debug)]
 pub struct HostileEndpoints {
-    ca: TestCa,
-    endpoints: BTreeMap<Hostile, (SocketAddr, Arc<AtomicUsize>)>,
-    _tasks: JoinSet<()>,
+    ca_pem: String,
+    endpoints: Endpoints,
+    /// Dropping it ends the endpoints' thread.
+    _stop: oneshot::Sender<()>,
 }
 
 impl HostileEndpoints {
     pub async fn start() -> anyhow::Result<Self> {
-        let ca = TestCa::new()?;
-        let mut tasks = JoinSet::new();
-        let mut endpoints = BTreeMap::new();
-        for hostile in Hostile::ALL {
-            let (validity, alpn): (_, &[&[u8]]) = match hostile {
-                Hostile::ExpiredCertificate => (Validity::Expired, &[b"http/1.1"]),
-                Hostile::WrongHostCertificate => (Validity::WrongHost, &[b"http/1.1"]),
-                Hostile::Http2Only => (Validity::Valid, &[b"h2"]),
-                _ => (Validity::Valid, &[b"http/1.1"]),
-            };
-            let tls = TlsAcceptor::from(ca.server_config(validity, alpn)?);
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .await
-                .context("binding a hostile endpoint")?;
-            let accepted = Arc::new(AtomicUsize::new(0));
-            endpoints.insert(hostile, (listener.local_addr()?, accepted.clone()));
-            tasks.spawn(serve(listener, tls, hostile, accepted));
-        }
+        let (ready, started) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("hostile-endpoints".into())
+            .spawn(move || match idle_runtime() {
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+                Ok(runtime) => runtime.block_on(async move {
+                    match listen().await {
+                        Ok((ca_pem, endpoints, tasks)) => {
+                            if ready.send(Ok((ca_pem, endpoints))).is_ok() {
+                                let _ = stopped.await;
+                            }
+                            drop(tasks);
+                        }
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                        }
+                    }
+                }),
+            })
+            .context("starting the hostile endpoints' thread")?;
+        let (ca_pem, endpoints) = started
+            .await
+            .context("the hostile endpoints' thread ended")??;
         Ok(Self {
-            ca,
+            ca_pem,
             endpoints,
-            _tasks: tasks,
+            _stop: stop,
         })
     }
 
     /// The CA that signed every certificate here.
     pub fn ca_pem(&self) -> &str {
-        self.ca.pem()
+        &self.ca_pem
     }
 
     /// `https://127.0.0.1:<port>/<path>` of one endpoint.
@@ -114,6 +132,50 @@ impl HostileEndpoints {
     pub fn connections(&self, hostile: Hostile) -> usize {
         self.endpoints[&hostile].1.load(Ordering::Relaxed)
     }
+}
+
+/// A runtime on this thread, which is moved to `SCHED_IDLE` first (with
+/// util-linux's `chrt`: the standard library cannot, and this crate has
+/// no unsafe code).
+fn idle_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let me = std::fs::read_link("/proc/thread-self").context("finding this thread's id")?;
+    let tid = me
+        .file_name()
+        .and_then(|name| name.to_str())
+        .context("reading this thread's id")?
+        .to_owned();
+    let status = std::process::Command::new("chrt")
+        .args(["--idle", "--pid", "0", &tid])
+        .status()
+        .context("running chrt (util-linux)")?;
+    anyhow::ensure!(status.success(), "chrt --idle failed: {status}");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the hostile endpoints' runtime")
+}
+
+/// Binds and serves every endpoint on the current runtime.
+async fn listen() -> anyhow::Result<(String, Endpoints, JoinSet<()>)> {
+    let ca = TestCa::new()?;
+    let mut tasks = JoinSet::new();
+    let mut endpoints = BTreeMap::new();
+    for hostile in Hostile::ALL {
+        let (validity, alpn): (_, &[&[u8]]) = match hostile {
+            Hostile::ExpiredCertificate => (Validity::Expired, &[b"http/1.1"]),
+            Hostile::WrongHostCertificate => (Validity::WrongHost, &[b"http/1.1"]),
+            Hostile::Http2Only => (Validity::Valid, &[b"h2"]),
+            _ => (Validity::Valid, &[b"http/1.1"]),
+        };
+        let tls = TlsAcceptor::from(ca.server_config(validity, alpn)?);
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .context("binding a hostile endpoint")?;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        endpoints.insert(hostile, (listener.local_addr()?, accepted.clone()));
+        tasks.spawn(serve(listener, tls, hostile, accepted));
+    }
+    Ok((ca.pem().to_owned(), endpoints, tasks))
 }
 
 async fn serve(

@@ -7,9 +7,9 @@
 //! response 2 s); the dispatcher's peak memory grows by far less than one
 //! hostile answer; each hostile registration gets a reason that names what
 //! went wrong (the HTTP/2 one is delivered); healthy partners' latency
-//! (publish to arrival) keeps its p95 within 1.5× of a run without the
-//! hostile ones. The issue asks this of p99, which is printed: see the
-//! assertion for why it is not asserted.
+//! (publish to arrival) keeps its p99 within 1.5× of a run without the
+//! hostile ones: asserted with optimized binaries (`cargo test
+//! --release`), p95 in a debug build (see the assertion for why).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -167,14 +167,20 @@ async fn hostile_endpoints_cost_bounded_time_and_memory_and_nobody_else() {
         "peak memory grew by {} KiB",
         peak_after - peak_before
     );
-    // p95, not the issue's p99: on this 2-core VM the hostile servers share
-    // the dispatcher's cores, and p99 measured 1.3 to 1.7 times (see
-    // docs/reliability.md); p50 to p95 stay level.
+    // The issue's p99 where the binaries are optimized, as deployed. A
+    // debug build's TLS and HTTP code costs the dispatcher several times
+    // the CPU per hostile attempt, on two cores that everything here
+    // shares, so there its tail measures the build: p95 is asserted.
+    let (rank, name) = if cfg!(debug_assertions) {
+        (P95, "p95")
+    } else {
+        (P99, "p99")
+    };
     assert!(
-        under_attack[P95].as_secs_f64() <= baseline[P95].as_secs_f64() * 1.5,
-        "healthy p95 {:?} beside hostile endpoints, {:?} alone",
-        under_attack[P95],
-        baseline[P95]
+        under_attack[rank].as_secs_f64() <= baseline[rank].as_secs_f64() * 1.5,
+        "healthy {name} {:?} beside hostile endpoints, {:?} alone",
+        under_attack[rank],
+        baseline[rank]
     );
 }
 
