@@ -6,7 +6,7 @@ use callbacks_proto::dispatcher::v1 as dpb;
 use callbacks_proto::registry::v1 as rpb;
 use tonic::Code;
 
-use crate::{System, tokens};
+use crate::{System, tokens, unkeyed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_internal_caller_gets_its_role_and_strangers_nothing() {
@@ -65,13 +65,7 @@ async fn each_internal_caller_gets_its_role_and_strangers_nothing() {
         .unwrap();
 
     // Publishing needs the publisher's token.
-    let publish = || dpb::PublishRequest {
-        partner_id: partner.clone(),
-        notification_type: 5,
-        payload_json: r#"{"processUniqueId":"p-1"}"#.into(),
-        idempotency_key: None,
-        occurred_at: None,
-    };
+    let publish = || unkeyed(&partner, "p-1");
     let refused = system
         .dispatcher_as(None)
         .await

@@ -6,24 +6,17 @@
 
 use std::time::Duration;
 
-use callbacks_proto::dispatcher::v1 as dpb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use test_support::{Reply, eventually};
 
-use crate::System;
+use crate::{System, unkeyed};
 
 async fn publish(system: &System, partner: &str) -> Option<String> {
     system
         .publisher()
         .await
-        .publish(dpb::PublishRequest {
-            partner_id: partner.to_owned(),
-            notification_type: 5,
-            payload_json: r#"{"processUniqueId":"p-1"}"#.into(),
-            idempotency_key: None,
-            occurred_at: None,
-        })
+        .publish(unkeyed(partner, "p-1"))
         .await
         .unwrap()
         .into_inner()

@@ -353,6 +353,18 @@ impl System {
     }
 }
 
+/// A type-5 event for `partner` without an idempotency key, marked by
+/// its `processUniqueId`.
+pub fn unkeyed(partner: &str, marker: &str) -> dpb::PublishRequest {
+    dpb::PublishRequest {
+        partner_id: partner.to_owned(),
+        notification_type: 5,
+        payload_json: format!(r#"{{"processUniqueId":"{marker}"}}"#),
+        idempotency_key: None,
+        occurred_at: None,
+    }
+}
+
 /// Scrapes a Prometheus endpoint and returns the value of the sample whose
 /// name and labels are given (labels in any order), if present.
 pub async fn metric(

@@ -5,12 +5,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use callbacks_proto::dispatcher::v1 as dpb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use test_support::{ExportedSpan, OtlpReceiver, Reply, eventually};
 
-use crate::{ADMIN_KEY, ENCRYPTION_KEY, Options, System, metric};
+use crate::{ADMIN_KEY, ENCRYPTION_KEY, Options, System, metric, unkeyed};
 
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
@@ -215,13 +214,7 @@ async fn a_publishers_traceparent_reaches_the_delivery() {
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
-    let mut request = tonic::Request::new(dpb::PublishRequest {
-        partner_id: partner,
-        notification_type: 5,
-        payload_json: r#"{"processUniqueId":"p-7"}"#.into(),
-        idempotency_key: None,
-        occurred_at: None,
-    });
+    let mut request = tonic::Request::new(unkeyed(&partner, "p-7"));
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{trace_id}-{caller_span}-01").parse().unwrap(),
@@ -256,13 +249,7 @@ async fn a_failed_attempt_span_says_why() {
     system
         .publisher()
         .await
-        .publish(dpb::PublishRequest {
-            partner_id: partner,
-            notification_type: 5,
-            payload_json: r#"{"processUniqueId":"p-8"}"#.into(),
-            idempotency_key: None,
-            occurred_at: None,
-        })
+        .publish(unkeyed(&partner, "p-8"))
         .await
         .unwrap();
 
@@ -305,13 +292,7 @@ async fn metrics_count_known_traffic() {
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
 
     let mut publisher = system.publisher().await;
-    let publish = |partner: &str| dpb::PublishRequest {
-        partner_id: partner.to_owned(),
-        notification_type: 5,
-        payload_json: r#"{"processUniqueId":"p-1"}"#.into(),
-        idempotency_key: None,
-        occurred_at: None,
-    };
+    let publish = |partner: &str| unkeyed(partner, "p-1");
     for _ in 0..3 {
         publisher.publish(publish(&ok_partner)).await.unwrap();
     }

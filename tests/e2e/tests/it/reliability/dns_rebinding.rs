@@ -16,14 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use callbacks_proto::dispatcher::v1 as dpb;
 use test_support::dns::DnsServer;
 use test_support::process::free_port;
 use test_support::tls::TEST_HOST_NAME;
 use test_support::{WebhookReceiver, eventually};
 use tokio::net::TcpListener;
 
-use crate::{Options, System};
+use crate::{Options, System, unkeyed};
 
 const PUBLIC: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const PRIVATE: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -77,13 +76,7 @@ async fn a_name_rebound_to_a_private_address_is_never_called() {
             let answer = system
                 .publisher()
                 .await
-                .publish(dpb::PublishRequest {
-                    partner_id: partner,
-                    notification_type: 5,
-                    payload_json: format!(r#"{{"processUniqueId":"{marker}"}}"#),
-                    idempotency_key: None,
-                    occurred_at: None,
-                })
+                .publish(unkeyed(&partner, marker))
                 .await
                 .unwrap()
                 .into_inner();

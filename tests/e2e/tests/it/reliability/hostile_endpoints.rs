@@ -20,7 +20,7 @@ use serde_json::Value;
 use test_support::eventually;
 use test_support::hostile::{Hostile, HostileEndpoints};
 
-use crate::{Options, System};
+use crate::{Options, System, unkeyed};
 
 const HEALTHY: usize = 4;
 /// Deliveries queued for each hostile endpoint: its 8 slots' worth.
@@ -89,13 +89,7 @@ async fn hostile_endpoints_cost_bounded_time_and_memory_and_nobody_else() {
     let publisher = system.publisher().await;
     for (partner, _) in partners.values() {
         let events = (0..PER_HOSTILE)
-            .map(|n| dpb::PublishRequest {
-                partner_id: partner.clone(),
-                notification_type: 5,
-                payload_json: format!(r#"{{"processUniqueId":"hostile-{n}"}}"#),
-                idempotency_key: None,
-                occurred_at: None,
-            })
+            .map(|n| unkeyed(partner, &format!("hostile-{n}")))
             .collect();
         publisher
             .clone()
@@ -211,13 +205,7 @@ async fn latencies(system: &System, healthy: &[String], rounds: usize) -> Vec<Du
             let at = Instant::now();
             let delivery = publisher
                 .clone()
-                .publish(dpb::PublishRequest {
-                    partner_id: partner.clone(),
-                    notification_type: 5,
-                    payload_json: format!(r#"{{"processUniqueId":"healthy-{round}"}}"#),
-                    idempotency_key: None,
-                    occurred_at: None,
-                })
+                .publish(unkeyed(partner, &format!("healthy-{round}")))
                 .await
                 .unwrap()
                 .into_inner()

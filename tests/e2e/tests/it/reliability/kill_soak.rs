@@ -31,7 +31,7 @@ use test_support::process::{Service, free_port};
 use test_support::{Reply, eventually};
 use tokio::task::JoinHandle;
 
-use crate::{Authed, System, loopback};
+use crate::{Authed, System, loopback, unkeyed};
 
 /// `DISPATCHER_PER_ENDPOINT_CONCURRENCY`'s default.
 const PER_ENDPOINT: usize = 8;
@@ -227,13 +227,7 @@ fn publish(
             }
             let events = chunk
                 .iter()
-                .map(|n| dpb::PublishRequest {
-                    partner_id: partners[n % partners.len()].clone(),
-                    notification_type: 5,
-                    payload_json: format!(r#"{{"processUniqueId":"soak-{n}"}}"#),
-                    idempotency_key: None,
-                    occurred_at: None,
-                })
+                .map(|n| unkeyed(&partners[n % partners.len()], &format!("soak-{n}")))
                 .collect();
             let results = publisher
                 .clone()

@@ -19,7 +19,7 @@ use test_support::faults::{Fault, FaultProxy};
 use test_support::process::{Service, free_port};
 use test_support::{ReceivedRequest, Reply};
 
-use crate::{Authed, Options, System, loopback, metric};
+use crate::{Authed, Options, System, loopback, metric, unkeyed};
 
 /// A system whose dispatcher reaches its database (a private cluster with
 /// full durability) only through a fault proxy.
@@ -127,16 +127,6 @@ async fn connect(url: &str) -> tokio_postgres::Client {
         .unwrap();
     tokio::spawn(connection);
     client
-}
-
-fn unkeyed(partner: &str, marker: &str) -> dpb::PublishRequest {
-    dpb::PublishRequest {
-        partner_id: partner.to_owned(),
-        notification_type: 5,
-        payload_json: format!(r#"{{"processUniqueId":"{marker}"}}"#),
-        idempotency_key: None,
-        occurred_at: None,
-    }
 }
 
 /// Each delivery's row and attempts, as text: what a write would change.
