@@ -33,8 +33,8 @@ echo "==> the README's first command: run-local.sh --with-receiver, the lines it
 echo "==> deployment artefacts: Kubernetes manifests, compose file, collector config"
 ./deploy/validate.sh
 
-echo "==> fuzzing: every parser of outside input, ${FUZZ_SECONDS:-30} s per target"
-./deploy/fuzz.sh "${FUZZ_SECONDS:-30}"
+echo "==> fuzzing: every parser of outside input, ${FUZZ_SECONDS:-60} s per target"
+./deploy/fuzz.sh "${FUZZ_SECONDS:-60}"
 
 # The suite above used the shared server when one answers; prove that the
 # fallback a fresh machine relies on works too.
