@@ -24,7 +24,8 @@
 //!   poll interval, and the stretch from a late publish's due time when
 //!   its `NOTIFY` arrives after this dispatcher's claims passed that time.
 //! - **Complete**: one statement writes a batch of outcomes, each only
-//!   where the delivery is still as its claim found it (see [`Hold`]). A
+//!   where the delivery is still as its claim found it and the claim
+//!   itself still stands (see [`Hold`]). A
 //!   worker whose lease ended and whose deliveries were taken over writes
 //!   nothing (fencing), so it cannot overwrite the outcome of the worker
 //!   that took over; nor can an outcome written twice (a retried write)
@@ -54,8 +55,11 @@ pub struct Hold {
     pub token: Uuid,
     /// The delivery's due time when a claim took it from the cursor. Its
     /// outcome is written only if the row is still pending at that due
-    /// time with no token on it: any later write to the row (an outcome,
-    /// a sweep's token) changes one or the other. `None` when the token is
+    /// time with no token on it, and the batch's `claims` row is still
+    /// there: any later write to the row (an outcome, a sweep's token)
+    /// changes the one or the other, and a claim lost in a database crash
+    /// has no row (the cursor went back, and another claim may hold the
+    /// delivery with the same due time). `None` when the token is
     /// on the row (a hand-off, or a sweep), and the outcome is written
     /// only under it.
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -211,10 +215,11 @@ pub enum Role {
     /// - **Its commits do not wait for the WAL flush.** A database crash
     ///   can lose the claims of its last moments (`wal_writer_delay`): the
     ///   cursor goes back, and their deliveries are claimed again (at least
-    ///   once, never lost). The outcome written for a lost claim still lands
-    ///   if the delivery is as that claim found it, a real attempt; if
-    ///   a new claim's outcome lands first, the lost claim's is fenced off.
-    ///   Any synchronous commit after a claim, such as the completion of its
+    ///   once, never lost). A lost claim has no `claims` row, which fences
+    ///   off its holder's outcome: the new claim's holder may hold the
+    ///   delivery at the same due time, and only its outcome is written
+    ///   (found by the queue's model, `dispatcher-service/model/`). Any
+    ///   synchronous commit after a claim, such as the completion of its
     ///   deliveries, flushes it. Claims run one at a time, the delivery
     ///   loop's serial step, and nearly half of their time in Postgres went
     ///   on waiting for the flush.
@@ -454,10 +459,14 @@ pub const COMPLETE: &str = "WITH input AS (
              -- stays inside the CASE: as a condition of its own, it let
              -- the planner read the whole due index, whose predicate it
              -- matches, instead of finding each row by its key.)
+             -- A hold from the cursor also needs its batch's row: a claim
+             -- lost in a database crash (its commit was asynchronous) left
+             -- none, and the delivery may be claimed again meanwhile.
              WHERE d.id = i.id
                AND CASE WHEN i.was_due IS NULL THEN d.lease_token = i.token
                         ELSE d.status = 'pending' AND d.lease_token IS NULL
-                             AND d.next_attempt_at = i.was_due END
+                             AND d.next_attempt_at = i.was_due
+                             AND EXISTS (SELECT 1 FROM claims c WHERE c.token = i.token) END
              RETURNING d.id, d.attempt_count, i.token, i.counted, i.registration_id, i.started_at,
                        i.duration_ms, i.response_status, i.error, i.excerpt
          ),

@@ -429,3 +429,56 @@ async fn a_sweep_passes_over_a_delivery_whose_outcome_is_being_written() {
         [stalled.id]
     );
 }
+
+/// A claim lost in a database crash (claims commit asynchronously): its
+/// `claims` row is gone and the cursor is back where it was, so the
+/// delivery is claimed again at the same due time. The lost claim's holder
+/// no longer holds it: its outcome changes nothing, and the new holder's
+/// is the one recorded. (Found by the queue's model: without the check of
+/// the batch's row, the lost claim's outcome landed over the new holder's
+/// hold; `docs/decisions/0004-the-delivery-queue-is-model-checked.md`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_lost_in_a_database_crash_fences_its_holder() {
+    let (world, mut conn, lost) = one_claimed().await;
+    let delivery_id = lost.id;
+    // What a crash before the WAL flush leaves: no batch, the cursor back.
+    let db = world.dispatch_db.client().await.unwrap();
+    db.batch_execute(
+        "DELETE FROM claims;
+         UPDATE queue_cursor SET due = '-infinity', id = '00000000-0000-0000-0000-000000000000'",
+    )
+    .await
+    .unwrap();
+
+    let again = claim(&mut conn, 10).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, delivery_id);
+    assert_eq!(again[0].hold.was_due, lost.hold.was_due);
+
+    // The lost claim's holder answers first, and is fenced off...
+    assert!(
+        queue::complete(
+            &mut conn,
+            &[outcome(&lost, DeliveryStatus::Failed, 500)],
+            &[lost.hold.token]
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    // ...the new holder's outcome lands.
+    assert_eq!(
+        queue::complete(
+            &mut conn,
+            &[outcome(&again[0], DeliveryStatus::Delivered, 200)],
+            &[again[0].hold.token]
+        )
+        .await
+        .unwrap(),
+        [(delivery_id, again[0].hold.token)]
+    );
+    assert_eq!(
+        recorded(&world, delivery_id).await,
+        ("delivered".to_owned(), 1, vec![200])
+    );
+}
