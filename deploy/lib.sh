@@ -58,6 +58,17 @@ ensure_faketime() {
   return 1
 }
 
+ensure_spin() {
+  if command -v spin >/dev/null && command -v gcc >/dev/null; then return 0; fi
+  if can_apt_install; then
+    echo "==> installing spin (the model checker) from the distribution's packages"
+    apt_install spin gcc
+    return 0
+  fi
+  echo "The model check needs SPIN and a C compiler: install Debian's spin and gcc packages." >&2
+  return 1
+}
+
 # Prints the path of the project's Python virtualenv, after making sure the
 # given packages (pip requirement strings) are installed in it. PyPI is the
 # only network it needs; Python itself comes from the distribution when

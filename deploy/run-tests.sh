@@ -2,14 +2,15 @@
 # Runs every check and every test: formatting, clippy, the whole workspace's
 # tests against real Postgres, a real validator over the OpenAPI document,
 # the local stack with the curl lines it prints, the deployment artefacts,
-# a short run of every fuzz target, and the private-cluster fallback of the
-# test support on its own.
+# the queue's model check, a short run of every fuzz target, and the
+# private-cluster fallback of the test support on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
 
 ensure_postgres
 ensure_faketime
+ensure_spin
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -32,6 +33,9 @@ echo "==> the README's first command: run-local.sh --with-receiver, the lines it
 
 echo "==> deployment artefacts: Kubernetes manifests, compose file, collector config"
 ./deploy/validate.sh
+
+echo "==> the queue's protocol, model-checked (SPIN): every property, every mutation caught"
+./dispatcher-service/model/check.sh
 
 echo "==> fuzzing: every parser of outside input, ${FUZZ_SECONDS:-60} s per target"
 ./deploy/fuzz.sh "${FUZZ_SECONDS:-60}"
