@@ -8,7 +8,7 @@
 # and written back to the archives.
 #
 #   ./deploy/fuzz.sh                       # the short run of the test command
-#   FUZZ_SAVE_CORPUS=1 ./deploy/fuzz.sh 1800   # the long run (docs/reliability.md)
+#   FUZZ_SAVE_CORPUS=1 ./deploy/fuzz.sh 1200   # the long run (docs/reliability.md)
 #
 # Targets run FUZZ_JOBS at a time (default: one per core); libFuzzer is
 # single-threaded, so each still gets a whole core for its SECONDS.

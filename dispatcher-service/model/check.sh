@@ -59,7 +59,7 @@ run() {
 
 if [ "${1:-}" = --large ]; then
   run "every property" all pass 1000000 -DTMAX=5
-  run "every property, redelivery" all pass 1000000 -DTMAX=5 -DREDELIVERIES=1
+  run "every property, redelivery" all pass 1000000 -DTMAX=5 -DREDELIVERIES=1 -DCRASHES=0 -DDBCRASHES=0
 else
   # The bounded configuration: 2 deliveries, 2 replicas, a replica crash,
   # a database crash, a retry and a release, time 0..4 (faults at 0..1).
