@@ -109,7 +109,7 @@ hidden byte found, applies, rest;
 hidden byte map[NT];
 hidden byte n_live[NT]; hidden byte n_until[NT]; hidden byte n_ids[NT];
 hidden byte n_s_live[NT]; hidden byte n_s_until[NT]; hidden byte n_s_ids[NT];
-hidden int rowkey, bestkey;
+hidden int bestkey;
 
 #define in_live_batch(x) (live[1] && until[1] > now && (ids[1] & bit(x)) || \
                           live[2] && until[2] > now && (ids[2] & bit(x)) || \

@@ -60,6 +60,20 @@ fn outcome(claimed: &Claimed, status: DeliveryStatus, code: i32) -> queue::Compl
     }
 }
 
+/// Writes `claimed`'s outcome (HTTP `code`) and deletes the batches
+/// `finished`; answers the outcomes that applied.
+async fn write_outcome(
+    conn: &mut AsyncPgConnection,
+    claimed: &Claimed,
+    status: DeliveryStatus,
+    code: i32,
+    finished: &[Uuid],
+) -> Vec<(Uuid, Uuid)> {
+    queue::complete(conn, &[outcome(claimed, status, code)], finished)
+        .await
+        .unwrap()
+}
+
 /// Stores one event with a subscriber (its delivery leased at insert, with
 /// `lease`); answers its delivery's id.
 pub async fn one_delivery(conn: &mut AsyncPgConnection, lease: Option<Lease>) -> Uuid {
@@ -135,13 +149,7 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     assert_eq!(b[0].id, delivery_id);
     assert_ne!(b[0].hold.token, a.hold.token);
     assert_eq!(
-        queue::complete(
-            &mut conn,
-            &[outcome(&b[0], DeliveryStatus::Delivered, 200)],
-            &[]
-        )
-        .await
-        .unwrap(),
+        write_outcome(&mut conn, &b[0], DeliveryStatus::Delivered, 200, &[]).await,
         [(delivery_id, b[0].hold.token)]
     );
 
@@ -202,13 +210,7 @@ async fn a_stalled_worker_whose_outcome_lands_first_keeps_it() {
     // A's lease has ended, but nobody has taken the delivery over yet: its
     // outcome, a real attempt, lands.
     assert_eq!(
-        queue::complete(
-            &mut conn,
-            &[outcome(&a, DeliveryStatus::Delivered, 200)],
-            &[]
-        )
-        .await
-        .unwrap(),
+        write_outcome(&mut conn, &a, DeliveryStatus::Delivered, 200, &[]).await,
         [(delivery_id, a.hold.token)]
     );
     // The sweep that follows finds nothing to take over, and deletes the
@@ -307,13 +309,7 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
             .is_empty()
     );
     assert_eq!(
-        queue::complete(
-            &mut conn,
-            &[outcome(&claimed[0], DeliveryStatus::Delivered, 200)],
-            &[]
-        )
-        .await
-        .unwrap(),
+        write_outcome(&mut conn, &claimed[0], DeliveryStatus::Delivered, 200, &[]).await,
         [(delivery_id, claimed[0].hold.token)]
     );
 }
@@ -457,24 +453,26 @@ async fn a_claim_lost_in_a_database_crash_fences_its_holder() {
 
     // The lost claim's holder answers first, and is fenced off...
     assert!(
-        queue::complete(
+        write_outcome(
             &mut conn,
-            &[outcome(&lost, DeliveryStatus::Failed, 500)],
+            &lost,
+            DeliveryStatus::Failed,
+            500,
             &[lost.hold.token]
         )
         .await
-        .unwrap()
         .is_empty()
     );
     // ...the new holder's outcome lands.
     assert_eq!(
-        queue::complete(
+        write_outcome(
             &mut conn,
-            &[outcome(&again[0], DeliveryStatus::Delivered, 200)],
+            &again[0],
+            DeliveryStatus::Delivered,
+            200,
             &[again[0].hold.token]
         )
-        .await
-        .unwrap(),
+        .await,
         [(delivery_id, again[0].hold.token)]
     );
     assert_eq!(
