@@ -750,7 +750,9 @@ async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Percentiles>
     use dispatcher_service::storage::queue::{CLAIM, Role};
     use tokio_postgres::types::Type;
     let client = stack.dispatch_db.client().await?;
-    client.batch_execute(Role::Claims.session()).await?;
+    client
+        .batch_execute(&Role::Claims.session(std::time::Duration::from_secs(30)))
+        .await?;
     // Typed as the dispatcher binds them.
     let claim = client
         .prepare_typed(CLAIM, &[Type::INT4, Type::INT4, Type::UUID])

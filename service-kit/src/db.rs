@@ -3,8 +3,8 @@
 //! database already exists), open a pool, run the embedded migrations.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
@@ -19,7 +19,10 @@ pub async fn connect(
     migrations: EmbeddedMigrations,
 ) -> anyhow::Result<DbPool> {
     ensure_database(database_url).await?;
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|url| Box::pin(establish(url)));
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     let pool = Pool::builder()
         .max_size(pool_size)
         .connection_timeout(std::time::Duration::from_secs(10))
@@ -33,6 +36,24 @@ pub async fn connect(
         tracing::info!(%version, "applied migration");
     }
     Ok(pool)
+}
+
+/// The longest a session may idle inside a transaction before the server
+/// ends it, releasing its locks. A service cut off from its database in
+/// the middle of a transaction cannot say so, and the server, seeing no
+/// error on the socket (a proxy keeps it open; otherwise the kernel's
+/// keepalive takes two hours), would keep its row locks held meanwhile.
+/// No transaction here waits on anything but Postgres between statements.
+const IDLE_IN_TRANSACTION: &str = "SET idle_in_transaction_session_timeout = '30s'";
+
+async fn establish(url: &str) -> diesel::ConnectionResult<AsyncPgConnection> {
+    use diesel_async::SimpleAsyncConnection as _;
+    let mut connection = AsyncPgConnection::establish(url).await?;
+    connection
+        .batch_execute(IDLE_IN_TRANSACTION)
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(connection)
 }
 
 async fn ensure_database(database_url: &str) -> anyhow::Result<()> {

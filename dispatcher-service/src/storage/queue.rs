@@ -234,6 +234,13 @@ pub enum Role {
     /// - **It never compiles a plan (no JIT).** A plan with a priced-out
     ///   node costs more than `jit_above_cost`, and compiling it took
     ///   70–200 ms of a claim that otherwise takes under one.
+    /// - **The server ends it when it idles inside a transaction** for
+    ///   longer than the connection's timeout. A sweep holds the cursor's
+    ///   row lock between two statements; a dispatcher cut off from its
+    ///   database at that moment would otherwise leave the lock held on a
+    ///   server that cannot tell it is gone (through a proxy, or for the
+    ///   two hours of the kernel's keepalive), and every replica's claims
+    ///   and sweeps would wait behind it.
     Claims,
     /// Completions, and nothing else. **It never scans `deliveries`
     /// sequentially.** The completion is a prepared statement whose generic
@@ -248,12 +255,17 @@ pub enum Role {
 }
 
 impl Role {
-    /// The session settings of a connection for this role.
-    pub fn session(self) -> &'static str {
-        match self {
-            Role::Claims => "SET synchronous_commit = off; SET enable_sort = off; SET jit = off",
-            Role::Completions => "SET enable_seqscan = off; SET jit = off",
-        }
+    /// The session settings of a connection for this role whose statements
+    /// may take up to `timeout`.
+    pub fn session(self, timeout: Duration) -> String {
+        let role = match self {
+            Role::Claims => "SET synchronous_commit = off; SET enable_sort = off",
+            Role::Completions => "SET enable_seqscan = off",
+        };
+        format!(
+            "{role}; SET jit = off; SET idle_in_transaction_session_timeout = {}",
+            timeout.as_millis().clamp(1, i32::MAX as u128)
+        )
     }
 }
 
@@ -326,7 +338,9 @@ impl QueueConnection {
                     .dedicated_connection()
                     .await
                     .map_err(DispatchError::internal)?;
-                connection.batch_execute(self.role.session()).await?;
+                connection
+                    .batch_execute(&self.role.session(self.timeout))
+                    .await?;
                 connection
             }
         };

@@ -260,3 +260,56 @@ async fn replicas_claiming_and_sweeping_while_events_are_published_take_each_onc
     assert_eq!(unique.len(), taken.len(), "a delivery was taken twice");
     assert_eq!(unique, every, "a delivery was never taken");
 }
+
+/// A dispatcher cut off from its database in the middle of a sweep leaves
+/// its transaction open, holding the cursor's row lock, on a server that
+/// cannot tell it is gone. The server ends that session once it has idled
+/// for the connection's timeout, and the other replicas' claims go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_cut_off_holding_the_cursor_stalls_claims_only_for_its_timeout() {
+    use diesel_async::RunQueryDsl;
+    let (world, _) = queue_of(10).await;
+    let pool = storage::connect(world.dispatch_db.url(), 2).await.unwrap();
+    let timeout = Duration::from_secs(1);
+    let mut cut_off = QueueConnection::new(pool.clone(), Role::Claims, timeout);
+    cut_off
+        .run(async |conn| {
+            // What a sweep sends before its statement; no `COMMIT` follows.
+            diesel::sql_query("BEGIN").execute(conn).await?;
+            diesel::sql_query("SELECT 1 FROM queue_cursor FOR UPDATE")
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Each try waits for the lock for up to the timeout; the first ones
+    // find it held.
+    let mut other = QueueConnection::new(pool, Role::Claims, timeout);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let tried = other
+            .run(async |conn| queue::claim(conn, 100, Duration::from_secs(30)).await)
+            .await;
+        match tried {
+            Ok(_) => break,
+            Err(error) if std::time::Instant::now() < deadline => {
+                eprintln!("claim refused while the cursor is held: {error}")
+            }
+            Err(error) => panic!("the cursor stayed held: {error}"),
+        }
+    }
+    // A try that timed out may still have claimed once the lock was free
+    // (its statement had reached the server): every delivery is in a
+    // batch, whichever.
+    let db = world.dispatch_db.client().await.unwrap();
+    let batched: i64 = db
+        .query_one(
+            "SELECT count(DISTINCT id) FROM claims, unnest(ids) AS id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(batched, 10);
+}

@@ -112,15 +112,21 @@ async fn plain(pool: &DbPool) -> AsyncPgConnection {
 #[derive(QueryableByName)]
 struct Setting {
     #[diesel(sql_type = Text)]
-    synchronous_commit: String,
+    value: String,
 }
 
-async fn synchronous_commit(conn: &mut AsyncPgConnection) -> String {
-    diesel::sql_query("SHOW synchronous_commit")
+/// The session's value of the setting `name`.
+async fn setting(conn: &mut AsyncPgConnection, name: &str) -> String {
+    diesel::sql_query("SELECT current_setting($1) AS value")
+        .bind::<Text, _>(name)
         .get_result::<Setting>(conn)
         .await
         .unwrap()
-        .synchronous_commit
+        .value
+}
+
+async fn synchronous_commit(conn: &mut AsyncPgConnection) -> String {
+    setting(conn, "synchronous_commit").await
 }
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -172,7 +178,14 @@ async fn a_completion_finds_its_rows_by_key_even_when_planned_on_an_empty_table(
 
     // The hazard: planned on an empty table, the completion scans
     // `deliveries` whole for every batch, however large it grows.
-    let plan = completion_plan(&mut plain(&pool).await).await;
+    let mut conn = plain(&pool).await;
+    // Every pooled session is ended by the server if it idles inside a
+    // transaction (a service cut off mid-transaction keeps no lock).
+    assert_eq!(
+        setting(&mut conn, "idle_in_transaction_session_timeout").await,
+        "30s"
+    );
+    let plan = completion_plan(&mut conn).await;
     assert!(
         plan.contains("Seq Scan on deliveries"),
         "the hazard did not show (if this Postgres no longer plans so, this check can go):\n{plan}"
