@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::delivery::worker::{Reserved, Worker};
 use crate::domain::error::FieldViolation;
+use crate::domain::queue::{Claim, Hold};
 use crate::domain::{Delivery, DispatchError};
 use crate::registry::{RegistryClient, Resolution, TypeRules};
 use crate::storage::DbPool;
@@ -16,7 +17,6 @@ use crate::storage::commit::Committer;
 use crate::storage::deliveries::{self, ListFilter};
 use crate::storage::events::Stored;
 use crate::storage::models::NewEvent;
-use crate::storage::queue::{Claimed, Hold};
 
 /// Committer tasks: enough that one gathers the next batch while another
 /// writes, few enough to leave the pool's connections to the workers.
@@ -325,7 +325,7 @@ fn hand_off(
         };
         match local.remove(&s.event_id) {
             Some((reserved, event)) => worker.hand_off(
-                Claimed {
+                Claim {
                     id: delivery_id,
                     hold: Hold::handed_off(reserved.lease.token),
                     event_id: event.id,

@@ -19,17 +19,28 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::worker::Batches;
+use crate::domain::queue::{Hold, Outcome};
 use crate::domain::{AttemptResult, DeliveryStatus};
 use crate::registry::{RegistryClient, Target};
 use crate::storage::DbPool;
-use crate::storage::queue::{self, Completion, QueueConnection, Role};
+use crate::storage::queue::{self, QueueConnection, Role};
 
-/// One finished task: the write to make, and what to tell the registry once
-/// the write has landed.
+/// A delivery done with for this round: the write to make, and what to
+/// tell the registry once the write has landed.
 #[derive(Debug)]
-pub(super) struct Done {
-    pub completion: Completion,
+pub(super) struct Finished {
+    pub outcome: Outcome,
     pub report: Option<Report>,
+}
+
+impl Finished {
+    /// An outcome the registry hears nothing of (no attempt was made).
+    pub fn unreported(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            report: None,
+        }
+    }
 }
 
 /// What to tell the registry once an attempt's outcome is written.
@@ -46,87 +57,117 @@ pub(super) struct Report {
 /// little longer apart each time (about 11 s in all).
 const ROUNDS: u32 = 10;
 
-/// Writes finished attempts in batches until `done` closes.
+/// The completer's counters, registered once like the attempt metrics.
+struct Counters {
+    finished: [(DeliveryStatus, metrics::Counter); 3],
+    /// Outcomes this process could not write: fenced off because another
+    /// holder took the delivery over, or given up on with the database
+    /// unreachable (then attempted again after the lease).
+    lease_taken_over: metrics::Counter,
+    unreachable: metrics::Counter,
+}
+
+impl Counters {
+    fn new() -> Self {
+        let finished = [
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Cancelled,
+        ]
+        .map(|status| {
+            let counter = metrics::counter!("callbacks_deliveries_finished_total", "status" => status.as_str());
+            (status, counter)
+        });
+        let not_written = |reason: &'static str| metrics::counter!("callbacks_outcomes_not_written_total", "reason" => reason);
+        Self {
+            finished,
+            lease_taken_over: not_written("lease_taken_over"),
+            unreachable: not_written("database_unreachable"),
+        }
+    }
+}
+
+/// Writes finished deliveries' outcomes in batches until `done` closes.
 pub(super) async fn run(
     pool: DbPool,
     timeout: Duration,
     registry: Arc<RegistryClient>,
     batches: Batches,
-    mut done: mpsc::Receiver<Done>,
+    mut done: mpsc::Receiver<Finished>,
 ) {
-    // Registered once, like the attempt metrics.
-    let finished = [
-        DeliveryStatus::Delivered,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Cancelled,
-    ]
-    .map(|status| {
-        let counter =
-            metrics::counter!("callbacks_deliveries_finished_total", "status" => status.as_str());
-        (status, counter)
-    });
-    // Outcomes this process could not write: fenced off because another
-    // holder took the delivery over, or given up on with the database
-    // unreachable (then attempted again after the lease).
-    let not_written = |reason: &'static str| metrics::counter!("callbacks_outcomes_not_written_total", "reason" => reason);
-    let lease_taken_over = not_written("lease_taken_over");
-    let unreachable = not_written("database_unreachable");
+    let counters = Counters::new();
     let mut connection = QueueConnection::new(pool, Role::Completions, timeout);
     // Kept across batches: allocated once, not per batch.
     let mut batch = Vec::with_capacity(256);
-    let mut completions: Vec<Completion> = Vec::with_capacity(256);
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(256);
     let mut reports: Vec<Option<Report>> = Vec::with_capacity(256);
     let mut finished_batches: Vec<Uuid> = Vec::new();
     while done.recv_many(&mut batch, 256).await > 0 {
-        completions.clear();
+        outcomes.clear();
         reports.clear();
         finished_batches.clear();
         {
             let mut batches = batches.lock().unwrap_or_else(|p| p.into_inner());
-            for d in batch.drain(..) {
-                let hold = d.completion.hold;
-                if let Some(left) = batches.get_mut(&hold.token).filter(|_| hold.batch) {
-                    *left = left.saturating_sub(1);
-                    if *left == 0 {
-                        batches.remove(&hold.token);
-                        finished_batches.push(hold.token);
-                    }
+            for f in batch.drain(..) {
+                if let Some(token) = last_of_batch(&mut batches, f.outcome.hold) {
+                    finished_batches.push(token);
                 }
-                completions.push(d.completion);
-                reports.push(d.report);
+                outcomes.push(f.outcome);
+                reports.push(f.report);
             }
         }
-        let written = write(&mut connection, &completions, &finished_batches).await;
-        let lost_lease = completions.len() - written.unwritten - written.applied.len();
+        let written = write(&mut connection, &outcomes, &finished_batches).await;
+        let lost_lease = outcomes.len() - written.unwritten - written.applied.len();
         if lost_lease > 0 {
             tracing::warn!(
                 count = lost_lease,
                 "outcomes not written: their leases had been taken over"
             );
-            lease_taken_over.increment(lost_lease as u64);
+            counters.lease_taken_over.increment(lost_lease as u64);
         }
         if written.unwritten > 0 {
-            unreachable.increment(written.unwritten as u64);
+            counters.unreachable.increment(written.unwritten as u64);
         }
-        for (completion, report) in completions.iter().zip(reports.drain(..)) {
-            if !written
+        for (outcome, report) in outcomes.iter().zip(reports.drain(..)) {
+            if written
                 .applied
-                .contains(&(completion.delivery_id, completion.hold.token))
+                .contains(&(outcome.delivery_id, outcome.hold.token))
             {
-                continue;
-            }
-            if let Some((_, counter)) = finished.iter().find(|(s, _)| *s == completion.status) {
-                counter.increment(1);
-            }
-            if let Some(report) = report {
-                registry.report(
-                    &report.target,
-                    &report.result,
-                    report.at,
-                    report.trace_context,
-                );
+                announce(&counters, &registry, outcome, report);
             }
         }
+    }
+}
+
+/// Counts an outcome of `hold`'s batch off; answers the batch's token if
+/// it was the last one.
+fn last_of_batch(batches: &mut foldhash::HashMap<Uuid, u32>, hold: Hold) -> Option<Uuid> {
+    let left = batches.get_mut(&hold.token).filter(|_| hold.batch)?;
+    *left = left.saturating_sub(1);
+    if *left > 0 {
+        return None;
+    }
+    batches.remove(&hold.token);
+    Some(hold.token)
+}
+
+/// Counts a written outcome, and reports its attempt to the registry.
+fn announce(
+    counters: &Counters,
+    registry: &RegistryClient,
+    outcome: &Outcome,
+    report: Option<Report>,
+) {
+    if let Some((_, counter)) = counters.finished.iter().find(|(s, _)| *s == outcome.status) {
+        counter.increment(1);
+    }
+    if let Some(report) = report {
+        registry.report(
+            &report.target,
+            &report.result,
+            report.at,
+            report.trace_context,
+        );
     }
 }
 
@@ -139,15 +180,15 @@ struct Written {
     unwritten: usize,
 }
 
-/// Writes `completions` and deletes the `claims` rows of the `finished`
+/// Writes `outcomes` and deletes the `claims` rows of the `finished`
 /// batches: in one statement, or, if that fails, one outcome at a time.
 async fn write(
     connection: &mut QueueConnection,
-    completions: &[Completion],
+    outcomes: &[Outcome],
     finished: &[Uuid],
 ) -> Written {
     let error = match connection
-        .run(async |conn| queue::complete(conn, completions, finished).await)
+        .run(async |conn| queue::complete(conn, outcomes, finished).await)
         .await
     {
         Ok(applied) => {
@@ -158,9 +199,9 @@ async fn write(
         }
         Err(error) => error,
     };
-    tracing::warn!(error = %error, count = completions.len(), "writing a batch of outcomes failed; writing them one at a time");
+    tracing::warn!(error = %error, count = outcomes.len(), "writing a batch of outcomes failed; writing them one at a time");
     let mut written = Written::default();
-    let mut left = completions.to_vec();
+    let mut left = outcomes.to_vec();
     for round in 1..=ROUNDS {
         left = write_each(connection, left, &mut written.applied).await;
         if left.is_empty() {
@@ -197,12 +238,12 @@ async fn write(
 /// tried again after a pause.
 async fn write_each(
     connection: &mut QueueConnection,
-    left: Vec<Completion>,
+    left: Vec<Outcome>,
     applied: &mut HashSet<(Uuid, Uuid)>,
-) -> Vec<Completion> {
-    let mut outcomes = left.into_iter();
-    while let Some(completion) = outcomes.next() {
-        let one = std::slice::from_ref(&completion);
+) -> Vec<Outcome> {
+    let mut rest = left.into_iter();
+    while let Some(outcome) = rest.next() {
+        let one = std::slice::from_ref(&outcome);
         if let Ok(done) = connection
             .run(async |conn| queue::complete(conn, one, &[]).await)
             .await
@@ -210,16 +251,16 @@ async fn write_each(
             applied.extend(done);
             continue;
         }
-        let bare = [completion.without_texts()];
+        let bare = [outcome.without_texts()];
         match connection
             .run(async |conn| queue::complete(conn, &bare, &[]).await)
             .await
         {
             Ok(done) => {
-                tracing::warn!(delivery.id = %completion.delivery_id, "outcome written without its reason and response excerpt, which the database refused");
+                tracing::warn!(delivery.id = %outcome.delivery_id, "outcome written without its reason and response excerpt, which the database refused");
                 applied.extend(done);
             }
-            Err(_) => return std::iter::once(completion).chain(outcomes).collect(),
+            Err(_) => return std::iter::once(outcome).chain(rest).collect(),
         }
     }
     Vec::new()

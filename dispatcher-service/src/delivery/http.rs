@@ -128,7 +128,7 @@ impl Trace<'_> {
 
 /// The result of one attempt, with what the attempt log keeps.
 #[derive(Debug, Clone)]
-pub struct AttemptOutcome {
+pub struct Attempted {
     pub result: AttemptResult,
     pub started_at: DateTime<Utc>,
     pub duration: Duration,
@@ -303,12 +303,7 @@ impl Deliverer {
     /// its trace id (the span, dropped unseen, and the context parsed and
     /// written again for it took about a tenth of the dispatcher's CPU;
     /// docs/benchmarks.md, seventh round).
-    pub async fn attempt(
-        &self,
-        target: &Target,
-        of: AttemptOf<'_>,
-        body: &Bytes,
-    ) -> AttemptOutcome {
+    pub async fn attempt(&self, target: &Target, of: AttemptOf<'_>, body: &Bytes) -> Attempted {
         if !service_kit::telemetry::exporting() {
             let trace = Trace::Stored(of.trace_context);
             return self
@@ -366,10 +361,10 @@ impl Deliverer {
         webhook_id: Uuid,
         started_at: DateTime<Utc>,
         body: &Bytes,
-    ) -> AttemptOutcome {
+    ) -> Attempted {
         let clock = Instant::now();
         let trace_id = trace.trace_id();
-        let finish = |result, excerpt| AttemptOutcome {
+        let finish = |result, excerpt| Attempted {
             result,
             started_at,
             duration: clock.elapsed(),

@@ -7,6 +7,7 @@
 pub mod attempt;
 pub mod delivery;
 pub mod error;
+pub mod queue;
 pub mod retry;
 pub mod signature;
 

@@ -7,6 +7,7 @@ pub mod commit;
 pub mod deliveries;
 pub mod events;
 pub mod models;
+pub mod notifications;
 pub mod queue;
 pub mod resolve;
 pub mod schema;
@@ -16,35 +17,12 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::Error as DieselError;
 use diesel_async::pooled_connection::bb8::RunError;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+pub use notifications::{WAKE_CHANNEL, notified_due, notify_due};
 pub use service_kit::db::DbPool;
 
 use crate::domain::DispatchError;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
-
-/// The channel `NOTIFY`d when new work is due, so idle workers wake at once.
-/// The payload is the due time of that work (the transaction's `now()`,
-/// in microseconds since the epoch): if a worker's claims have already
-/// passed it when the notification arrives, the work committed behind
-/// the cursor and the worker sweeps for it (see `queue`).
-pub const WAKE_CHANNEL: &str = "deliveries_due";
-
-/// Notifies [`WAKE_CHANNEL`] when the caller's transaction commits, with
-/// its `now()`, the due time of the deliveries it made due.
-pub async fn notify_due(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), DispatchError> {
-    use diesel_async::RunQueryDsl;
-    diesel::sql_query(format!(
-        "SELECT pg_notify('{WAKE_CHANNEL}', (extract(epoch FROM now()) * 1000000)::bigint::text)"
-    ))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The due time a [`WAKE_CHANNEL`] payload carries.
-pub fn notified_due(payload: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp_micros(payload.parse().ok()?)
-}
 
 /// `text` as Postgres stores it. A `text` value cannot hold the NUL
 /// character (the server refuses the whole statement), and what an

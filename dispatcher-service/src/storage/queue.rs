@@ -45,65 +45,64 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{DbPool, Prepared, storable};
-use crate::domain::{DeliveryStatus, DispatchError};
+use crate::domain::DispatchError;
+use crate::domain::queue::{Claim, Hold, Outcome};
 
-/// What holds a delivery for a worker, and so what fences its outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
-pub struct Hold {
-    /// The claim's token: its batch's, or the hand-off's (see `batch`).
-    #[diesel(sql_type = SqlUuid, column_name = lease_token)]
-    pub token: Uuid,
-    /// The delivery's due time when a claim took it from the cursor. Its
-    /// outcome is written only if the row is still pending at that due
-    /// time with no token on it, and the batch's `claims` row is still
-    /// there: any later write to the row (an outcome, a sweep's token)
-    /// changes the one or the other, and a claim lost in a database crash
-    /// has no row (the cursor went back, and another claim may hold the
-    /// delivery with the same due time). `None` when the token is
-    /// on the row (a hand-off, or a sweep), and the outcome is written
-    /// only under it.
+/// A [`Hold`] as the claim and sweep statements answer it.
+#[derive(QueryableByName)]
+struct HoldRow {
+    #[diesel(sql_type = SqlUuid)]
+    lease_token: Uuid,
     #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub was_due: Option<DateTime<Utc>>,
-    /// Whether `token` names a `claims` row, deleted once the batch's last
-    /// outcome is written.
+    was_due: Option<DateTime<Utc>>,
     #[diesel(sql_type = Bool)]
-    pub batch: bool,
+    batch: bool,
 }
 
-impl Hold {
-    /// A delivery stored at publish already leased to this process.
-    pub fn handed_off(token: Uuid) -> Self {
+/// A [`Claim`] as the claim and sweep statements answer it.
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(embed)]
+    hold: HoldRow,
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    partner_id: Uuid,
+    #[diesel(sql_type = Int4)]
+    notification_type: i32,
+    #[diesel(sql_type = Int4)]
+    attempt_count: i32,
+    #[diesel(sql_type = Int4)]
+    series_attempts: i32,
+    #[diesel(sql_type = Bool)]
+    is_test: bool,
+    #[diesel(sql_type = sql_types::Bytea, deserialize_as = Vec<u8>)]
+    payload: bytes::Bytes,
+    #[diesel(sql_type = Nullable<Text>)]
+    trace_context: Option<String>,
+}
+
+impl From<ClaimRow> for Claim {
+    fn from(row: ClaimRow) -> Self {
         Self {
-            token,
-            was_due: None,
-            batch: false,
+            id: row.id,
+            hold: Hold {
+                token: row.hold.lease_token,
+                was_due: row.hold.was_due,
+                batch: row.hold.batch,
+            },
+            event_id: row.event_id,
+            partner_id: row.partner_id,
+            notification_type: row.notification_type,
+            attempt_count: row.attempt_count,
+            series_attempts: row.series_attempts,
+            is_test: row.is_test,
+            payload: row.payload,
+            trace_context: row.trace_context,
         }
     }
-}
-
-/// A claimed delivery with what is needed to attempt it.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct Claimed {
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    #[diesel(embed)]
-    pub hold: Hold,
-    #[diesel(sql_type = SqlUuid)]
-    pub event_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    pub partner_id: Uuid,
-    #[diesel(sql_type = Int4)]
-    pub notification_type: i32,
-    #[diesel(sql_type = Int4)]
-    pub attempt_count: i32,
-    #[diesel(sql_type = Int4)]
-    pub series_attempts: i32,
-    #[diesel(sql_type = Bool)]
-    pub is_test: bool,
-    #[diesel(sql_type = sql_types::Bytea, deserialize_as = Vec<u8>)]
-    pub payload: bytes::Bytes,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub trace_context: Option<String>,
 }
 
 /// The claim statement: up to `$1` due deliveries after the cursor, in
@@ -357,15 +356,16 @@ pub async fn claim(
     conn: &mut AsyncPgConnection,
     limit: u32,
     lease: Duration,
-) -> Result<Vec<Claimed>, DispatchError> {
-    Ok(Prepared(
+) -> Result<Vec<Claim>, DispatchError> {
+    let rows: Vec<ClaimRow> = Prepared(
         diesel::sql_query(CLAIM)
             .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
             .bind::<Int4, _>(lease_ms(lease))
             .bind::<SqlUuid, _>(Uuid::new_v4()),
     )
     .load(conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(Claim::from).collect())
 }
 
 /// Takes up to `limit` deliveries due from `from` on that lie behind the
@@ -375,64 +375,26 @@ pub async fn sweep(
     limit: u32,
     lease: Duration,
     from: DateTime<Utc>,
-) -> Result<Vec<Claimed>, DispatchError> {
-    conn.transaction(async |conn| {
-        // A statement of its own: the sweep's must see every batch that
-        // committed while this one waited for the lock.
-        diesel::sql_query("SELECT 1 FROM queue_cursor FOR UPDATE")
-            .execute(conn)
-            .await?;
-        Ok(Prepared(
-            diesel::sql_query(SWEEP)
-                .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-                .bind::<Int4, _>(lease_ms(lease))
-                .bind::<SqlUuid, _>(Uuid::new_v4())
-                .bind::<Timestamptz, _>(from),
-        )
-        .load(conn)
-        .await?)
-    })
-    .await
-}
-
-/// How a claimed delivery ends this round.
-#[derive(Debug, Clone)]
-pub struct Completion {
-    pub delivery_id: Uuid,
-    /// The claim's hold, under which the outcome is written.
-    pub hold: Hold,
-    /// `Pending` with `next_attempt_at` to retry (or to release unattempted).
-    pub status: DeliveryStatus,
-    pub next_attempt_at: DateTime<Utc>,
-    /// The attempt made, if one was: counted and logged. `None` releases or
-    /// cancels without counting.
-    pub attempt: Option<AttemptRecord>,
-    pub error: Option<String>,
-}
-
-impl Completion {
-    /// This outcome without the texts it carries (the reason and the
-    /// response excerpt): what can still be written when Postgres refuses
-    /// them.
-    pub fn without_texts(&self) -> Self {
-        let mut bare = self.clone();
-        bare.error = bare
-            .error
-            .map(|_| "the reason could not be stored".to_owned());
-        if let Some(attempt) = &mut bare.attempt {
-            attempt.response_excerpt.clear();
-        }
-        bare
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub registration_id: Uuid,
-    pub started_at: DateTime<Utc>,
-    pub duration_ms: i32,
-    pub response_status: Option<i32>,
-    pub response_excerpt: String,
+) -> Result<Vec<Claim>, DispatchError> {
+    let rows: Vec<ClaimRow> = conn
+        .transaction::<_, DispatchError, _>(async |conn| {
+            // A statement of its own: the sweep's must see every batch that
+            // committed while this one waited for the lock.
+            diesel::sql_query("SELECT 1 FROM queue_cursor FOR UPDATE")
+                .execute(conn)
+                .await?;
+            Ok(Prepared(
+                diesel::sql_query(SWEEP)
+                    .bind::<Int4, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+                    .bind::<Int4, _>(lease_ms(lease))
+                    .bind::<SqlUuid, _>(Uuid::new_v4())
+                    .bind::<Timestamptz, _>(from),
+            )
+            .load(conn)
+            .await?)
+        })
+        .await?;
+    Ok(rows.into_iter().map(Claim::from).collect())
 }
 
 #[derive(QueryableByName)]
@@ -497,68 +459,96 @@ pub const COMPLETE: &str = "WITH input AS (
          )
          SELECT id, token FROM updated";
 
-/// Writes `completions` in one statement, deletes the `claims` rows of
+/// A batch of outcomes as the completion statement's twelve arrays.
+struct OutcomeColumns {
+    ids: Vec<Uuid>,
+    tokens: Vec<Uuid>,
+    statuses: Vec<String>,
+    next_at: Vec<DateTime<Utc>>,
+    counted: Vec<bool>,
+    errors: Vec<Option<String>>,
+    registrations: Vec<Option<Uuid>>,
+    started: Vec<DateTime<Utc>>,
+    durations: Vec<i32>,
+    response_statuses: Vec<Option<i32>>,
+    excerpts: Vec<String>,
+    was_due: Vec<Option<DateTime<Utc>>>,
+}
+
+impl OutcomeColumns {
+    fn of(outcomes: &[Outcome]) -> Self {
+        let n = outcomes.len();
+        let mut columns = Self {
+            ids: Vec::with_capacity(n),
+            tokens: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            next_at: Vec::with_capacity(n),
+            counted: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+            registrations: Vec::with_capacity(n),
+            started: Vec::with_capacity(n),
+            durations: Vec::with_capacity(n),
+            response_statuses: Vec::with_capacity(n),
+            excerpts: Vec::with_capacity(n),
+            was_due: Vec::with_capacity(n),
+        };
+        for o in outcomes {
+            columns.ids.push(o.delivery_id);
+            columns.tokens.push(o.hold.token);
+            columns.was_due.push(o.hold.was_due);
+            columns.statuses.push(o.status.as_str().to_owned());
+            columns.next_at.push(o.next_attempt_at);
+            columns.counted.push(o.attempt.is_some());
+            columns.errors.push(o.error.clone().map(storable));
+            let attempt = o.attempt.as_ref();
+            columns
+                .registrations
+                .push(attempt.map(|a| a.registration_id));
+            columns
+                .started
+                .push(attempt.map_or(o.next_attempt_at, |a| a.started_at));
+            columns.durations.push(attempt.map_or(0, |a| a.duration_ms));
+            columns
+                .response_statuses
+                .push(attempt.and_then(|a| a.response_status));
+            columns.excerpts.push(
+                attempt
+                    .map(|a| storable(a.response_excerpt.clone()))
+                    .unwrap_or_default(),
+            );
+        }
+        columns
+    }
+}
+
+/// Writes `outcomes` in one statement, deletes the `claims` rows of
 /// the `finished` batches, and answers the (delivery, token) pairs whose
 /// hold was still theirs; the others were taken over (or written before)
-/// and changed nothing. Two completions of one delivery (an old claim and
+/// and changed nothing. Two outcomes of one delivery (an old claim and
 /// its successor) are told apart by their tokens.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
-    completions: &[Completion],
+    outcomes: &[Outcome],
     finished: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>, DispatchError> {
-    if completions.is_empty() && finished.is_empty() {
+    if outcomes.is_empty() && finished.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids = Vec::with_capacity(completions.len());
-    let mut tokens = Vec::with_capacity(completions.len());
-    let mut statuses = Vec::with_capacity(completions.len());
-    let mut next_at = Vec::with_capacity(completions.len());
-    let mut counted = Vec::with_capacity(completions.len());
-    let mut errors = Vec::with_capacity(completions.len());
-    let mut registrations = Vec::with_capacity(completions.len());
-    let mut started = Vec::with_capacity(completions.len());
-    let mut durations = Vec::with_capacity(completions.len());
-    let mut response_statuses = Vec::with_capacity(completions.len());
-    let mut excerpts = Vec::with_capacity(completions.len());
-    let mut was_due = Vec::with_capacity(completions.len());
-    for c in completions {
-        ids.push(c.delivery_id);
-        tokens.push(c.hold.token);
-        was_due.push(c.hold.was_due);
-        statuses.push(c.status.as_str().to_owned());
-        next_at.push(c.next_attempt_at);
-        counted.push(c.attempt.is_some());
-        errors.push(c.error.clone().map(storable));
-        registrations.push(c.attempt.as_ref().map(|a| a.registration_id));
-        started.push(
-            c.attempt
-                .as_ref()
-                .map_or(c.next_attempt_at, |a| a.started_at),
-        );
-        durations.push(c.attempt.as_ref().map_or(0, |a| a.duration_ms));
-        response_statuses.push(c.attempt.as_ref().and_then(|a| a.response_status));
-        excerpts.push(
-            c.attempt
-                .as_ref()
-                .map(|a| storable(a.response_excerpt.clone()))
-                .unwrap_or_default(),
-        );
-    }
+    let c = OutcomeColumns::of(outcomes);
     let applied: Vec<Applied> = Prepared(
         diesel::sql_query(COMPLETE)
-            .bind::<Array<SqlUuid>, _>(ids)
-            .bind::<Array<SqlUuid>, _>(tokens)
-            .bind::<Array<Text>, _>(statuses)
-            .bind::<Array<Timestamptz>, _>(next_at)
-            .bind::<Array<Bool>, _>(counted)
-            .bind::<Array<Nullable<Text>>, _>(errors)
-            .bind::<Array<Nullable<SqlUuid>>, _>(registrations)
-            .bind::<Array<Timestamptz>, _>(started)
-            .bind::<Array<Int4>, _>(durations)
-            .bind::<Array<Nullable<Int4>>, _>(response_statuses)
-            .bind::<Array<Text>, _>(excerpts)
-            .bind::<Array<Nullable<Timestamptz>>, _>(was_due)
+            .bind::<Array<SqlUuid>, _>(c.ids)
+            .bind::<Array<SqlUuid>, _>(c.tokens)
+            .bind::<Array<Text>, _>(c.statuses)
+            .bind::<Array<Timestamptz>, _>(c.next_at)
+            .bind::<Array<Bool>, _>(c.counted)
+            .bind::<Array<Nullable<Text>>, _>(c.errors)
+            .bind::<Array<Nullable<SqlUuid>>, _>(c.registrations)
+            .bind::<Array<Timestamptz>, _>(c.started)
+            .bind::<Array<Int4>, _>(c.durations)
+            .bind::<Array<Nullable<Int4>>, _>(c.response_statuses)
+            .bind::<Array<Text>, _>(c.excerpts)
+            .bind::<Array<Nullable<Timestamptz>>, _>(c.was_due)
             .bind::<Array<SqlUuid>, _>(finished),
     )
     .load(conn)

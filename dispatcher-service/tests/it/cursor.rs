@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
 use dispatcher_service::domain::DeliveryStatus;
+use dispatcher_service::domain::queue::{Claim, Outcome};
 use dispatcher_service::storage;
-use dispatcher_service::storage::queue::{self, Claimed, QueueConnection, Role};
+use dispatcher_service::storage::queue::{self, QueueConnection, Role};
 use uuid::Uuid;
 
 use crate::World;
@@ -26,7 +27,7 @@ async fn queue_of(n: i32) -> (World, AsyncPgConnection) {
     (world, conn)
 }
 
-fn ids(claimed: &[Claimed]) -> Vec<Uuid> {
+fn ids(claimed: &[Claim]) -> Vec<Uuid> {
     claimed.iter().map(|c| c.id).collect()
 }
 
@@ -162,10 +163,10 @@ async fn a_crashed_workers_batch_is_taken_over_for_what_it_left_pending() {
     assert_eq!(crashed.len(), 10);
     // Before it crashed, its worker wrote four outcomes: two delivered,
     // two to retry in an hour.
-    let written: Vec<queue::Completion> = crashed[..4]
+    let written: Vec<Outcome> = crashed[..4]
         .iter()
         .enumerate()
-        .map(|(n, c)| queue::Completion {
+        .map(|(n, c)| Outcome {
             delivery_id: c.id,
             hold: c.hold,
             status: if n < 2 {

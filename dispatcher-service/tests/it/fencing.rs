@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use dispatcher_service::domain::DeliveryStatus;
+use dispatcher_service::domain::queue::{AttemptRecord, Claim, Hold, Outcome};
 use dispatcher_service::storage::models::{Lease, NewEvent};
-use dispatcher_service::storage::queue::Claimed;
 use dispatcher_service::storage::{self, queue};
 use uuid::Uuid;
 
@@ -18,8 +18,8 @@ use crate::World;
 
 const LEASE: Duration = Duration::from_secs(30);
 
-fn attempt(status: i32) -> queue::AttemptRecord {
-    queue::AttemptRecord {
+fn attempt(status: i32) -> AttemptRecord {
+    AttemptRecord {
         registration_id: Uuid::new_v4(),
         started_at: Utc::now(),
         duration_ms: 5,
@@ -29,12 +29,12 @@ fn attempt(status: i32) -> queue::AttemptRecord {
 }
 
 /// A claim of up to `limit` from the cursor.
-pub async fn claim(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claimed> {
+pub async fn claim(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claim> {
     queue::claim(conn, limit, LEASE).await.unwrap()
 }
 
 /// A sweep of everything behind the cursor.
-pub async fn sweep(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claimed> {
+pub async fn sweep(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claim> {
     queue::sweep(conn, limit, LEASE, chrono::DateTime::UNIX_EPOCH)
         .await
         .unwrap()
@@ -49,8 +49,8 @@ pub async fn expire_batches(world: &World) {
 }
 
 /// An attempt's outcome (HTTP `code`) written for `claimed`.
-fn outcome(claimed: &Claimed, status: DeliveryStatus, code: i32) -> queue::Completion {
-    queue::Completion {
+fn outcome(claimed: &Claim, status: DeliveryStatus, code: i32) -> Outcome {
+    Outcome {
         delivery_id: claimed.id,
         hold: claimed.hold,
         status,
@@ -64,7 +64,7 @@ fn outcome(claimed: &Claimed, status: DeliveryStatus, code: i32) -> queue::Compl
 /// `finished`; answers the outcomes that applied.
 async fn write_outcome(
     conn: &mut AsyncPgConnection,
-    claimed: &Claimed,
+    claimed: &Claim,
     status: DeliveryStatus,
     code: i32,
     finished: &[Uuid],
@@ -96,7 +96,7 @@ pub async fn one_delivery(conn: &mut AsyncPgConnection, lease: Option<Lease>) ->
 
 /// A fresh world with one delivery, claimed from the cursor, and a
 /// connection.
-async fn one_claimed() -> (World, AsyncPgConnection, Claimed) {
+async fn one_claimed() -> (World, AsyncPgConnection, Claim) {
     let world = World::start().await;
     let pool = storage::connect(world.dispatch_db.url(), 1).await.unwrap();
     let mut conn = pool.dedicated_connection().await.unwrap();
@@ -154,7 +154,7 @@ async fn an_expired_lease_cannot_overwrite_the_new_owners_outcome() {
     );
 
     // A finally answers with a failure: its write changes 0 rows.
-    let a_done = queue::Completion {
+    let a_done = Outcome {
         error: Some("HTTP 500".into()),
         ..outcome(&a, DeliveryStatus::Pending, 500)
     };
@@ -298,8 +298,8 @@ async fn a_delivery_leased_at_publish_is_claimed_only_when_its_lease_ends() {
     assert_ne!(claimed[0].hold.token, handed_off.token);
 
     // ...and the first lease can no longer write an outcome.
-    let late = queue::Completion {
-        hold: queue::Hold::handed_off(handed_off.token),
+    let late = Outcome {
+        hold: Hold::handed_off(handed_off.token),
         ..outcome(&claimed[0], DeliveryStatus::Delivered, 200)
     };
     assert!(
@@ -338,9 +338,9 @@ async fn a_hand_off_whose_holder_answers_during_the_claim_is_left_out_of_it() {
     // minutes, not committed yet.
     let mut holder = pool.dedicated_connection().await.unwrap();
     holder.batch_execute("BEGIN").await.unwrap();
-    let retry = queue::Completion {
+    let retry = Outcome {
         delivery_id,
-        hold: queue::Hold::handed_off(token),
+        hold: Hold::handed_off(token),
         status: DeliveryStatus::Pending,
         next_attempt_at: Utc::now() + chrono::Duration::minutes(5),
         attempt: Some(attempt(500)),
@@ -398,7 +398,7 @@ async fn a_sweep_passes_over_a_delivery_whose_outcome_is_being_written() {
     let pool = storage::connect(world.dispatch_db.url(), 1).await.unwrap();
     let mut holder = pool.dedicated_connection().await.unwrap();
     holder.batch_execute("BEGIN").await.unwrap();
-    let release = queue::Completion {
+    let release = Outcome {
         attempt: None,
         ..outcome(&stalled, DeliveryStatus::Pending, 0)
     };

@@ -1,0 +1,383 @@
+//! Each registration's share of this process: a few slots of its own, a
+//! small parking space for deliveries waiting for one, and its recent pace.
+//!
+//! A delivery whose endpoint has no free slot is parked in memory, holding
+//! its lease but no global slot; the task that finishes an attempt on that
+//! endpoint takes the next parked delivery ([`Endpoints::next_parked`]),
+//! so a busy endpoint is kept exactly at its concurrency. Parking is
+//! bounded per endpoint and in all; beyond that, and for deliveries parked
+//! so long that their lease could run out during the attempt, the delivery
+//! goes back to the queue unattempted, for about as long as the parking
+//! takes to drain at the endpoint's recent pace ([`Endpoint::back_off`]).
+//! Each return costs a claim and a write, so an endpoint that hangs until
+//! its timeout sees its surplus come back once in a few timeouts, not
+//! every second.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use foldhash::{HashMap, HashMapExt as _};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use crate::domain::queue::Claim;
+use crate::registry::Target;
+
+/// Parked deliveries allowed per endpoint, as a multiple of its slots.
+const PARK_PER_SLOT: usize = 4;
+/// Parked deliveries allowed in all, as a multiple of the in-flight bound.
+pub(super) const PARK_PER_IN_FLIGHT: usize = 4;
+
+/// A registration's slots and the deliveries waiting for one.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    slots: Arc<Semaphore>,
+    /// Deliveries waiting for a slot, with when they were claimed.
+    parked: VecDeque<(Claim, Arc<Target>, Instant)>,
+    /// How long its attempts take lately (a moving average; zero until
+    /// one finishes), and when that was last updated.
+    pace: Duration,
+    paced_at: Instant,
+}
+
+/// A delivery ready to attempt: one of its endpoint's slots is held.
+#[derive(Debug)]
+pub(super) struct Ready {
+    pub permit: OwnedSemaphorePermit,
+    pub claim: Claim,
+    pub claimed_at: Instant,
+    pub target: Arc<Target>,
+}
+
+/// Where a resolved delivery goes next.
+#[derive(Debug)]
+pub(super) enum Placement {
+    Attempt(Ready),
+    Parked,
+    /// The endpoint is saturated and its parking full: back to the queue
+    /// for this long.
+    Refused(Box<Claim>, Duration),
+}
+
+/// Parked deliveries that waited too long for their endpoint, and how long
+/// to put them off.
+pub(super) type Stale = (Vec<Claim>, Duration);
+
+/// The bounds every endpoint shares.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub per_endpoint: usize,
+    /// The least a refused delivery is put off.
+    pub floor: Duration,
+    /// The most a refused delivery is put off (before spreading).
+    pub ceiling: Duration,
+    /// How long after its claim a delivery may still start an attempt
+    /// that cannot outlive its lease.
+    pub start_within: Duration,
+}
+
+/// Every endpoint this process delivers to, under one lock.
+#[derive(Debug)]
+pub(super) struct Endpoints {
+    map: Mutex<HashMap<Uuid, Endpoint>>,
+    limits: Limits,
+}
+
+impl Endpoint {
+    fn new(per_endpoint: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(per_endpoint)),
+            parked: VecDeque::new(),
+            pace: Duration::ZERO,
+            paced_at: Instant::now(),
+        }
+    }
+
+    /// How long to put off a delivery that this endpoint cannot take soon
+    /// (its parking is full, or it waited parked too long): about the time
+    /// its parked deliveries take to drain at its recent pace. A pace
+    /// older than two paces is not trusted (the endpoint was idle, or has
+    /// changed): then `floor`. The wait is clamped to `floor..=ceiling`
+    /// first and then spread downwards by up to half with `draw` in
+    /// `[0, 1)`, so that returns do not come due together even at the
+    /// ceiling.
+    fn back_off(
+        &self,
+        per_endpoint: usize,
+        floor: Duration,
+        ceiling: Duration,
+        draw: f64,
+    ) -> Duration {
+        let recent = !self.pace.is_zero() && self.paced_at.elapsed() <= self.pace * 2;
+        let drain = if recent {
+            self.pace
+                .mul_f64(self.parked.len() as f64 / per_endpoint.max(1) as f64)
+        } else {
+            Duration::ZERO
+        };
+        let ceiling = ceiling.max(floor);
+        drain
+            .clamp(floor, ceiling)
+            .mul_f64(1.0 - 0.5 * draw.clamp(0.0, 1.0))
+            .max(floor)
+    }
+
+    fn record_pace(&mut self, took: Duration) {
+        self.pace = if self.pace.is_zero() {
+            took
+        } else {
+            self.pace.mul_f64(0.8) + took.mul_f64(0.2)
+        };
+        self.paced_at = Instant::now();
+    }
+}
+
+impl Endpoints {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            limits,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Endpoint>> {
+        // A panic under the lock leaves the map consistent: each change
+        // to it is a single insert, push or pop.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Deliveries parked on every endpoint.
+    pub fn parked_total(&self) -> usize {
+        self.lock().values().map(|e| e.parked.len()).sum()
+    }
+
+    /// A slot on the delivery's endpoint, or a place in its parking.
+    pub fn place(&self, claim: Claim, claimed_at: Instant, target: Arc<Target>) -> Placement {
+        let per_endpoint = self.limits.per_endpoint;
+        let mut endpoints = self.lock();
+        let endpoint = endpoints
+            .entry(target.registration_id)
+            .or_insert_with(|| Endpoint::new(per_endpoint));
+        match endpoint.slots.clone().try_acquire_owned() {
+            Ok(permit) => Placement::Attempt(Ready {
+                permit,
+                claim,
+                claimed_at,
+                target,
+            }),
+            Err(_) if endpoint.parked.len() < per_endpoint * PARK_PER_SLOT => {
+                endpoint.parked.push_back((claim, target, claimed_at));
+                Placement::Parked
+            }
+            Err(_) => Placement::Refused(Box::new(claim), self.back_off(endpoint)),
+        }
+    }
+
+    /// The next parked delivery for `registration`, keeping `permit`; or, if
+    /// none is left, gives the slot back. Both under one lock, so a delivery
+    /// is never parked just after its endpoint's last slot holder looked.
+    /// Deliveries whose lease could run out during an attempt are returned
+    /// as stale, with how long to put them off. `took` is how long the
+    /// attempt that held `permit` took, if one was made.
+    pub fn next_parked(
+        &self,
+        registration: Uuid,
+        permit: OwnedSemaphorePermit,
+        took: Option<Duration>,
+    ) -> (Option<Ready>, Stale) {
+        let mut endpoints = self.lock();
+        let mut stale = Vec::new();
+        let Some(endpoint) = endpoints.get_mut(&registration) else {
+            return (None, (stale, self.limits.floor));
+        };
+        if let Some(took) = took {
+            endpoint.record_pace(took);
+        }
+        let next = loop {
+            match endpoint.parked.pop_front() {
+                Some((claim, _, claimed_at)) if self.too_late(claimed_at) => stale.push(claim),
+                Some((claim, target, claimed_at)) => {
+                    break Some(Ready {
+                        permit,
+                        claim,
+                        claimed_at,
+                        target,
+                    });
+                }
+                None => {
+                    // Still under the lock (see above).
+                    drop(permit);
+                    break None;
+                }
+            }
+        };
+        let wait = if stale.is_empty() {
+            Duration::ZERO
+        } else {
+            self.back_off(endpoint)
+        };
+        (next, (stale, wait))
+    }
+
+    /// Whether an attempt started now could outlive the lease claimed at
+    /// `claimed_at` (and so overlap another worker's attempt).
+    pub fn too_late(&self, claimed_at: Instant) -> bool {
+        claimed_at.elapsed() >= self.limits.start_within
+    }
+
+    /// Drops the endpoints with every slot free and nothing parked, so
+    /// that the map holds the registrations being delivered to, not every
+    /// one ever delivered to. Safe under the map's lock: a forgotten
+    /// endpoint has no permit out, and the next delivery to it starts a
+    /// fresh one.
+    pub fn forget_idle(&self) {
+        forget_idle(&mut self.lock(), self.limits.per_endpoint);
+    }
+
+    fn back_off(&self, endpoint: &Endpoint) -> Duration {
+        endpoint.back_off(
+            self.limits.per_endpoint,
+            self.limits.floor,
+            self.limits.ceiling,
+            super::jitter_draw(),
+        )
+    }
+}
+
+fn forget_idle(endpoints: &mut HashMap<Uuid, Endpoint>, per_endpoint: usize) {
+    endpoints.retain(|_, e| !e.parked.is_empty() || e.slots.available_permits() < per_endpoint);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::queue::Hold;
+
+    const FLOOR: Duration = Duration::from_secs(1);
+    const CEILING: Duration = Duration::from_secs(30);
+
+    /// An endpoint with 8 slots, `parked` deliveries waiting, and attempts
+    /// that lately took `pace` (none yet if zero).
+    fn endpoint(pace: Duration, parked: usize) -> Endpoint {
+        let target = Arc::new(Target::new(
+            Uuid::nil(),
+            String::new(),
+            None,
+            None,
+            Vec::new(),
+        ));
+        let claim = Claim {
+            id: Uuid::nil(),
+            hold: Hold::handed_off(Uuid::nil()),
+            event_id: Uuid::nil(),
+            partner_id: Uuid::nil(),
+            notification_type: 5,
+            attempt_count: 0,
+            series_attempts: 0,
+            is_test: false,
+            payload: bytes::Bytes::new(),
+            trace_context: None,
+        };
+        let mut endpoint = Endpoint::new(8);
+        endpoint.parked = (0..parked)
+            .map(|_| (claim.clone(), target.clone(), Instant::now()))
+            .collect();
+        if !pace.is_zero() {
+            endpoint.record_pace(pace);
+        }
+        endpoint
+    }
+
+    #[test]
+    fn an_endpoint_that_hangs_puts_its_surplus_off_for_its_parking_drain_time() {
+        // Hangs until a 5 s timeout, 8 slots, 32 parked: 4 rounds of 5 s,
+        // spread downwards by up to half.
+        let hanging = endpoint(Duration::from_secs(5), 32);
+        assert_eq!(
+            hanging.back_off(8, FLOOR, CEILING, 0.0),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            hanging.back_off(8, FLOOR, CEILING, 0.5),
+            Duration::from_secs(15)
+        );
+        // Half as many parked: half as long.
+        let fewer = endpoint(Duration::from_secs(5), 16);
+        assert_eq!(
+            fewer.back_off(8, FLOOR, CEILING, 0.0),
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn the_ceiling_still_spreads_the_returns() {
+        // A 15 s timeout drains in 60 s: capped at 30 s, then spread.
+        let slow = endpoint(Duration::from_secs(15), 32);
+        let waits: Vec<Duration> = [0.0, 0.3, 0.6, 0.9]
+            .into_iter()
+            .map(|draw| slow.back_off(8, FLOOR, CEILING, draw))
+            .collect();
+        assert_eq!(waits[0], CEILING);
+        assert!(waits.windows(2).all(|w| w[1] < w[0]), "{waits:?}");
+        assert!(waits.iter().all(|w| *w >= CEILING / 2), "{waits:?}");
+    }
+
+    #[test]
+    fn a_fast_an_unknown_or_a_stale_pace_waits_the_floor() {
+        let fast = endpoint(Duration::from_millis(20), 32);
+        assert_eq!(fast.back_off(8, FLOOR, CEILING, 0.5), FLOOR);
+        let unknown = endpoint(Duration::ZERO, 32);
+        assert_eq!(unknown.back_off(8, FLOOR, CEILING, 0.5), FLOOR);
+        // Hung an hour ago, quiet since: its pace says nothing now.
+        let mut quiet = endpoint(Duration::from_secs(5), 32);
+        quiet.paced_at = Instant::now()
+            .checked_sub(Duration::from_secs(3600))
+            .expect("the clock is more than an hour past its origin");
+        assert_eq!(quiet.back_off(8, FLOOR, CEILING, 0.0), FLOOR);
+        // A ceiling below the floor gives the floor, and does not panic.
+        let hanging = endpoint(Duration::from_secs(5), 32);
+        assert_eq!(hanging.back_off(8, FLOOR, FLOOR / 2, 0.0), FLOOR);
+    }
+
+    #[test]
+    fn idle_endpoints_are_forgotten_busy_ones_kept() {
+        let mut endpoints = HashMap::new();
+        let idle = Uuid::from_u128(1);
+        let attempting = Uuid::from_u128(2);
+        let parking = Uuid::from_u128(3);
+        endpoints.insert(idle, endpoint(Duration::from_secs(5), 0));
+        endpoints.insert(attempting, endpoint(Duration::ZERO, 0));
+        endpoints.insert(parking, endpoint(Duration::ZERO, 1));
+        let permit = endpoints[&attempting]
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .expect("a free slot");
+        forget_idle(&mut endpoints, 8);
+        assert!(!endpoints.contains_key(&idle));
+        assert!(endpoints.contains_key(&attempting));
+        assert!(endpoints.contains_key(&parking));
+        drop(permit);
+        if let Some(e) = endpoints.get_mut(&parking) {
+            e.parked.clear();
+        }
+        forget_idle(&mut endpoints, 8);
+        assert!(endpoints.is_empty());
+    }
+
+    #[test]
+    fn the_pace_follows_recent_attempts() {
+        let mut endpoint = endpoint(Duration::ZERO, 0);
+        endpoint.record_pace(Duration::from_secs(5));
+        assert_eq!(endpoint.pace, Duration::from_secs(5));
+        for _ in 0..30 {
+            endpoint.record_pace(Duration::from_millis(10));
+        }
+        assert!(
+            endpoint.pace < Duration::from_millis(20),
+            "{:?}",
+            endpoint.pace
+        );
+    }
+}
