@@ -37,6 +37,19 @@ use service_kit::net::check_outbound;
 #[error("refused: {0}")]
 pub struct OutboundRefused(pub(super) String);
 
+/// A host name that could not be resolved; carried inside the
+/// `io::Error` the connector sees, so that the attempt's failure is known
+/// to be the lookup's by its type.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LookupFailed(pub(super) String);
+
+impl LookupFailed {
+    fn io(kind: io::ErrorKind, reason: impl ToString) -> io::Error {
+        io::Error::new(kind, Self(reason.to_string()))
+    }
+}
+
 /// Where host names are looked up.
 #[derive(Clone)]
 enum Lookup {
@@ -87,12 +100,13 @@ impl Lookup {
     async fn addresses(&self, host: &str) -> io::Result<Vec<IpAddr>> {
         match self {
             Self::System => Ok(tokio::net::lookup_host((host, 0))
-                .await?
+                .await
+                .map_err(|e| LookupFailed::io(e.kind(), e))?
                 .map(|addr| addr.ip())
                 .collect()),
             Self::Servers(resolver) => match resolver.lookup_ip(host).await {
                 Ok(found) => Ok(found.iter().collect()),
-                Err(e) => Err(io::Error::other(e)),
+                Err(e) => Err(LookupFailed::io(io::ErrorKind::Other, e)),
             },
         }
     }
@@ -139,7 +153,7 @@ impl tower::Service<Name> for GuardedResolver {
 /// The addresses to connect to, or why none may be.
 fn admit(host: &str, found: Vec<IpAddr>, allowed: &[IpNet]) -> io::Result<Vec<SocketAddr>> {
     if found.is_empty() {
-        return Err(io::Error::new(
+        return Err(LookupFailed::io(
             io::ErrorKind::NotFound,
             format!("{host} has no address"),
         ));

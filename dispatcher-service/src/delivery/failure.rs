@@ -11,39 +11,60 @@
 use std::error::Error;
 use std::io;
 
-use super::dns::OutboundRefused;
+use super::dns::{LookupFailed, OutboundRefused};
+use crate::domain::FailureKind;
 
-/// A short, stable reason for a request that got no answer, found by
-/// walking the error's whole cause chain.
-pub(super) fn describe(error: &(dyn Error + 'static)) -> String {
+/// The kind of a request that got no answer, with a short, stable reason,
+/// found by walking the error's whole cause chain for the types that name
+/// a cause: the resolver's, rustls's, hyper's and `io::Error`'s kinds.
+pub(super) fn classify(error: &(dyn Error + 'static)) -> (FailureKind, String) {
     let mut source: Option<&(dyn Error + 'static)> = Some(error);
     let mut io_kind = None;
-    let mut dns = false;
     let mut innermost = error.to_string();
     while let Some(e) = source {
         for layer in layers(e) {
             if let Some(refused) = layer.downcast_ref::<OutboundRefused>() {
-                return refused.to_string();
+                return (FailureKind::Refused, refused.to_string());
+            }
+            if layer.is::<LookupFailed>() {
+                return (FailureKind::Dns, "DNS lookup failed".into());
             }
             if let Some(tls) = layer.downcast_ref::<rustls::Error>() {
-                return format!("TLS error: {}", tls_reason(tls));
+                return (FailureKind::Tls, format!("TLS error: {}", tls_reason(tls)));
+            }
+            if let Some(hyper) = layer.downcast_ref::<hyper::Error>()
+                && (hyper.is_parse() || hyper.is_parse_status() || hyper.is_incomplete_message())
+            {
+                return (FailureKind::InvalidResponse, invalid_reason(hyper));
             }
             if let Some(io) = layer.downcast_ref::<io::Error>() {
                 io_kind = Some(io.kind());
             }
         }
-        let text = e.to_string();
-        dns |= text.contains("dns error") || text.contains("failed to lookup address");
-        innermost = text;
+        innermost = e.to_string();
         source = e.source();
     }
     match io_kind {
-        Some(io::ErrorKind::ConnectionRefused) => "connection refused".into(),
-        Some(io::ErrorKind::ConnectionReset) => "connection reset".into(),
-        Some(io::ErrorKind::TimedOut) => "connect timeout".into(),
-        _ if dns => "DNS lookup failed".into(),
-        _ => format!("connection failed: {innermost}"),
+        Some(io::ErrorKind::ConnectionRefused) => {
+            (FailureKind::ConnectionRefused, "connection refused".into())
+        }
+        Some(io::ErrorKind::ConnectionReset) => {
+            (FailureKind::ConnectionReset, "connection reset".into())
+        }
+        Some(io::ErrorKind::TimedOut) => (FailureKind::ConnectTimeout, "connect timeout".into()),
+        _ => (
+            FailureKind::Connection,
+            format!("connection failed: {innermost}"),
+        ),
     }
+}
+
+/// What was wrong with an answer hyper could not read, in hyper's words
+/// (`message head is too large`, `invalid HTTP version parsed`,
+/// `connection closed before message completed`): they carry no detail
+/// that changes from one attempt to the next.
+fn invalid_reason(error: &hyper::Error) -> String {
+    format!("invalid response: {error}")
 }
 
 /// `error`, and the payloads of the `io::Error`s it is made of: an
@@ -95,12 +116,27 @@ mod tests {
     #[test]
     fn failures_are_named() {
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(describe(&refused), "connection refused");
+        assert_eq!(
+            classify(&refused),
+            (FailureKind::ConnectionRefused, "connection refused".into())
+        );
         let guard = io::Error::new(
             io::ErrorKind::PermissionDenied,
             OutboundRefused("x resolves to no public address".into()),
         );
-        assert_eq!(describe(&guard), "refused: x resolves to no public address");
+        assert_eq!(
+            classify(&guard),
+            (
+                FailureKind::Refused,
+                "refused: x resolves to no public address".into()
+            )
+        );
+        let lookup = io::Error::other(LookupFailed("no such host".into()));
+        let wrapped = Wrapper(Box::new(lookup));
+        assert_eq!(
+            classify(&wrapped),
+            (FailureKind::Dns, "DNS lookup failed".into())
+        );
     }
 
     #[test]
@@ -108,13 +144,16 @@ mod tests {
         let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
         let handshake = io::Error::new(io::ErrorKind::InvalidData, expired);
         let wrapped = Wrapper(Box::new(io::Error::other(handshake)));
-        assert_eq!(describe(&wrapped), "TLS error: certificate expired");
+        assert_eq!(
+            classify(&wrapped),
+            (FailureKind::Tls, "TLS error: certificate expired".into())
+        );
         let wrong_host =
             rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
         let handshake = io::Error::new(io::ErrorKind::InvalidData, wrong_host);
         let wrapped = Wrapper(Box::new(io::Error::other(handshake)));
         assert_eq!(
-            describe(&wrapped),
+            classify(&wrapped).1,
             "TLS error: certificate not valid for the URL's host"
         );
     }

@@ -34,9 +34,9 @@ use secrecy::ExposeSecret;
 use service_kit::net::check_outbound;
 use uuid::Uuid;
 
-use crate::domain::AttemptResult;
 use crate::domain::attempt::parse_retry_after;
 use crate::domain::signature;
+use crate::domain::{AttemptResult, FailureKind};
 use crate::registry::Target;
 
 use super::dns::GuardedResolver;
@@ -375,7 +375,7 @@ impl Deliverer {
             Some(uri) => uri,
             None => {
                 return finish(
-                    AttemptResult::no_answer("refused: the URL is not valid"),
+                    AttemptResult::no_answer(FailureKind::Refused, "refused: the URL is not valid"),
                     String::new(),
                 );
             }
@@ -384,20 +384,28 @@ impl Deliverer {
             self.build_request(uri, target, webhook_id, started_at.timestamp(), body, trace)
         }) {
             Ok(request) => request,
-            Err(reason) => return finish(AttemptResult::no_answer(reason), String::new()),
+            Err(reason) => {
+                return finish(
+                    AttemptResult::no_answer(FailureKind::Refused, reason),
+                    String::new(),
+                );
+            }
         };
         let deadline = tokio::time::Instant::now() + self.settings.response_timeout;
         let timed_out = || {
-            AttemptResult::no_answer(format!(
-                "timeout after {}",
-                seconds(self.settings.response_timeout)
-            ))
+            AttemptResult::no_answer(
+                FailureKind::Timeout,
+                format!("timeout after {}", seconds(self.settings.response_timeout)),
+            )
         };
         let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await {
             Err(_) => return finish(timed_out(), String::new()),
             Ok(Err(error)) => {
                 return finish(
-                    AttemptResult::no_answer(super::failure::describe(&error)),
+                    {
+                        let (kind, reason) = super::failure::classify(&error);
+                        AttemptResult::no_answer(kind, reason)
+                    },
                     String::new(),
                 );
             }

@@ -15,7 +15,7 @@ use super::http::AttemptOf;
 use super::jitter_draw;
 use super::worker::{InFlight, Worker};
 use crate::domain::queue::{self, AttemptRecord, Claim, Outcome};
-use crate::domain::{AttemptResult, DeliveryStatus};
+use crate::domain::{AttemptResult, DeliveryStatus, FailureKind};
 use crate::registry::{Resolution, Target};
 
 /// The attempt metrics, registered once: the `counter!`-style macros look
@@ -26,6 +26,8 @@ pub(super) struct Meters {
     delivered: metrics::Counter,
     gone: metrics::Counter,
     failed: metrics::Counter,
+    /// One per kind, in the order of `FailureKind::ALL`.
+    failures: [metrics::Counter; FailureKind::ALL.len()],
     duration: metrics::Histogram,
 }
 
@@ -37,8 +39,16 @@ impl Meters {
             delivered: attempts("delivered"),
             gone: attempts("gone"),
             failed: attempts("failed"),
+            failures: FailureKind::ALL.map(|kind| metrics::counter!("callbacks_delivery_failures_total", "kind" => kind.code())),
             duration: metrics::histogram!("callbacks_delivery_attempt_duration_seconds"),
         }
+    }
+}
+
+impl Meters {
+    fn failed_as(&self, kind: FailureKind) -> &metrics::Counter {
+        let at = FailureKind::ALL.iter().position(|k| *k == kind);
+        &self.failures[at.unwrap_or_default()]
     }
 }
 
@@ -213,6 +223,9 @@ impl Worker {
             AttemptResult::Failed { .. } => &self.meters.failed,
         }
         .increment(1);
+        if let Some(kind) = made.result.failure() {
+            self.meters.failed_as(kind).increment(1);
+        }
         self.meters.duration.record(made.duration.as_secs_f64());
         let decided = queue::decide(
             &made.result,
@@ -228,6 +241,7 @@ impl Worker {
             duration_ms: i32::try_from(made.duration.as_millis()).unwrap_or(i32::MAX),
             response_status: made.result.status().map(i32::from),
             response_excerpt: made.excerpt.clone(),
+            failure: made.result.failure(),
         };
         Finished {
             outcome: Outcome::from_attempt(claim, decided, &made.result, record),

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use super::FailureKind;
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
@@ -49,6 +51,7 @@ pub enum AttemptResult {
     /// An answer that was not 2xx, or no answer at all.
     Failed {
         status: Option<u16>,
+        kind: FailureKind,
         /// Short and stable: `HTTP 500`, `timeout after 15 s`,
         /// `connection refused`, …
         reason: String,
@@ -64,11 +67,13 @@ impl AttemptResult {
             410 => Self::Gone { status },
             300..=399 => Self::Failed {
                 status: Some(status),
+                kind: FailureKind::Redirect,
                 reason: format!("HTTP {status} (redirects are not followed)"),
                 retry_after: None,
             },
             _ => Self::Failed {
                 status: Some(status),
+                kind: FailureKind::HttpStatus,
                 reason: format!("HTTP {status}"),
                 retry_after,
             },
@@ -76,9 +81,10 @@ impl AttemptResult {
     }
 
     /// A failure without an answer.
-    pub fn no_answer(reason: impl Into<String>) -> Self {
+    pub fn no_answer(kind: FailureKind, reason: impl Into<String>) -> Self {
         Self::Failed {
             status: None,
+            kind,
             reason: reason.into(),
             retry_after: None,
         }
@@ -88,6 +94,14 @@ impl AttemptResult {
         match self {
             Self::Delivered { status } | Self::Gone { status } => Some(*status),
             Self::Failed { status, .. } => *status,
+        }
+    }
+
+    /// The failure's kind; `None` for a delivery or a 410.
+    pub fn failure(&self) -> Option<FailureKind> {
+        match self {
+            Self::Failed { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 
@@ -136,6 +150,13 @@ mod tests {
         );
         let failed = AttemptResult::from_status(503, Some(Duration::from_secs(9)));
         assert_eq!(failed.reason().unwrap(), "HTTP 503");
+        assert_eq!(failed.failure(), Some(FailureKind::HttpStatus));
+        assert_eq!(
+            AttemptResult::from_status(302, None).failure(),
+            Some(FailureKind::Redirect)
+        );
+        assert_eq!(AttemptResult::from_status(204, None).failure(), None);
+        assert_eq!(AttemptResult::from_status(410, None).failure(), None);
         assert!(matches!(
             failed,
             AttemptResult::Failed {
@@ -144,7 +165,7 @@ mod tests {
             }
         ));
         assert_eq!(
-            AttemptResult::no_answer("connection refused").status(),
+            AttemptResult::no_answer(FailureKind::ConnectionRefused, "connection refused").status(),
             None
         );
     }

@@ -7,6 +7,7 @@
 pub mod attempt;
 pub mod delivery;
 pub mod error;
+pub mod failure;
 pub mod queue;
 pub mod retry;
 pub mod signature;
@@ -14,4 +15,5 @@ pub mod signature;
 pub use attempt::{AttemptResult, DeliveryStatus};
 pub use delivery::{Attempt, Delivery};
 pub use error::DispatchError;
+pub use failure::FailureKind;
 pub use retry::{NextStep, RetryPolicy};

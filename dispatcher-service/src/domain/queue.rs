@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AttemptResult, DeliveryStatus, NextStep, RetryPolicy};
+use super::{AttemptResult, DeliveryStatus, FailureKind, NextStep, RetryPolicy};
 
 /// What holds a delivery for a worker, and so what fences its outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,8 @@ pub struct AttemptRecord {
     pub duration_ms: i32,
     pub response_status: Option<i32>,
     pub response_excerpt: String,
+    /// Why it did not deliver, if it did not (and was no 410).
+    pub failure: Option<FailureKind>,
 }
 
 impl Outcome {

@@ -45,8 +45,8 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{DbPool, Prepared, storable};
-use crate::domain::DispatchError;
 use crate::domain::queue::{Claim, Hold, Outcome};
+use crate::domain::{DispatchError, FailureKind};
 
 /// A [`Hold`] as the claim and sweep statements answer it.
 #[derive(QueryableByName)]
@@ -412,9 +412,9 @@ struct Applied {
 pub const COMPLETE: &str = "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bool[],
                                   $6::text[], $7::uuid[], $8::timestamptz[], $9::int4[], $10::int4[], $11::text[],
-                                  $12::timestamptz[])
+                                  $12::timestamptz[], $14::text[])
                  AS t(id, token, status, next_at, counted, error, registration_id, started_at,
-                      duration_ms, response_status, excerpt, was_due)
+                      duration_ms, response_status, excerpt, was_due, failure_kind)
          ),
          finished AS (
              DELETE FROM claims WHERE token = ANY($13::uuid[])
@@ -444,22 +444,23 @@ pub const COMPLETE: &str = "WITH input AS (
                              AND d.next_attempt_at = i.was_due
                              AND EXISTS (SELECT 1 FROM claims c WHERE c.token = i.token) END
              RETURNING d.id, d.attempt_count, i.token, i.counted, i.registration_id, i.started_at,
-                       i.duration_ms, i.response_status, i.error, i.excerpt
+                       i.duration_ms, i.response_status, i.error, i.excerpt, i.failure_kind
          ),
          -- One row per delivery updated, numbered by the count just raised:
          -- never a conflict, so a plain insert (no ON CONFLICT, whose
          -- speculative insertion cost ~1.7 us a row).
          logged AS (
              INSERT INTO attempts (delivery_id, attempt_number, registration_id, started_at,
-                                   duration_ms, response_status, error, response_excerpt)
+                                   duration_ms, response_status, error, response_excerpt,
+                                   failure_kind)
              SELECT id, attempt_count, registration_id, started_at, duration_ms,
-                    response_status, error, excerpt
+                    response_status, error, excerpt, failure_kind
              FROM updated
              WHERE counted
          )
          SELECT id, token FROM updated";
 
-/// A batch of outcomes as the completion statement's twelve arrays.
+/// A batch of outcomes as the completion statement's thirteen arrays.
 struct OutcomeColumns {
     ids: Vec<Uuid>,
     tokens: Vec<Uuid>,
@@ -473,6 +474,7 @@ struct OutcomeColumns {
     response_statuses: Vec<Option<i32>>,
     excerpts: Vec<String>,
     was_due: Vec<Option<DateTime<Utc>>>,
+    failures: Vec<Option<&'static str>>,
 }
 
 impl OutcomeColumns {
@@ -491,6 +493,7 @@ impl OutcomeColumns {
             response_statuses: Vec::with_capacity(n),
             excerpts: Vec::with_capacity(n),
             was_due: Vec::with_capacity(n),
+            failures: Vec::with_capacity(n),
         };
         for o in outcomes {
             columns.ids.push(o.delivery_id);
@@ -511,6 +514,9 @@ impl OutcomeColumns {
             columns
                 .response_statuses
                 .push(attempt.and_then(|a| a.response_status));
+            columns
+                .failures
+                .push(attempt.and_then(|a| a.failure).map(FailureKind::code));
             columns.excerpts.push(
                 attempt
                     .map(|a| storable(a.response_excerpt.clone()))
@@ -549,7 +555,8 @@ pub async fn complete(
             .bind::<Array<Nullable<Int4>>, _>(c.response_statuses)
             .bind::<Array<Text>, _>(c.excerpts)
             .bind::<Array<Nullable<Timestamptz>>, _>(c.was_due)
-            .bind::<Array<SqlUuid>, _>(finished),
+            .bind::<Array<SqlUuid>, _>(finished)
+            .bind::<Array<Nullable<Text>>, _>(c.failures),
     )
     .load(conn)
     .await?;

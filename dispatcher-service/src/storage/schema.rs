@@ -11,6 +11,7 @@ diesel::table! {
         response_status -> Nullable<Int4>,
         error -> Nullable<Text>,
         response_excerpt -> Text,
+        failure_kind -> Nullable<Text>,
     }
 }
 

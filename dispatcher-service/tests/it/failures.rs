@@ -143,6 +143,21 @@ async fn timeouts_and_refused_connections_are_retried_and_recorded() {
         registration.error_state_reason.as_deref(),
         Some("connection refused")
     );
+    // The attempt log keeps each failure's kind, as a stable code.
+    let db = world.dispatch_db.client().await.unwrap();
+    for (id, kind) in [(&slow_id, "timeout"), (&refused_id, "connection_refused")] {
+        let kinds: Vec<Option<String>> = db
+            .query(
+                "SELECT failure_kind FROM attempts WHERE delivery_id = $1::text::uuid",
+                &[id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(kinds, vec![Some(kind.to_owned()); 3], "{id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

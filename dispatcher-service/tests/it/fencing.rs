@@ -25,6 +25,7 @@ fn attempt(status: i32) -> AttemptRecord {
         duration_ms: 5,
         response_status: Some(status),
         response_excerpt: String::new(),
+        failure: None,
     }
 }
 

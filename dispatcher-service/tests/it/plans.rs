@@ -99,7 +99,7 @@ async fn completion_plan(conn: &mut AsyncPgConnection) -> String {
     plan(
         conn,
         queue::COMPLETE,
-        &["'{}'"; 13].join(", "),
+        &["'{}'"; 14].join(", "),
         Plan::Generic,
     )
     .await
