@@ -1,4 +1,4 @@
--- The queue-layout experiment of docs/benchmarks.md ("Third round"):
+-- The queue-layout experiment of docs/benchmarks-history.md ("Third round"):
 -- Postgres CPU per delivery for a claim and a completion of 128 rows,
 -- with today's `deliveries` (A) and with the queue apart from the record
 -- (B: a small `queue_b` row deleted at completion; the record updated HOT
@@ -158,7 +158,7 @@ BEGIN
   RETURN complete_unleased(ids);
 END $$;
 
--- K and H (eighth round; docs/benchmarks.md): claims that go on from the
+-- K and H (eighth round; docs/benchmarks-history.md): claims that go on from the
 -- exact place (due time, id) where the last one stopped, kept in `head`.
 -- K: today's layout (A), its claim reading from an exact head.
 CREATE INDEX deliveries_due_k ON deliveries (next_attempt_at, id) WHERE status = 'pending';

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use secrecy::ExposeSecret;
@@ -26,10 +26,21 @@ pub struct Partner {
     pub partner_id: Uuid,
 }
 
+/// A partner acting under its own path: the key checked, and the path's
+/// `{partnerUniqueID}` parsed and found to be the key's partner. Every
+/// route under a partner's path takes this rather than [`Partner`], so no
+/// handler can forget the check: another partner's id answers 403 and
+/// never that partner's data.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnPartner {
+    pub partner_id: Uuid,
+}
+
+/// The path parameter that names the partner.
+const PARTNER_PARAM: &str = "partnerUniqueID";
+
 impl Partner {
-    /// The key must belong to the partner named in the path: another
-    /// partner's id answers 403 and never that partner's data.
-    pub fn require(&self, path_partner: Uuid) -> Result<(), ApiError> {
+    fn require(&self, path_partner: Uuid) -> Result<(), ApiError> {
         if self.partner_id == path_partner {
             Ok(())
         } else {
@@ -112,5 +123,23 @@ impl FromRequestParts<AppState> for Operator {
         } else {
             Err(ApiError::unauthorized("invalid admin key"))
         }
+    }
+}
+
+impl FromRequestParts<AppState> for OwnPartner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Partner::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal())?;
+        let Some((_, raw)) = params.iter().find(|(name, _)| *name == PARTNER_PARAM) else {
+            tracing::error!("a route without {{{PARTNER_PARAM}}} asks for its partner");
+            return Err(ApiError::internal());
+        };
+        let partner_id = crate::routes::guid(PARTNER_PARAM, raw)?;
+        auth.require(partner_id)?;
+        Ok(Self { partner_id })
     }
 }

@@ -69,7 +69,7 @@ const INSERT_KEYED: &str = insert_statement!("ON CONFLICT DO NOTHING");
 /// Events without a key, which cannot conflict (their ids are minted here):
 /// a plain insert. `ON CONFLICT` makes every row a speculative insertion,
 /// which cost a sixth of Postgres's CPU per event in `bench ingest`
-/// (docs/benchmarks.md, "Ninth round").
+/// (docs/benchmarks-history.md, "Ninth round").
 const INSERT_UNKEYED: &str = insert_statement!("");
 
 /// Stores `new` events and a delivery for each that has a subscriber, then

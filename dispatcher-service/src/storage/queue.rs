@@ -8,7 +8,7 @@
 //!   one (a lease token, and the due time moved to the lease's end), a new
 //!   version of the row and an entry in each of its indexes, about as
 //!   costly as the completion after it; taking that write away took
-//!   about a quarter off Postgres's time per delivery (docs/benchmarks.md,
+//!   about a quarter off Postgres's time per delivery (docs/benchmarks-history.md,
 //!   "Tenth round"). Replicas take the cursor's row lock in turn, so their
 //!   batches never overlap.
 //! - **Sweep**: what lies behind the cursor is either in a live batch (in

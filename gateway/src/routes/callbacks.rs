@@ -10,17 +10,18 @@ use callbacks_proto::registry::v1 as pb;
 use http::StatusCode;
 
 use super::{ApiJson, ApiPath, ApiQuery, guid, type_id};
-use crate::auth::Partner;
+use crate::auth::{OwnPartner, Partner};
 use crate::dto::{Registration, RegistrationPage, SigningSecret, UpsertCallbackBody};
 use crate::problem::{ApiError, InvalidParam, Problem};
 use crate::schemas::{IsActive, UpsertCallbackRequest};
 use crate::state::{AppState, grpc_request};
 
-/// Checks the key against `{partnerUniqueID}` and parses `{notificationType}`.
-fn target(auth: &Partner, partner: &str, kind: &str) -> Result<(String, i32), ApiError> {
-    let partner = guid("partnerUniqueID", partner)?;
-    auth.require(partner)?;
-    Ok((partner.to_string(), type_id("notificationType", kind)?))
+/// The partner's id and the parsed `{notificationType}`.
+fn target(owner: &OwnPartner, kind: &str) -> Result<(String, i32), ApiError> {
+    Ok((
+        owner.partner_id.to_string(),
+        type_id("notificationType", kind)?,
+    ))
 }
 
 /// Create or update a callback.
@@ -51,11 +52,11 @@ fn target(auth: &Partner, partner: &str, kind: &str) -> Result<(String, i32), Ap
 )]
 pub async fn put_callback(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    owner: OwnPartner,
+    ApiPath((_partner, kind)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<UpsertCallbackBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let (partner_id, notification_type) = target(&owner, &kind)?;
     let response = state
         .registry()
         .upsert_callback(grpc_request(pb::UpsertCallbackRequest {
@@ -97,10 +98,10 @@ pub async fn put_callback(
 )]
 pub async fn get_callback(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    owner: OwnPartner,
+    ApiPath((_partner, kind)): ApiPath<(String, String)>,
 ) -> Result<Json<Registration>, ApiError> {
-    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let (partner_id, notification_type) = target(&owner, &kind)?;
     let registration = state
         .registry()
         .get_callback(grpc_request(pb::GetCallbackRequest {
@@ -135,10 +136,10 @@ pub async fn get_callback(
 )]
 pub async fn delete_callback(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    owner: OwnPartner,
+    ApiPath((_partner, kind)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let (partner_id, notification_type) = target(&owner, &kind)?;
     state
         .registry()
         .delete_callback(grpc_request(pb::DeleteCallbackRequest {
@@ -238,13 +239,10 @@ fn list_query(
 )]
 pub async fn list_callbacks(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath(partner): ApiPath<String>,
+    owner: OwnPartner,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<RegistrationPage>, ApiError> {
-    let partner = guid("partnerUniqueID", &partner)?;
-    auth.require(partner)?;
-    let request = list_query(partner.to_string(), &query)?;
+    let request = list_query(owner.partner_id.to_string(), &query)?;
     let response = state
         .registry()
         .list_callbacks(grpc_request(request))
@@ -328,10 +326,10 @@ pub async fn get_registration(
 )]
 pub async fn get_secret(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    owner: OwnPartner,
+    ApiPath((_partner, kind)): ApiPath<(String, String)>,
 ) -> Result<Json<SigningSecret>, ApiError> {
-    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let (partner_id, notification_type) = target(&owner, &kind)?;
     let secrets = state
         .registry()
         .get_signing_secret(grpc_request(pb::GetSigningSecretRequest {
@@ -367,10 +365,10 @@ pub async fn get_secret(
 )]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    owner: OwnPartner,
+    ApiPath((_partner, kind)): ApiPath<(String, String)>,
 ) -> Result<Json<SigningSecret>, ApiError> {
-    let (partner_id, notification_type) = target(&auth, &partner, &kind)?;
+    let (partner_id, notification_type) = target(&owner, &kind)?;
     let secrets = state
         .registry()
         .rotate_signing_secret(grpc_request(pb::RotateSigningSecretRequest {

@@ -11,7 +11,7 @@ use callbacks_proto::dispatcher::v1 as pb;
 use http::StatusCode;
 
 use super::{ApiPath, ApiQuery, guid, type_id};
-use crate::auth::Partner;
+use crate::auth::{OwnPartner, Partner};
 use crate::dto::{Delivery, DeliveryPage};
 use crate::problem::{ApiError, InvalidParam, Problem};
 use crate::schemas::StatusFilter;
@@ -108,12 +108,11 @@ pub async fn redeliver(
 )]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    owner: OwnPartner,
+    ApiPath((_partner, kind)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let partner = guid("partnerUniqueID", &partner)?;
-    auth.require(partner)?;
+    let partner = owner.partner_id;
     let notification_type = type_id("notificationType", &kind)?;
     let mut invalid = Vec::new();
     let status = match query.get("status").map(String::as_str) {

@@ -14,8 +14,8 @@ use callbacks_proto::registry::v1 as pb;
 use http::{HeaderMap, StatusCode, header};
 use tonic::Code;
 
-use super::{ApiPath, RawBody, guid, type_id};
-use crate::auth::Partner;
+use super::{ApiPath, RawBody, type_id};
+use crate::auth::OwnPartner;
 use crate::dto::EchoAccepted;
 use crate::problem::{ApiError, Problem};
 use crate::schemas::EchoRawBody;
@@ -76,13 +76,12 @@ pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
 )]
 pub async fn echo(
     State(state): State<AppState>,
-    auth: Partner,
-    ApiPath((partner, kind)): ApiPath<(String, String)>,
+    owner: OwnPartner,
+    ApiPath((_partner, kind)): ApiPath<(String, String)>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let partner = guid("partnerUniqueID", &partner)?;
-    auth.require(partner)?;
+    let partner = owner.partner_id;
     let notification_type = type_id("notificationTypeID", &kind)?;
     check_raw_body(&headers, &body)?;
     state.limits.echo(partner)?;
