@@ -232,9 +232,10 @@ impl Dispatcher {
         {
             Resolution::Active(_) => {}
             Resolution::NoSubscriber => {
-                return Err(DispatchError::NotFound(format!(
-                    "partner {partner_id} has no active callback for notification type {notification_type}"
-                )));
+                return Err(DispatchError::NoActiveRegistration {
+                    partner: partner_id,
+                    notification_type,
+                });
             }
         }
         if let TypeRules::Known(Some(schema)) = self.registry.type_rules(notification_type).await {
@@ -275,7 +276,7 @@ impl Dispatcher {
         let mut conn = self.pool.get().await?;
         deliveries::get(&mut conn, id, partner)
             .await?
-            .ok_or_else(|| DispatchError::NotFound(format!("delivery {id} does not exist")))
+            .ok_or(DispatchError::DeliveryNotFound(id))
     }
 
     /// A page of a partner's deliveries, newest first; the bool says whether

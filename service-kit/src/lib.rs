@@ -6,7 +6,8 @@
 //! which addresses count as public ([`net`]), how a notification type's
 //! payload schema applies ([`payload_schema`], feature `payload-schema`), how a service starts its own
 //! database ([`db`], feature `db`), how validation errors look
-//! ([`validation`]), and which reflection its gRPC servers offer
+//! ([`validation`]) and how an internal error is answered ([`status`],
+//! feature `grpc`), and which reflection its gRPC servers offer
 //! ([`reflection`], feature `grpc`). Services depend on this; it depends on no service.
 
 #[cfg(feature = "grpc")]
@@ -22,6 +23,8 @@ pub mod net;
 pub mod payload_schema;
 #[cfg(feature = "grpc")]
 pub mod reflection;
+#[cfg(feature = "grpc")]
+pub mod status;
 pub mod telemetry;
 pub mod validation;
 

@@ -7,10 +7,19 @@ pub use service_kit::validation::{FieldViolation, Invalid, Violations};
 pub enum DispatchError {
     #[error("invalid argument: {}", service_kit::validation::describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
+    #[error("delivery {0} does not exist")]
+    DeliveryNotFound(uuid::Uuid),
+    #[error("partner {partner} has no active callback for notification type {notification_type}")]
+    NoActiveRegistration {
+        partner: uuid::Uuid,
+        notification_type: i32,
+    },
+    /// A redelivery of a delivery whose series is still under way.
+    #[error("delivery {0} is still pending; it will be attempted on schedule")]
+    StillPending(uuid::Uuid),
+    /// Two redeliveries of one delivery at once: the other one won.
+    #[error("delivery {0} was redelivered concurrently")]
+    RedeliveredConcurrently(uuid::Uuid),
     /// A backend we depend on (the registry) did not answer.
     #[error("{0}")]
     Unavailable(String),

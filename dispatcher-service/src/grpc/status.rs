@@ -1,5 +1,5 @@
 //! The one place where dispatcher errors become gRPC statuses. Internal
-//! errors are logged here, once, with their cause chain.
+//! errors are logged once, with their cause chain (`service_kit::status`).
 
 use tonic::Status;
 
@@ -11,21 +11,15 @@ impl From<DispatchError> for Status {
             DispatchError::InvalidArgument(violations) => {
                 service_kit::validation::invalid_argument(violations)
             }
-            DispatchError::NotFound(what) => Status::not_found(what),
-            DispatchError::FailedPrecondition(why) => Status::failed_precondition(why),
+            DispatchError::DeliveryNotFound(_) | DispatchError::NoActiveRegistration { .. } => {
+                Status::not_found(error.to_string())
+            }
+            DispatchError::StillPending(_) | DispatchError::RedeliveredConcurrently(_) => {
+                Status::failed_precondition(error.to_string())
+            }
             DispatchError::Unavailable(why) => Status::unavailable(why),
             DispatchError::OutcomeUnknown(why) => Status::unknown(why),
-            DispatchError::Internal(source) => {
-                let mut chain = source.to_string();
-                let mut cause = source.source();
-                while let Some(c) = cause {
-                    chain.push_str(": ");
-                    chain.push_str(&c.to_string());
-                    cause = c.source();
-                }
-                tracing::error!(error = %chain, "internal error");
-                Status::internal("internal error")
-            }
+            DispatchError::Internal(source) => service_kit::status::internal(source.as_ref()),
         }
     }
 }

@@ -87,11 +87,9 @@ pub async fn redeliver(
 ) -> Result<Delivery, DispatchError> {
     let existing = get(conn, id, partner)
         .await?
-        .ok_or_else(|| DispatchError::NotFound(format!("delivery {id} does not exist")))?;
+        .ok_or(DispatchError::DeliveryNotFound(id))?;
     if existing.status == DeliveryStatus::Pending {
-        return Err(DispatchError::FailedPrecondition(format!(
-            "delivery {id} is still pending; it will be attempted on schedule"
-        )));
+        return Err(DispatchError::StillPending(id));
     }
     // The answer is the row this update wrote: read again afterwards, it
     // could already show the new series' outcome (a worker may claim the
@@ -111,9 +109,7 @@ pub async fn redeliver(
         .await
         .optional()?
     else {
-        return Err(DispatchError::FailedPrecondition(format!(
-            "delivery {id} was redelivered concurrently"
-        )));
+        return Err(DispatchError::RedeliveredConcurrently(id));
     };
     super::notify_due(conn).await?;
     let mut delivery = updated.into_domain(Vec::new());

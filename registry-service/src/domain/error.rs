@@ -4,19 +4,37 @@
 
 pub use service_kit::validation::{FieldViolation, Invalid, Violations, describe};
 
+use super::{ApiKeyId, NotificationTypeId, PartnerId, RegistrationId};
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The caller's input broke one or more rules.
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
-    /// The named thing does not exist (or is not the caller's).
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The request is valid but the state forbids it (e.g. a disabled partner).
-    #[error("{0}")]
-    FailedPrecondition(String),
+    #[error("partner {0} does not exist")]
+    PartnerNotFound(PartnerId),
+    /// The partner exists but is disabled: it may not act.
+    #[error("partner {0} is disabled")]
+    PartnerDisabled(PartnerId),
+    /// No such key, or not this partner's.
+    #[error("API key {key} does not exist for partner {partner}")]
+    ApiKeyNotFound { partner: PartnerId, key: ApiKeyId },
+    #[error("partner {partner} has no active callback for notification type {notification_type}")]
+    NoActiveRegistration {
+        partner: PartnerId,
+        notification_type: NotificationTypeId,
+    },
+    #[error("registration {0} does not exist")]
+    RegistrationNotFound(RegistrationId),
+    #[error("notification type {0} does not exist")]
+    NotificationTypeNotFound(NotificationTypeId),
+    #[error("notification type {0} already exists")]
+    NotificationTypeExists(NotificationTypeId),
+    #[error("a notification type named {0:?} already exists")]
+    NotificationTypeNameTaken(String),
+    /// A row the operation expected was not there (a concurrent delete).
+    #[error("not found")]
+    Vanished,
     /// An unknown, revoked or malformed API key.
     #[error("invalid API key")]
     Unauthenticated,

@@ -123,9 +123,7 @@ impl Registry {
 
         notification_types::find(&mut conn, id)
             .await?
-            .ok_or_else(|| {
-                RegistryError::NotFound(format!("notification type {id} does not exist"))
-            })
+            .ok_or(RegistryError::NotificationTypeNotFound(id))
     }
 
     pub async fn create_notification_type(
@@ -153,9 +151,7 @@ impl Registry {
         conn.transaction(async |conn| {
             let updated = notification_types::set_payload_schema(conn, id, schema)
                 .await?
-                .ok_or_else(|| {
-                    RegistryError::NotFound(format!("notification type {id} does not exist"))
-                })?;
+                .ok_or(RegistryError::NotificationTypeNotFound(id))?;
             changes::record(conn, Change::Catalogue).await?;
             Ok(updated)
         })

@@ -260,12 +260,7 @@ impl Registry {
         conn.transaction(async |conn| {
             let row = registrations::lock(conn, report.registration_id)
                 .await?
-                .ok_or_else(|| {
-                    RegistryError::NotFound(format!(
-                        "registration {} does not exist",
-                        report.registration_id
-                    ))
-                })?;
+                .ok_or(RegistryError::RegistrationNotFound(report.registration_id))?;
             let stale = !row.is_active
                 || row.callback_url != report.callback_url
                 || row

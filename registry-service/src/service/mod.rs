@@ -104,9 +104,10 @@ fn secret_context(id: RegistrationId) -> String {
 }
 
 fn no_active(partner_id: PartnerId, notification_type: NotificationTypeId) -> RegistryError {
-    RegistryError::NotFound(format!(
-        "partner {partner_id} has no active callback for notification type {notification_type}"
-    ))
+    RegistryError::NoActiveRegistration {
+        partner: partner_id,
+        notification_type,
+    }
 }
 
 impl Registry {

@@ -72,10 +72,9 @@ pub async fn revoke(
             .first(conn)
             .await
             .optional()?
-            .ok_or_else(|| {
-                RegistryError::NotFound(format!(
-                    "API key {key_id} does not exist for partner {partner_id}"
-                ))
+            .ok_or(RegistryError::ApiKeyNotFound {
+                partner: partner_id,
+                key: key_id,
             })?,
     };
     Ok(row.into())

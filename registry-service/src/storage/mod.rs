@@ -31,7 +31,7 @@ pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DbPoo
 impl From<DieselError> for RegistryError {
     fn from(e: DieselError) -> Self {
         match e {
-            DieselError::NotFound => RegistryError::NotFound("not found".into()),
+            DieselError::NotFound => RegistryError::Vanished,
             other => RegistryError::internal(other),
         }
     }

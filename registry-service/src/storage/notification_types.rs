@@ -59,12 +59,10 @@ pub async fn insert(
         .map(Into::into)
         .map_err(|e| match violated_constraint(&e) {
             Some((DatabaseErrorKind::UniqueViolation, "notification_types_pkey")) => {
-                RegistryError::AlreadyExists(format!("notification type {id} already exists"))
+                RegistryError::NotificationTypeExists(id)
             }
             Some((DatabaseErrorKind::UniqueViolation, "notification_types_name_key")) => {
-                RegistryError::AlreadyExists(format!(
-                    "a notification type named {name:?} already exists"
-                ))
+                RegistryError::NotificationTypeNameTaken(name.clone())
             }
             _ => e.into(),
         })

@@ -44,7 +44,7 @@ pub async fn find(
 pub async fn get(conn: &mut AsyncPgConnection, id: PartnerId) -> Result<Partner, RegistryError> {
     find(conn, id)
         .await?
-        .ok_or_else(|| RegistryError::NotFound(format!("partner {id} does not exist")))
+        .ok_or(RegistryError::PartnerNotFound(id))
 }
 
 /// The partner if it exists and is not disabled; the error names which.
@@ -54,9 +54,7 @@ pub async fn get_enabled(
 ) -> Result<Partner, RegistryError> {
     let partner = get(conn, id).await?;
     if partner.disabled_at.is_some() {
-        return Err(RegistryError::FailedPrecondition(format!(
-            "partner {id} is disabled"
-        )));
+        return Err(RegistryError::PartnerDisabled(id));
     }
     Ok(partner)
 }
