@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check and every test: formatting, clippy, the whole workspace's
+# Runs every check and every test: formatting, clippy, the docs, the whole workspace's
 # tests against real Postgres, a real validator over the OpenAPI document,
 # the local stack with the curl lines it prints, the deployment artefacts,
 # the queue's model check, a short run of every fuzz target, and the
@@ -17,6 +17,9 @@ cargo fmt --all -- --check
 
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo doc, every broken link refused"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked --quiet
 
 echo "==> cargo test (Postgres: ${TEST_DATABASE_URL:-${DATABASE_URL:-127.0.0.1:5432 or a private cluster}})"
 cargo test --workspace --locked

@@ -597,7 +597,7 @@ pub async fn latency(scale: Scale) -> anyhow::Result<Report> {
 /// A p99 of a few milliseconds from one 10-second window moves with the
 /// VM's stalls: single runs of one build gave ratios from 0.6 to 2.1
 /// (docs/benchmarks-history.md, "Eighth round"). So the scenario runs
-/// [`ISOLATION_RUNS`] times, each on a fresh stack, and reads the p99 of
+/// `ISOLATION_RUNS` times, each on a fresh stack, and reads the p99 of
 /// the runs' latencies together. Within a run the phases keep their order
 /// (none, the control, the hanging last), so that no phase measures what
 /// the hanging endpoints leave behind: retries, and deliveries their

@@ -28,7 +28,7 @@ fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
     }
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Receive {

@@ -5,7 +5,7 @@ use service_kit::telemetry::{Outbound, OutboundChannel};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<OutboundChannel> {
+pub(crate) async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<OutboundChannel> {
     let outbound = Outbound::new(token)?;
     let channel = Channel::from_shared(url.to_owned())?
         .connect()

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 /// Rows of named columns.
 #[derive(Debug, Default)]
-pub struct Table {
+pub(crate) struct Table {
     columns: Vec<&'static str>,
     rows: Vec<Vec<Value>>,
     /// A line printed under the table (paging, hints); not in JSON.
@@ -13,24 +13,24 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(columns: &[&'static str]) -> Self {
+    pub(crate) fn new(columns: &[&'static str]) -> Self {
         Self {
             columns: columns.to_vec(),
             ..Self::default()
         }
     }
 
-    pub fn row(&mut self, values: Vec<Value>) {
+    pub(crate) fn row(&mut self, values: Vec<Value>) {
         self.rows.push(values);
     }
 
-    pub fn footer(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn footer(mut self, text: impl Into<String>) -> Self {
         self.footer = Some(text.into());
         self
     }
 
     /// JSON: an array of objects keyed by column name.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         Value::Array(
             self.rows
                 .iter()
@@ -48,7 +48,7 @@ impl Table {
     }
 
     /// Aligned columns, `-` for empty cells.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let cell = |value: &Value| match value {
             Value::Null => "-".to_owned(),
             Value::String(s) => s.clone(),
@@ -103,7 +103,7 @@ impl Table {
         out.join("\n")
     }
 
-    pub fn print(&self, json: bool) {
+    pub(crate) fn print(&self, json: bool) {
         if json {
             println!("{}", self.to_json());
         } else {

@@ -27,7 +27,7 @@ impl std::fmt::Debug for Receiver {
 }
 
 /// What one arrival looks like on the terminal.
-pub fn describe(
+pub(crate) fn describe(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -76,7 +76,11 @@ async fn arrive(
 }
 
 /// Serves until Ctrl-C.
-pub async fn run(listen: SocketAddr, secret: Option<String>, status: u16) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    listen: SocketAddr,
+    secret: Option<String>,
+    status: u16,
+) -> anyhow::Result<()> {
     let verifier = secret
         .map(|s| standardwebhooks::Webhook::new(&s).map_err(|e| anyhow::anyhow!("--secret: {e}")))
         .transpose()?;

@@ -35,7 +35,7 @@ pub(super) struct Finished {
 
 impl Finished {
     /// An outcome the registry hears nothing of (no attempt was made).
-    pub fn unreported(outcome: Outcome) -> Self {
+    pub(super) fn unreported(outcome: Outcome) -> Self {
         Self {
             outcome,
             report: None,

@@ -42,7 +42,7 @@ pub(super) struct CursorWatch {
 pub(super) const LATE_SWEEP_GAP: Duration = Duration::from_millis(10);
 
 impl CursorWatch {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             passed: AtomicI64::new(i64::MIN),
             claiming: AtomicBool::new(false),
@@ -51,12 +51,12 @@ impl CursorWatch {
         }
     }
 
-    pub fn claim_starts(&self) {
+    pub(super) fn claim_starts(&self) {
         self.claiming.store(true, Ordering::SeqCst);
     }
 
     /// A claim that took deliveries due up to `latest` has ended.
-    pub fn claim_ended(&self, latest: Option<DateTime<Utc>>) {
+    pub(super) fn claim_ended(&self, latest: Option<DateTime<Utc>>) {
         if let Some(latest) = latest {
             self.passed
                 .fetch_max(latest.timestamp_micros(), Ordering::SeqCst);
@@ -69,7 +69,7 @@ impl CursorWatch {
     }
 
     /// Notes work notified as due at `due`.
-    pub fn notified(&self, due: DateTime<Utc>) {
+    pub(super) fn notified(&self, due: DateTime<Utc>) {
         let due = due.timestamp_micros();
         if due <= self.passed.load(Ordering::SeqCst) {
             self.behind.fetch_min(due, Ordering::SeqCst);
@@ -78,12 +78,12 @@ impl CursorWatch {
         }
     }
 
-    pub fn has_behind(&self) -> bool {
+    pub(super) fn has_behind(&self) -> bool {
         self.behind.load(Ordering::SeqCst) != i64::MAX
     }
 
     /// The earliest due time notified behind the cursor since last asked.
-    pub fn take_behind(&self) -> Option<DateTime<Utc>> {
+    pub(super) fn take_behind(&self) -> Option<DateTime<Utc>> {
         match self.behind.swap(i64::MAX, Ordering::SeqCst) {
             i64::MAX => None,
             micros => DateTime::from_timestamp_micros(micros),

@@ -134,7 +134,7 @@ impl Endpoint {
 }
 
 impl Endpoints {
-    pub fn new(limits: Limits) -> Self {
+    pub(super) fn new(limits: Limits) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
             limits,
@@ -148,12 +148,17 @@ impl Endpoints {
     }
 
     /// Deliveries parked on every endpoint.
-    pub fn parked_total(&self) -> usize {
+    pub(super) fn parked_total(&self) -> usize {
         self.lock().values().map(|e| e.parked.len()).sum()
     }
 
     /// A slot on the delivery's endpoint, or a place in its parking.
-    pub fn place(&self, claim: Claim, claimed_at: Instant, target: Arc<Target>) -> Placement {
+    pub(super) fn place(
+        &self,
+        claim: Claim,
+        claimed_at: Instant,
+        target: Arc<Target>,
+    ) -> Placement {
         let per_endpoint = self.limits.per_endpoint;
         let mut endpoints = self.lock();
         let endpoint = endpoints
@@ -180,7 +185,7 @@ impl Endpoints {
     /// Deliveries whose lease could run out during an attempt are returned
     /// as stale, with how long to put them off. `took` is how long the
     /// attempt that held `permit` took, if one was made.
-    pub fn next_parked(
+    pub(super) fn next_parked(
         &self,
         registration: Uuid,
         permit: OwnedSemaphorePermit,
@@ -222,7 +227,7 @@ impl Endpoints {
 
     /// Whether an attempt started now could outlive the lease claimed at
     /// `claimed_at` (and so overlap another worker's attempt).
-    pub fn too_late(&self, claimed_at: Instant) -> bool {
+    pub(super) fn too_late(&self, claimed_at: Instant) -> bool {
         claimed_at.elapsed() >= self.limits.start_within
     }
 
@@ -231,7 +236,7 @@ impl Endpoints {
     /// one ever delivered to. Safe under the map's lock: a forgotten
     /// endpoint has no permit out, and the next delivery to it starts a
     /// fresh one.
-    pub fn forget_idle(&self) {
+    pub(super) fn forget_idle(&self) {
         forget_idle(&mut self.lock(), self.limits.per_endpoint);
     }
 

@@ -32,7 +32,7 @@ pub(super) struct Meters {
 }
 
 impl Meters {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let attempts = |outcome: &'static str| metrics::counter!("callbacks_delivery_attempts_total", "outcome" => outcome);
         Self {
             in_flight: metrics::gauge!("callbacks_deliveries_in_flight"),

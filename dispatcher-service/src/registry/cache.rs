@@ -25,7 +25,7 @@ pub enum Resolution {
 }
 
 /// (partner, notification type).
-pub type Key = (Uuid, i32);
+pub(super) type Key = (Uuid, i32);
 
 /// Beyond this many entries, the cache starts again empty.
 const MAX_CACHED: usize = 100_000;
@@ -39,7 +39,7 @@ struct Entry {
 }
 
 #[derive(Debug, Default)]
-pub struct Resolutions {
+pub(super) struct Resolutions {
     entries: HashMap<Key, Entry>,
     /// Every change up to this version is applied.
     applied: u64,
@@ -50,7 +50,7 @@ pub struct Resolutions {
 }
 
 impl Resolutions {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             entries: HashMap::new(),
             applied: 0,
@@ -59,16 +59,16 @@ impl Resolutions {
     }
 
     /// See [`Resolutions::catalogue_changed`]'s field.
-    pub fn catalogue_changed(&self) -> u64 {
+    pub(super) fn catalogue_changed(&self) -> u64 {
         self.catalogue_changed
     }
 
     /// The version to tag a question about to be sent with.
-    pub fn applied(&self) -> u64 {
+    pub(super) fn applied(&self) -> u64 {
         self.applied
     }
 
-    pub fn get(&self, key: Key) -> Option<Resolution> {
+    pub(super) fn get(&self, key: Key) -> Option<Resolution> {
         self.entries
             .get(&key)
             .filter(|entry| entry.expires > Instant::now())
@@ -77,7 +77,7 @@ impl Resolutions {
 
     /// Keeps `resolution`, asked with `tag`, unless a sync has applied
     /// changes since.
-    pub fn insert(&mut self, key: Key, resolution: Resolution, tag: u64, expires: Instant) {
+    pub(super) fn insert(&mut self, key: Key, resolution: Resolution, tag: u64, expires: Instant) {
         if tag != self.applied {
             return;
         }
@@ -95,14 +95,14 @@ impl Resolutions {
     }
 
     /// Forgets every resolution to `registration` (it answered 410 Gone).
-    pub fn forget_registration(&mut self, registration: Uuid) {
+    pub(super) fn forget_registration(&mut self, registration: Uuid) {
         self.entries.retain(|_, entry| {
             !matches!(&entry.resolution, Resolution::Active(t) if t.registration_id == registration)
         });
     }
 
     /// Applies one `ListChanges` answer.
-    pub fn apply(&mut self, answer: &pb::ListChangesResponse) {
+    pub(super) fn apply(&mut self, answer: &pb::ListChangesResponse) {
         if !answer.complete {
             self.entries.clear();
             self.catalogue_changed = answer.version;

@@ -29,32 +29,32 @@ struct Kind {
 }
 
 #[derive(Debug, Default)]
-pub struct Catalogue {
+pub(super) struct Catalogue {
     types: HashMap<i32, Kind>,
     /// The version the read was tagged with, and when it was made.
     read: Option<(u64, Instant)>,
 }
 
 impl Catalogue {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             types: HashMap::new(),
             read: None,
         }
     }
 
-    pub fn was_read(&self) -> bool {
+    pub(super) fn was_read(&self) -> bool {
         self.read.is_some()
     }
 
     /// Whether the read is younger than `ttl` and no catalogue change
     /// newer than its tag (`changed`) has been applied.
-    pub fn is_current(&self, changed: u64, ttl: Duration) -> bool {
+    pub(super) fn is_current(&self, changed: u64, ttl: Duration) -> bool {
         self.read
             .is_some_and(|(tag, at)| tag >= changed && at.elapsed() < ttl)
     }
 
-    pub fn rules(&self, id: i32) -> TypeRules {
+    pub(super) fn rules(&self, id: i32) -> TypeRules {
         match self.types.get(&id) {
             None => TypeRules::Unknown,
             Some(kind) => TypeRules::Known(kind.schema.as_ref().map(|(_, s)| s.clone())),
@@ -66,7 +66,7 @@ impl Catalogue {
     /// does not compile here (the registry compiled it, so only a version
     /// skew between the two could cause it) is not applied: refusing every
     /// event of the type would lose them.
-    pub fn refresh(&mut self, answer: Vec<pb::NotificationType>, tag: u64) {
+    pub(super) fn refresh(&mut self, answer: Vec<pb::NotificationType>, tag: u64) {
         let mut types = HashMap::with_capacity(answer.len());
         for t in answer {
             let id = t.notification_type_id;

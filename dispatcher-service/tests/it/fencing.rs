@@ -30,19 +30,19 @@ fn attempt(status: i32) -> AttemptRecord {
 }
 
 /// A claim of up to `limit` from the cursor.
-pub async fn claim(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claim> {
+pub(crate) async fn claim(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claim> {
     queue::claim(conn, limit, LEASE).await.unwrap()
 }
 
 /// A sweep of everything behind the cursor.
-pub async fn sweep(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claim> {
+pub(crate) async fn sweep(conn: &mut AsyncPgConnection, limit: u32) -> Vec<Claim> {
     queue::sweep(conn, limit, LEASE, chrono::DateTime::UNIX_EPOCH)
         .await
         .unwrap()
 }
 
 /// Makes every batch's lease run out now, rather than waiting for it.
-pub async fn expire_batches(world: &World) {
+pub(crate) async fn expire_batches(world: &World) {
     let db = world.dispatch_db.client().await.unwrap();
     db.execute("UPDATE claims SET until = now() - interval '1 second'", &[])
         .await
@@ -77,7 +77,7 @@ async fn write_outcome(
 
 /// Stores one event with a subscriber (its delivery leased at insert, with
 /// `lease`); answers its delivery's id.
-pub async fn one_delivery(conn: &mut AsyncPgConnection, lease: Option<Lease>) -> Uuid {
+pub(crate) async fn one_delivery(conn: &mut AsyncPgConnection, lease: Option<Lease>) -> Uuid {
     let event = NewEvent {
         id: Uuid::now_v7(),
         partner_id: Uuid::new_v4(),

@@ -16,7 +16,7 @@ use crate::World;
 
 /// Stores `n` events, each with a pending delivery due one second after
 /// the one before, and analyses nothing.
-pub async fn due_deliveries(world: &World, n: i32) {
+pub(crate) async fn due_deliveries(world: &World, n: i32) {
     let db = world.dispatch_db.client().await.unwrap();
     db.batch_execute(&format!(
         "INSERT INTO events (id, partner_id, notification_type, payload, has_subscriber, occurred_at)
@@ -41,7 +41,7 @@ struct PlanLine {
 
 /// Which of a prepared statement's plans to explain.
 #[derive(Clone, Copy)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// The one made for each of its first executions, with their values.
     Custom,
     /// The one Postgres keeps once it settles on one, whatever the values.
@@ -51,7 +51,7 @@ pub enum Plan {
 /// What `EXPLAIN ({options})` says of `sql`, prepared on `conn` and
 /// executed with `arguments` under `plan`, line by line; in a transaction
 /// rolled back, since an `ANALYZE` runs the statement.
-pub async fn explain(
+pub(crate) async fn explain(
     conn: &mut AsyncPgConnection,
     sql: &str,
     arguments: &str,

@@ -10,7 +10,7 @@ use test_support::{Reply, eventually};
 
 use crate::System;
 
-pub async fn publish_many(
+pub(crate) async fn publish_many(
     system: &System,
     partner: &str,
     count: usize,

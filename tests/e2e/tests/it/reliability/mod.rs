@@ -10,7 +10,7 @@ mod network_faults;
 mod publish_durability;
 
 /// The load multiplier: 1 in the ordinary suite.
-pub fn scale() -> usize {
+pub(crate) fn scale() -> usize {
     std::env::var("RELIABILITY_SCALE")
         .ok()
         .and_then(|v| v.parse().ok())
