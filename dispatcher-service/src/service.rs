@@ -256,6 +256,9 @@ impl Dispatcher {
             idempotency_key: None,
             is_test: true,
             has_subscriber: true,
+            // The echo occurs as it is asked for: a fact about the event,
+            // not a queue time.
+            #[allow(clippy::disallowed_methods)]
             occurred_at: Utc::now(),
             trace_context,
             lease: None,

@@ -416,7 +416,11 @@ impl Deliverer {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
+            // An HTTP date is the endpoint's wall clock, read against ours.
+            .and_then(|v| {
+                #[allow(clippy::disallowed_methods)]
+                parse_retry_after(v, Utc::now())
+            });
         let mut body = response.into_body();
         let mut read = Vec::new();
         // Read a bounded prefix within what is left of the deadline; a body

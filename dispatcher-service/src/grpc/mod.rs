@@ -66,6 +66,9 @@ impl DispatcherGrpc {
             }
         }
         let occurred_at = match &request.occurred_at {
+            // When the publisher says nothing, the event occurred as it
+            // reached us: a fact about the event, not a queue time.
+            #[allow(clippy::disallowed_methods)]
             None => Some(Utc::now()),
             // Years 1 to 9999: what both chrono and Postgres can hold.
             Some(ts) => match from_timestamp(ts).filter(|t| (1..=9999).contains(&t.year())) {

@@ -4,6 +4,8 @@
 
 // A failed unwrap is a failed test, which is what a test wants.
 #![allow(clippy::unwrap_used)]
+// Tests stage times on the wall clock on purpose.
+#![allow(clippy::disallowed_methods)]
 
 mod coherence;
 mod cursor;
