@@ -7,7 +7,9 @@
 //! dispatcher's resolutions are; one that a sync overtook is not kept.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use callbacks_proto::registry::v1 as pb;
@@ -93,8 +95,8 @@ impl KeyCache {
         }
     }
 
-    fn checks(&self) -> std::sync::MutexGuard<'_, Checks> {
-        self.checks.lock().unwrap_or_else(|p| p.into_inner())
+    fn checks(&self) -> parking_lot::MutexGuard<'_, Checks> {
+        self.checks.lock()
     }
 
     fn cached(&self, token: &str) -> Option<Uuid> {
@@ -111,7 +113,7 @@ impl KeyCache {
         self.cached(token)?;
         let (registry, checks) = (self.registry.clone(), self.checks.clone());
         let sync = move || async move {
-            let after = checks.lock().unwrap_or_else(|p| p.into_inner()).applied;
+            let after = checks.lock().applied;
             let answer = registry
                 .clone()
                 .list_changes(pb::ListChangesRequest {
@@ -120,10 +122,7 @@ impl KeyCache {
                 .await
                 .map_err(|status| status.message().to_owned())?
                 .into_inner();
-            checks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .apply(&answer);
+            checks.lock().apply(&answer);
             Ok(())
         };
         // Unknown changes: ask the registry about the key itself instead.

@@ -115,7 +115,6 @@ impl ClaimLoop {
         let handoffs = worker
             .handoffs_rx
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .take()
             .expect("the delivery loop runs once");
         let connection = QueueConnection::new(
@@ -342,7 +341,6 @@ impl ClaimLoop {
             self.worker
                 .batches
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
                 .insert(first.hold.token, claimed.len() as u32);
         }
         for claim in claimed {
@@ -393,13 +391,7 @@ impl ClaimLoop {
         }
         // Whatever is still marked in flight was abandoned, and so is a
         // hand-off that arrived too late to start: make them due now.
-        let mut abandoned: Vec<_> = self
-            .worker
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+        let mut abandoned: Vec<_> = self.worker.in_flight.lock().drain().collect();
         while let Ok(late) = self.handoffs.try_recv() {
             abandoned.push((late.claim.id, late.claim.hold));
         }

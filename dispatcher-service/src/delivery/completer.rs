@@ -107,7 +107,7 @@ pub(super) async fn run(
         reports.clear();
         finished_batches.clear();
         {
-            let mut batches = batches.lock().unwrap_or_else(|p| p.into_inner());
+            let mut batches = batches.lock();
             for f in batch.drain(..) {
                 if let Some(token) = last_of_batch(&mut batches, f.outcome.hold) {
                     finished_batches.push(token);

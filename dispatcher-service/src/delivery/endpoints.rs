@@ -14,7 +14,9 @@
 //! every second.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use foldhash::{HashMap, HashMapExt as _};
@@ -142,9 +144,7 @@ impl Endpoints {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Endpoint>> {
-        // A panic under the lock leaves the map consistent: each change
-        // to it is a single insert, push or pop.
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.lock()
     }
 
     /// Deliveries parked on every endpoint.

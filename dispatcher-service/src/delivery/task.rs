@@ -62,7 +62,6 @@ impl Worker {
     ) {
         self.in_flight
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(in_flight.claim.id, in_flight.claim.hold);
         // Boxed: the future (the whole attempt, hyper's included) is large,
         // and unboxed it is copied on its way into the task.
@@ -198,7 +197,7 @@ impl Worker {
         }
         // Only this claim's entry: a later claim of the same delivery
         // (after this one's lease ran out) keeps its own.
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut in_flight = self.in_flight.lock();
         if in_flight.get(&id) == Some(&hold) {
             in_flight.remove(&id);
         }

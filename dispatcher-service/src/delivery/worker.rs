@@ -11,7 +11,9 @@
 //! between commit and hand-off) is claimed when its lease runs out, like
 //! any claim of a crashed worker.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use foldhash::{HashMap, HashMapExt as _};

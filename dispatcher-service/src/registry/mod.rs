@@ -21,7 +21,9 @@ mod cache;
 mod catalogue;
 mod target;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use callbacks_proto::registry::v1 as pb;
@@ -103,18 +105,15 @@ impl RegistryClient {
         ))
     }
 
-    fn resolutions(&self) -> std::sync::MutexGuard<'_, Resolutions> {
-        self.resolutions.lock().unwrap_or_else(|p| p.into_inner())
+    fn resolutions(&self) -> parking_lot::MutexGuard<'_, Resolutions> {
+        self.resolutions.lock()
     }
 
     /// One `ListChanges` call, applied to the cache.
     fn sync(&self) -> SyncCall {
         let (client, resolutions) = (self.client.clone(), self.resolutions.clone());
         Box::pin(async move {
-            let after = resolutions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .applied();
+            let after = resolutions.lock().applied();
             let request = pb::ListChangesRequest {
                 after_version: after,
             };
@@ -124,10 +123,7 @@ impl RegistryClient {
                 format!("the registry's changes are unknown: {error}")
             })?;
             let answer = answer.into_inner();
-            resolutions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .apply(&answer);
+            resolutions.lock().apply(&answer);
             Ok(())
         })
     }
@@ -302,12 +298,12 @@ impl RegistryClient {
         catalogue.rules(notification_type)
     }
 
-    fn catalogue(&self) -> std::sync::MutexGuard<'_, Catalogue> {
-        self.catalogue.lock().unwrap_or_else(|p| p.into_inner())
+    fn catalogue(&self) -> parking_lot::MutexGuard<'_, Catalogue> {
+        self.catalogue.lock()
     }
 
     fn note_error_state(&self, registration: Uuid, in_error: bool) {
-        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failing = self.failing.lock();
         if in_error {
             failing.insert(registration);
         } else {
@@ -327,11 +323,7 @@ impl RegistryClient {
         use pb::record_delivery_outcome_request::Outcome;
         let outcome = match result {
             AttemptResult::Delivered { .. } => {
-                let was_failing = self
-                    .failing
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&target.registration_id);
+                let was_failing = self.failing.lock().remove(&target.registration_id);
                 if !was_failing {
                     return;
                 }

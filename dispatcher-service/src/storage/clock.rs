@@ -11,7 +11,7 @@
 //! delivery's due time) into a moment of this process no earlier than the
 //! true one (see `delivery::worker`, `became_due`).
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -48,7 +48,7 @@ impl DbClock {
     /// The database's time now, as last read and carried forward; the
     /// host's clock until the first reading.
     pub fn now(&self) -> DateTime<Utc> {
-        let anchor = *self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+        let anchor = *self.anchor.lock();
         match anchor {
             Some(Reading { at, then, .. }) => at + then.elapsed(),
             // Before the first reading there is no other clock.
@@ -60,7 +60,7 @@ impl DbClock {
     /// A moment here no earlier than when the database's clock read
     /// `time`; `None` before the first reading.
     pub fn no_earlier_than(&self, time: DateTime<Utc>) -> Option<Instant> {
-        let reading = (*self.anchor.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let reading = (*self.anchor.lock())?;
         let margin = reading.error + SLACK;
         match (time - reading.at).to_std() {
             Ok(after) => Some(reading.then + after + margin),
@@ -90,7 +90,7 @@ impl DbClock {
             then: sent + round_trip / 2,
             error: round_trip / 2,
         };
-        *self.anchor.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading);
+        *self.anchor.lock() = Some(reading);
         Ok(())
     }
 }
@@ -109,7 +109,7 @@ mod tests {
         assert!(clock.now() >= before, "the host's clock until a reading");
         let an_hour_ahead = Utc::now() + chrono::Duration::hours(1);
         // A reading taken 20 ms ago, on the monotonic clock.
-        *clock.anchor.lock().unwrap() = Some(Reading {
+        *clock.anchor.lock() = Some(Reading {
             at: an_hour_ahead,
             then: Instant::now() - Duration::from_millis(20),
             error: Duration::from_millis(1),
@@ -124,7 +124,7 @@ mod tests {
         let clock = DbClock::new();
         assert_eq!(clock.no_earlier_than(Utc::now()), None, "no reading yet");
         let (at, then) = (Utc::now(), Instant::now());
-        *clock.anchor.lock().unwrap() = Some(Reading {
+        *clock.anchor.lock() = Some(Reading {
             at,
             then,
             error: Duration::from_millis(2),
