@@ -30,3 +30,20 @@ pub struct Attempt {
     pub error: Option<String>,
     pub response_excerpt: String,
 }
+
+/// Which of a partner's deliveries a list call asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct ListFilter {
+    pub partner_id: Uuid,
+    pub notification_type: Option<i32>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// What became of one event handed to storage to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub event_id: Uuid,
+    pub delivery_id: Option<Uuid>,
+    /// The idempotency key had been used: these are the first event's ids.
+    pub duplicate: bool,
+}

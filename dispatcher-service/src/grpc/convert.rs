@@ -4,8 +4,8 @@ use callbacks_proto::dispatcher::v1 as pb;
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
+use crate::domain::delivery::Stored;
 use crate::domain::{Attempt, Delivery, DeliveryStatus};
-use crate::storage::events::Stored;
 
 pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp {

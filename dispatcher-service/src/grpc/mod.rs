@@ -15,8 +15,8 @@ use service_kit::validation::{CHECKED, FieldViolation, Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::domain::delivery::ListFilter;
 use crate::service::{Dispatcher, Naming, PublishInput};
-use crate::storage::deliveries::ListFilter;
 use convert::{from_status, from_timestamp};
 
 /// The most events one `PublishBatch` may carry.

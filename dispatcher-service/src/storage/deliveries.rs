@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::models::{AttemptRow, DeliveryRow};
 use super::schema::{attempts, deliveries, events};
+pub use crate::domain::delivery::ListFilter;
 use crate::domain::{Delivery, DeliveryStatus, DispatchError};
 
 async fn attempts_of(
@@ -38,13 +39,6 @@ pub async fn get(
     };
     let attempts = attempts_of(conn, id).await?;
     Ok(Some(row.into_domain(attempts)))
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct ListFilter {
-    pub partner_id: Uuid,
-    pub notification_type: Option<i32>,
-    pub status: Option<DeliveryStatus>,
 }
 
 /// A partner's deliveries, newest first; `limit` rows from `offset`, without

@@ -10,15 +10,7 @@ use std::collections::HashSet;
 use super::models::NewEvent;
 use super::schema::events;
 use crate::domain::DispatchError;
-
-/// What became of one event handed to [`insert`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    pub event_id: Uuid,
-    pub delivery_id: Option<Uuid>,
-    /// The idempotency key had been used: these are the first event's ids.
-    pub duplicate: bool,
-}
+pub use crate::domain::delivery::Stored;
 
 #[derive(diesel::QueryableByName)]
 struct InsertedId {

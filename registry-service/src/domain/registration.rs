@@ -164,3 +164,11 @@ mod tests {
         assert_eq!(s.reason.unwrap().chars().count(), MAX_REASON_LENGTH);
     }
 }
+
+/// Which of a partner's registrations the public list call asks for.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub is_active: Option<bool>,
+    pub registration_id: Option<RegistrationId>,
+    pub merchant_id: Option<String>,
+}

@@ -13,13 +13,13 @@ use pb::registry_service_server::RegistryService;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
+use crate::domain::registration::ListFilter;
 use crate::domain::text::{self, Credentials};
 use crate::domain::{
     ApiKeyId, NewNotificationType, NotificationTypeId, Outcome, PageRequest, PartnerId,
     RegistrationId, RegistryError, UrlPolicy,
 };
 use crate::service::{OutcomeReport, Registry, UpsertCallback};
-use crate::storage::registrations::ListFilter;
 use convert::{from_timestamp, page_info};
 use service_kit::validation::{CHECKED, Violations};
 

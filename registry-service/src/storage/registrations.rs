@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::models::{OutcomeChange, RegistrationRow, TargetChange};
 use super::schema::registrations;
+pub use crate::domain::registration::ListFilter;
 use crate::domain::{
     NotificationTypeId, Page, PageRequest, PartnerId, RegistrationId, RegistryError,
 };
@@ -146,14 +147,6 @@ pub async fn apply_outcome(
         .returning(RegistrationRow::as_returning())
         .get_result(conn)
         .await?)
-}
-
-/// The filters of the public list call.
-#[derive(Debug, Clone)]
-pub struct ListFilter {
-    pub is_active: Option<bool>,
-    pub registration_id: Option<RegistrationId>,
-    pub merchant_id: Option<String>,
 }
 
 /// A partner's registrations, oldest first, active and history alike unless
