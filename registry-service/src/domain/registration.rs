@@ -96,6 +96,37 @@ fn truncate(s: &str, max_chars: usize) -> String {
     }
 }
 
+/// What an outcome report is checked against: the registration as it
+/// stands when the report arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    pub is_active: bool,
+    pub callback_url: &'a str,
+    /// When the latest outcome applied to it occurred.
+    pub last_outcome_at: Option<DateTime<Utc>>,
+}
+
+impl Standing<'_> {
+    /// Whether an attempt on `url` that ended at `occurred_at` no longer
+    /// says anything about this registration: it was deactivated, its URL
+    /// changed since (the partner's fix must not be marked failing by the
+    /// old URL's attempts), or a later attempt's outcome is already applied
+    /// (replicas report out of order).
+    pub fn makes_stale(&self, url: &str, occurred_at: DateTime<Utc>) -> bool {
+        !self.is_active
+            || self.callback_url != url
+            || self.last_outcome_at.is_some_and(|last| last > occurred_at)
+    }
+}
+
+/// Which of a partner's registrations the public list call asks for.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub is_active: Option<bool>,
+    pub registration_id: Option<RegistrationId>,
+    pub merchant_id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -163,12 +194,34 @@ mod tests {
         let s = ErrorState::default().after(&failed(&"é".repeat(600)), t(0));
         assert_eq!(s.reason.unwrap().chars().count(), MAX_REASON_LENGTH);
     }
-}
 
-/// Which of a partner's registrations the public list call asks for.
-#[derive(Debug, Clone)]
-pub struct ListFilter {
-    pub is_active: Option<bool>,
-    pub registration_id: Option<RegistrationId>,
-    pub merchant_id: Option<String>,
+    #[test]
+    fn a_report_is_stale_once_deactivated_moved_or_overtaken() {
+        let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let standing = Standing {
+            is_active: true,
+            callback_url: "https://a.example/cb",
+            last_outcome_at: Some(at(10)),
+        };
+        assert!(!standing.makes_stale("https://a.example/cb", at(10)));
+        assert!(!standing.makes_stale("https://a.example/cb", at(11)));
+        assert!(
+            standing.makes_stale("https://a.example/cb", at(9)),
+            "overtaken"
+        );
+        assert!(
+            standing.makes_stale("https://b.example/cb", at(11)),
+            "moved"
+        );
+        let deactivated = Standing {
+            is_active: false,
+            ..standing
+        };
+        assert!(deactivated.makes_stale("https://a.example/cb", at(11)));
+        let never = Standing {
+            last_outcome_at: None,
+            ..standing
+        };
+        assert!(!never.makes_stale("https://a.example/cb", at(0)));
+    }
 }

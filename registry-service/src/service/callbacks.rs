@@ -3,6 +3,7 @@
 //! outcomes).
 
 use super::*;
+use crate::domain::registration::Standing;
 
 impl Registry {
     // ------------------------------------------------------- registrations
@@ -261,12 +262,12 @@ impl Registry {
             let row = registrations::lock(conn, report.registration_id)
                 .await?
                 .ok_or(RegistryError::RegistrationNotFound(report.registration_id))?;
-            let stale = !row.is_active
-                || row.callback_url != report.callback_url
-                || row
-                    .last_outcome_at
-                    .is_some_and(|last| last > report.occurred_at);
-            if stale {
+            let standing = Standing {
+                is_active: row.is_active,
+                callback_url: &row.callback_url,
+                last_outcome_at: row.last_outcome_at,
+            };
+            if standing.makes_stale(&report.callback_url, report.occurred_at) {
                 metrics::counter!("callbacks_outcome_reports_total", "applied" => "false")
                     .increment(1);
                 return Ok((row.to_domain(), false));
