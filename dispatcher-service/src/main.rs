@@ -5,7 +5,7 @@ use clap::Parser;
 use dispatcher_service::{Application, Config};
 use service_kit::{shutdown_signal, telemetry};
 
-/// glibc's malloc (with its consolidation passes) took about a fifth of the
+/// glibc's malloc (with its consolidation passes) takes about a fifth of the
 /// dispatcher's CPU under load, for the many small, short-lived buffers of
 /// each attempt.
 #[global_allocator]

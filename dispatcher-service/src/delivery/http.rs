@@ -291,7 +291,7 @@ impl Deliverer {
     /// The span is made with the OpenTelemetry API, not as a `tracing`
     /// span like every other: it is the one span per delivery, and through
     /// `tracing-opentelemetry` (a registry entry, every field formatted
-    /// through a visitor, enter and exit on every poll) it cost a quarter
+    /// through a visitor, enter and exit on every poll) it costs a quarter
     /// of the dispatcher's CPU (docs/benchmarks-history.md, fourth round). Here the
     /// attributes that do not change between attempts are built once per
     /// target and shared, and a span the sampler drops is never recorded.
@@ -301,7 +301,7 @@ impl Deliverer {
     /// nowhere. When nothing exports spans, none is made: the request
     /// carries the publisher's `traceparent` as stored, and the log line
     /// its trace id (the span, dropped unseen, and the context parsed and
-    /// written again for it took about a tenth of the dispatcher's CPU;
+    /// written again for it take about a tenth of the dispatcher's CPU;
     /// docs/benchmarks-history.md, seventh round).
     pub async fn attempt(&self, target: &Target, of: AttemptOf<'_>, body: &Bytes) -> Attempted {
         if !service_kit::telemetry::exporting() {

@@ -60,7 +60,7 @@ const INSERT_KEYED: &str = insert_statement!("ON CONFLICT DO NOTHING");
 
 /// Events without a key, which cannot conflict (their ids are minted here):
 /// a plain insert. `ON CONFLICT` makes every row a speculative insertion,
-/// which cost a sixth of Postgres's CPU per event in `bench ingest`
+/// which costs a sixth of Postgres's CPU per event in `bench ingest`
 /// (docs/benchmarks-history.md, "Ninth round").
 const INSERT_UNKEYED: &str = insert_statement!("");
 

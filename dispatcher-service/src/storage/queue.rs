@@ -4,13 +4,11 @@
 //!   **cursor**, the exact (due, id) place in the due index where the last
 //!   claim of any replica stopped, moves the cursor past them, and writes
 //!   one `claims` row for the batch: its token, the end of its lease, and
-//!   its deliveries. It writes no delivery row. A claim used to write each
-//!   one (a lease token, and the due time moved to the lease's end), a new
-//!   version of the row and an entry in each of its indexes, about as
-//!   costly as the completion after it; taking that write away took
-//!   about a quarter off Postgres's time per delivery (docs/benchmarks-history.md,
-//!   "Tenth round"). Replicas take the cursor's row lock in turn, so their
-//!   batches never overlap.
+//!   its deliveries. It writes no delivery row: a write per row (a new
+//!   version and an entry in each index) costs about as much as the
+//!   completion after it ([decision 5](../../../docs/decisions/0005-claims-read-from-a-shared-cursor.md)).
+//!   Replicas take the cursor's row lock in turn, so their batches never
+//!   overlap.
 //! - **Sweep**: what lies behind the cursor is either in a live batch (in
 //!   flight) or waits for a sweep, which takes it into a batch of its own
 //!   and, since it can no longer be told apart by its place, writes that
