@@ -421,24 +421,31 @@ impl Deliverer {
                 #[allow(clippy::disallowed_methods)]
                 parse_retry_after(v, Utc::now())
             });
-        let mut body = response.into_body();
-        let mut read = Vec::new();
-        // Read a bounded prefix within what is left of the deadline; a body
-        // that trickles past it does not change the status it came with.
-        while read.len() < MAX_BODY_READ {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        read.extend_from_slice(data);
-                    }
-                }
-                _ => break,
-            }
-        }
-        read.truncate(EXCERPT_LEN);
-        let excerpt = String::from_utf8_lossy(&read).into_owned();
+        let excerpt = excerpt(response.into_body(), deadline).await;
         finish(AttemptResult::from_status(status, retry_after), excerpt)
     }
+}
+
+/// The answer's first bytes, for the attempt log: a bounded prefix read
+/// within what is left of the deadline. A body that trickles past it does
+/// not change the status it came with.
+async fn excerpt<B>(mut body: B, deadline: tokio::time::Instant) -> String
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let mut read = Vec::new();
+    while read.len() < MAX_BODY_READ {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    read.extend_from_slice(data);
+                }
+            }
+            _ => break,
+        }
+    }
+    read.truncate(EXCERPT_LEN);
+    String::from_utf8_lossy(&read).into_owned()
 }
 
 #[cfg(test)]
