@@ -686,6 +686,7 @@ async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<
         .add_dispatcher(DispatcherSettings {
             workers: true,
             response_timeout: "5s",
+            ..Default::default()
         })
         .await?;
     let healthy = stack.partners(100, "/p").await?;
