@@ -240,3 +240,26 @@ async fn a_small_isolation_run_pools_every_run_and_loses_nothing() {
         report.notes
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_publish_loop_delivers_every_published_event() {
+    // A window of 6 s (the smallest: a tenth of the full minute) after 200
+    // warm-up deliveries.
+    let report = scenarios::publish_loop(Scale(0.01)).await.unwrap();
+    assert_eq!(report.column("publishers"), ["64"], "{}", report.markdown());
+    let (published, delivered) = (
+        numbers(&report, "published")[0],
+        numbers(&report, "delivered")[0],
+    );
+    assert!(
+        published > 0.0 && delivered == published,
+        "{}",
+        report.markdown()
+    );
+    assert!(numbers(&report, "delivered/s")[0] > 0.0);
+    for (p50, p99) in [("p50 ms", "p99 ms"), ("call p50 ms", "call p99 ms")] {
+        let (p50, p99) = (numbers(&report, p50)[0], numbers(&report, p99)[0]);
+        assert!(p50 > 0.0 && p50 <= p99, "{}", report.markdown());
+    }
+    reports_what_the_issue_asks(&report, "dispatcher CPU s/1k");
+}
