@@ -1,4 +1,4 @@
-//! `bench [all|ingest|deliver|latency|isolation|backlog|limit|publish-loop]… [--scale F]`
+//! `bench [all|ingest|deliver|latency|isolation|backlog|limit|publish-loop|https-hosts]… [--scale F]`
 
 use clap::Parser;
 
@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         "backlog",
         "limit",
         "publish-loop",
+        "https-hosts",
     ];
     let chosen: Vec<&str> = if cli.scenarios.iter().any(|s| s == "all") {
         all.to_vec()
@@ -74,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             "backlog" => scenarios::backlog(scale).await?,
             "limit" => scenarios::limit(scale).await?,
             "publish-loop" => scenarios::publish_loop(scale).await?,
+            "https-hosts" => scenarios::https_hosts(scale).await?,
             other => anyhow::bail!("unknown scenario {other}; choose from {all:?} or all"),
         };
         println!("{}", report.markdown());

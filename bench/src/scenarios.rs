@@ -16,8 +16,10 @@ use uuid::Uuid;
 use crate::measure::{self, Percentiles, ms, percentiles};
 use crate::stack::{DispatcherSettings, PeakRss, Sent, Stack, event, prefill};
 
+mod https_hosts;
 mod publish_loop;
 
+pub use https_hosts::https_hosts;
 pub use publish_loop::publish_loop;
 
 /// Multiplies every count and duration: 1.0 is the full run, small values
