@@ -1,4 +1,4 @@
-//! `bench [all|ingest|deliver|latency|isolation|backlog|limit]… [--scale F]`
+//! `bench [all|ingest|deliver|latency|isolation|backlog|limit|publish-loop|https-hosts]… [--scale F]`
 
 use clap::Parser;
 
@@ -57,6 +57,8 @@ async fn main() -> anyhow::Result<()> {
         "isolation",
         "backlog",
         "limit",
+        "publish-loop",
+        "https-hosts",
     ];
     let chosen: Vec<&str> = if cli.scenarios.iter().any(|s| s == "all") {
         all.to_vec()
@@ -72,6 +74,8 @@ async fn main() -> anyhow::Result<()> {
             "isolation" => scenarios::isolation(scale).await?,
             "backlog" => scenarios::backlog(scale).await?,
             "limit" => scenarios::limit(scale).await?,
+            "publish-loop" => scenarios::publish_loop(scale).await?,
+            "https-hosts" => scenarios::https_hosts(scale).await?,
             other => anyhow::bail!("unknown scenario {other}; choose from {all:?} or all"),
         };
         println!("{}", report.markdown());

@@ -1,6 +1,7 @@
-//! The six scenarios. Each builds its own system, drives it, and answers a
+//! The scenarios. Each builds its own system, drives it, and answers a
 //! markdown table. Every loop is bounded in count and time; all traffic
-//! stays on loopback.
+//! stays on loopback. The first six live here; the later ones have modules
+//! of their own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,12 @@ use uuid::Uuid;
 
 use crate::measure::{self, Percentiles, ms, percentiles};
 use crate::stack::{DispatcherSettings, PeakRss, Sent, Stack, event, prefill};
+
+mod https_hosts;
+mod publish_loop;
+
+pub use https_hosts::https_hosts;
+pub use publish_loop::publish_loop;
 
 /// Multiplies every count and duration: 1.0 is the full run, small values
 /// make a smoke test.
@@ -686,6 +693,7 @@ async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<
         .add_dispatcher(DispatcherSettings {
             workers: true,
             response_timeout: "5s",
+            ..Default::default()
         })
         .await?;
     let healthy = stack.partners(100, "/p").await?;

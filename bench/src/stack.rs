@@ -30,6 +30,8 @@ fn loopback(port: u16) -> SocketAddr {
 pub struct DispatcherSettings {
     pub workers: bool,
     pub response_timeout: &'static str,
+    /// More variables, set after (and so over) the stack's own.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for DispatcherSettings {
@@ -37,6 +39,7 @@ impl Default for DispatcherSettings {
         Self {
             workers: true,
             response_timeout: "15s",
+            extra_env: Vec::new(),
         }
     }
 }
@@ -131,29 +134,26 @@ impl Stack {
     /// told otherwise (`publish_via`).
     pub async fn add_dispatcher(&mut self, settings: DispatcherSettings) -> anyhow::Result<usize> {
         let addr = loopback(free_port()?);
-        let service = Service::start(
-            "dispatcher-service",
-            addr,
-            env(&[
-                ("DISPATCHER_LISTEN", &addr.to_string()),
-                ("DISPATCHER_ADMIN_LISTEN", "127.0.0.1:0"),
-                ("DISPATCHER_DATABASE_URL", self.dispatch_db.url()),
-                ("DISPATCHER_REGISTRY_URL", &self.registry_url),
-                ("DISPATCHER_ALLOW_HTTP_CALLBACKS", "true"),
-                ("DISPATCHER_OPEN_GRPC", "true"),
-                ("DISPATCHER_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
-                (
-                    "DISPATCHER_DELIVERY_WORKERS",
-                    if settings.workers { "true" } else { "false" },
-                ),
-                ("DISPATCHER_RESPONSE_TIMEOUT", settings.response_timeout),
-                ("DISPATCHER_LEASE", "60s"),
-                ("DISPATCHER_REGISTRY_CACHE_TTL", "60s"),
-                ("DISPATCHER_DB_POOL_SIZE", "24"),
-            ]),
-            None,
-        )
-        .await?;
+        let mut variables = env(&[
+            ("DISPATCHER_LISTEN", &addr.to_string()),
+            ("DISPATCHER_ADMIN_LISTEN", "127.0.0.1:0"),
+            ("DISPATCHER_DATABASE_URL", self.dispatch_db.url()),
+            ("DISPATCHER_REGISTRY_URL", &self.registry_url),
+            ("DISPATCHER_ALLOW_HTTP_CALLBACKS", "true"),
+            ("DISPATCHER_OPEN_GRPC", "true"),
+            ("DISPATCHER_ALLOWED_CALLBACK_NETWORKS", "127.0.0.0/8"),
+            (
+                "DISPATCHER_DELIVERY_WORKERS",
+                if settings.workers { "true" } else { "false" },
+            ),
+            ("DISPATCHER_RESPONSE_TIMEOUT", settings.response_timeout),
+            ("DISPATCHER_LEASE", "60s"),
+            ("DISPATCHER_REGISTRY_CACHE_TTL", "60s"),
+            ("DISPATCHER_DB_POOL_SIZE", "24"),
+        ]);
+        // Later variables win: a scenario's own settings override these.
+        variables.extend(settings.extra_env);
+        let service = Service::start("dispatcher-service", addr, variables, None).await?;
         // A few HTTP/2 connections, so that one connection's flow control
         // is not the bottleneck.
         let mut clients = Vec::new();
@@ -183,30 +183,38 @@ impl Stack {
 
     /// `n` partners, each with a callback for type 5 at `{path}/{i}`.
     pub async fn partners(&self, n: usize, path: &str) -> anyhow::Result<Vec<String>> {
-        let mut registry = RegistryServiceClient::connect(self.registry_url.clone()).await?;
-        let mut ids = Vec::with_capacity(n);
-        for i in 0..n {
-            let partner = registry
-                .create_partner(rpb::CreatePartnerRequest {
-                    name: format!("bench {i}"),
-                    key_label: String::new(),
-                })
-                .await?
-                .into_inner()
-                .partner
-                .unwrap_or_default()
-                .partner_id;
-            registry
-                .upsert_callback(rpb::UpsertCallbackRequest {
-                    partner_id: partner.clone(),
-                    notification_type: 5,
-                    callback_url: self.receiver.url(&format!("{path}/{i}")),
-                    callback_user_name: None,
-                    callback_password: None,
-                    merchant_id: None,
-                })
-                .await?;
-            ids.push(partner);
+        let receiver = self.receiver.clone();
+        let path = path.to_owned();
+        self.partners_at(n, move |i| receiver.url(&format!("{path}/{i}")))
+            .await
+    }
+
+    /// `n` partners, the `i`th with a callback for type 5 at `url(i)`;
+    /// registered a few at a time, since a scenario may want thousands.
+    pub async fn partners_at(
+        &self,
+        n: usize,
+        url: impl Fn(usize) -> String + Send + Sync + 'static,
+    ) -> anyhow::Result<Vec<String>> {
+        const AT_ONCE: usize = 8;
+        let url = Arc::new(url);
+        let mut tasks = tokio::task::JoinSet::new();
+        for first in 0..AT_ONCE.min(n) {
+            let mut registry = RegistryServiceClient::connect(self.registry_url.clone()).await?;
+            let url = url.clone();
+            tasks.spawn(async move {
+                let mut ids = Vec::new();
+                for i in (first..n).step_by(AT_ONCE) {
+                    ids.push((i, register(&mut registry, i, url(i)).await?));
+                }
+                Ok::<_, anyhow::Error>(ids)
+            });
+        }
+        let mut ids = vec![String::new(); n];
+        while let Some(registered) = tasks.join_next().await {
+            for (i, id) in registered?? {
+                ids[i] = id;
+            }
         }
         Ok(ids)
     }
@@ -279,6 +287,35 @@ impl Stack {
             registry: self.registry.pid().map_or(0.0, measure::peak_rss_mib),
         }
     }
+}
+
+/// Partner `bench {i}`, with a callback for type 5 at `url`; answers its id.
+async fn register(
+    registry: &mut RegistryServiceClient<Channel>,
+    i: usize,
+    url: String,
+) -> anyhow::Result<String> {
+    let partner = registry
+        .create_partner(rpb::CreatePartnerRequest {
+            name: format!("bench {i}"),
+            key_label: String::new(),
+        })
+        .await?
+        .into_inner()
+        .partner
+        .unwrap_or_default()
+        .partner_id;
+    registry
+        .upsert_callback(rpb::UpsertCallbackRequest {
+            partner_id: partner.clone(),
+            notification_type: 5,
+            callback_url: url,
+            callback_user_name: None,
+            callback_password: None,
+            merchant_id: None,
+        })
+        .await?;
+    Ok(partner)
 }
 
 pub fn event(partner: &str, n: usize) -> dpb::PublishRequest {

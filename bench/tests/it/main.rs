@@ -240,3 +240,75 @@ async fn a_small_isolation_run_pools_every_run_and_loses_nothing() {
         report.notes
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_publish_loop_delivers_every_published_event() {
+    // A window of 6 s (the smallest: a tenth of the full minute) after 200
+    // warm-up deliveries.
+    let report = scenarios::publish_loop(Scale(0.01)).await.unwrap();
+    assert_eq!(report.column("publishers"), ["64"], "{}", report.markdown());
+    let (published, delivered) = (
+        numbers(&report, "published")[0],
+        numbers(&report, "delivered")[0],
+    );
+    assert!(
+        published > 0.0 && delivered == published,
+        "{}",
+        report.markdown()
+    );
+    assert!(numbers(&report, "delivered/s")[0] > 0.0);
+    for (p50, p99) in [("p50 ms", "p99 ms"), ("call p50 ms", "call p99 ms")] {
+        let (p50, p99) = (numbers(&report, p50)[0], numbers(&report, p99)[0]);
+        assert!(p50 > 0.0 && p50 <= p99, "{}", report.markdown());
+    }
+    reports_what_the_issue_asks(&report, "dispatcher CPU s/1k");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_https_hosts_run_counts_handshakes_and_reuse() {
+    // 1,000 deliveries a phase: one to each registration, plain, HTTPS,
+    // HTTPS, plain.
+    let report = scenarios::https_hosts(Scale(0.01)).await.unwrap();
+    assert_eq!(
+        report.column("phase"),
+        ["plain HTTP", "HTTPS", "HTTPS", "plain HTTP"],
+        "{}",
+        report.markdown()
+    );
+    assert_eq!(report.column("hosts"), ["1", "100", "100", "1"]);
+    assert_eq!(report.column("deliveries"), ["1000"; 4]);
+    reports_what_the_issue_asks(&report, "dispatcher CPU s/1k");
+    let connections = numbers(&report, "new connections");
+    let reused = numbers(&report, "connections reused");
+    for (row, kind) in report.column("phase").iter().enumerate() {
+        // Every request came on a new connection or an old one (a
+        // connection may also have been opened and never used).
+        assert!(connections[row] > 0.0, "{}", report.markdown());
+        assert!(
+            connections[row] + reused[row] >= 1000.0,
+            "{}",
+            report.markdown()
+        );
+        let handshakes: f64 = report.column("TLS handshakes (resumed)")[row]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // A handshake per HTTPS connection (but one the client dropped
+        // half-way); none for plain HTTP.
+        if *kind == "HTTPS" {
+            assert!(handshakes > 0.0 && handshakes <= connections[row]);
+        } else {
+            assert_eq!(handshakes, 0.0, "{}", report.markdown());
+        }
+    }
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("of plain HTTP's rate")),
+        "{:?}",
+        report.notes
+    );
+}

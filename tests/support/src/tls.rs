@@ -82,6 +82,27 @@ impl TestCa {
             Validity::WrongHost => vec!["other.example.com".to_owned()],
             _ => VALID_NAMES.iter().map(|n| (*n).to_owned()).collect(),
         };
+        self.signed_config(names, validity == Validity::Expired, alpn)
+    }
+
+    /// A server configuration presenting a certificate valid now for
+    /// `names` (a `*.` wildcard covers one label), signed by this CA: for
+    /// a server that stands for many hosts, as the bench's does.
+    pub fn server_config_for(
+        &self,
+        names: &[&str],
+        alpn: &[&[u8]],
+    ) -> anyhow::Result<Arc<ServerConfig>> {
+        let names = names.iter().map(|n| (*n).to_owned()).collect();
+        self.signed_config(names, false, alpn)
+    }
+
+    fn signed_config(
+        &self,
+        names: Vec<String>,
+        expired: bool,
+        alpn: &[&[u8]],
+    ) -> anyhow::Result<Arc<ServerConfig>> {
         let key = KeyPair::generate().context("generating the server key")?;
         let mut params = CertificateParams::new(names)?;
         params
@@ -89,7 +110,7 @@ impl TestCa {
             .push(DnType::CommonName, "test server");
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        if validity == Validity::Expired {
+        if expired {
             params.not_before = rcgen::date_time_ymd(2019, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 1, 1);
         }
