@@ -23,9 +23,9 @@ use crate::receiver::{ConnectionCount, Receiver};
 use crate::stack::{DispatcherSettings, PeakRss, Stack, prefill};
 
 /// Registrations of each kind.
-pub const REGISTRATIONS: usize = 1_000;
+pub(super) const REGISTRATIONS: usize = 1_000;
 /// Host names the HTTPS registrations are spread over.
-pub const HOSTS: usize = 100;
+pub(super) const HOSTS: usize = 100;
 /// The project's target: HTTPS deliveries at this share of plain HTTP's.
 const TARGET_SHARE: f64 = 0.60;
 /// The domain every host name of the scenario is in (RFC 6761's `.test`,

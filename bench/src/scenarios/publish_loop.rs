@@ -14,7 +14,7 @@ use crate::measure::{ms, percentiles};
 use crate::stack::{DispatcherSettings, Sent, Stack, event};
 
 /// Publishers in the loop, each with one call in flight.
-pub const PUBLISHERS: usize = 64;
+pub(super) const PUBLISHERS: usize = 64;
 
 /// How long the loop runs at scale 1 (a tenth of it at the smallest scale).
 const WINDOW: Duration = Duration::from_secs(60);
