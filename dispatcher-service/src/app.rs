@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::delivery::http::{Deliverer, HttpSettings};
 use crate::delivery::worker::{Worker, WorkerSettings};
+use crate::domain::RetryPolicy;
 use crate::grpc::{DispatcherGrpc, callers};
 use crate::registry::RegistryClient;
 use crate::service::Dispatcher;
-use crate::storage;
+use crate::storage::{self, DbPool};
 
 /// How long calls in progress at SIGTERM may take to finish.
 const CALL_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -67,36 +68,7 @@ impl Application {
             registry_token,
             config.registry_cache_ttl,
         )?;
-        let worker = if config.delivery_workers {
-            let deliverer = Deliverer::new(HttpSettings {
-                connect_timeout: config.connect_timeout,
-                response_timeout: config.response_timeout,
-                allowed_networks: config.allowed_callback_networks.clone(),
-                allow_http: config.allow_http_callbacks,
-                extra_ca_files: config.extra_ca_files.clone(),
-                max_idle_per_host: config.max_in_flight,
-                dns_servers: config.dns_servers.clone(),
-            })
-            .context("building the HTTPS client")?;
-            Some(Worker::new(
-                pool.clone(),
-                registry.clone(),
-                deliverer,
-                policy,
-                WorkerSettings {
-                    batch_size: config.batch_size,
-                    lease: config.lease,
-                    poll_interval: config.poll_interval,
-                    max_in_flight: config.max_in_flight,
-                    per_endpoint: config.per_endpoint_concurrency,
-                    defer_for: std::time::Duration::from_secs(1),
-                    shutdown_grace: config.shutdown_grace,
-                },
-            ))
-        } else {
-            tracing::warn!("delivery workers are off: events are stored, not delivered");
-            None
-        };
+        let worker = delivery_worker(&config, &pool, &registry, policy)?;
         let dispatcher = Arc::new(Dispatcher::new(pool.clone(), registry, worker.clone()));
         let admin = service_kit::metrics::bind_admin(config.admin_listen)
             .await
@@ -150,24 +122,7 @@ impl Application {
             .worker
             .map(|worker| tokio::spawn(worker.run(signalled.clone(), stop.clone())));
         tracing::info!(addr = %self.listener.local_addr()?, admin = %self.admin.local_addr()?, "dispatcher listening");
-        let admin = {
-            let (ready, refresh) = (self.pool.clone(), self.pool.clone());
-            let router = service_kit::metrics::admin_router(
-                Arc::new(move || {
-                    let pool = ready.clone();
-                    Box::pin(async move { storage::ping(&pool).await })
-                }),
-                Arc::new(move || {
-                    let pool = refresh.clone();
-                    Box::pin(async move { storage::refresh_gauges(&pool).await })
-                }),
-            );
-            tokio::spawn(service_kit::metrics::serve_admin(
-                self.admin,
-                router,
-                stop.clone().cancelled_owned(),
-            ))
-        };
+        let admin = spawn_admin(self.admin, &self.pool, &stop);
         let signal = {
             let signalled = signalled.clone();
             async move {
@@ -213,4 +168,66 @@ impl Application {
         tracing::info!("dispatcher stopped");
         served.map_err(Into::into)
     }
+}
+
+/// The delivery loop this process runs, unless its workers are off.
+fn delivery_worker(
+    config: &Config,
+    pool: &DbPool,
+    registry: &Arc<RegistryClient>,
+    policy: RetryPolicy,
+) -> anyhow::Result<Option<Arc<Worker>>> {
+    if !config.delivery_workers {
+        tracing::warn!("delivery workers are off: events are stored, not delivered");
+        return Ok(None);
+    }
+    let deliverer = Deliverer::new(HttpSettings {
+        connect_timeout: config.connect_timeout,
+        response_timeout: config.response_timeout,
+        allowed_networks: config.allowed_callback_networks.clone(),
+        allow_http: config.allow_http_callbacks,
+        extra_ca_files: config.extra_ca_files.clone(),
+        max_idle_per_host: config.max_in_flight,
+        dns_servers: config.dns_servers.clone(),
+    })
+    .context("building the HTTPS client")?;
+    Ok(Some(Worker::new(
+        pool.clone(),
+        registry.clone(),
+        deliverer,
+        policy,
+        WorkerSettings {
+            batch_size: config.batch_size,
+            lease: config.lease,
+            poll_interval: config.poll_interval,
+            max_in_flight: config.max_in_flight,
+            per_endpoint: config.per_endpoint_concurrency,
+            defer_for: std::time::Duration::from_secs(1),
+            shutdown_grace: config.shutdown_grace,
+        },
+    )))
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop`.
+fn spawn_admin(
+    listener: TcpListener,
+    pool: &DbPool,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let (ready, refresh) = (pool.clone(), pool.clone());
+    let router = service_kit::metrics::admin_router(
+        Arc::new(move || {
+            let pool = ready.clone();
+            Box::pin(async move { storage::ping(&pool).await })
+        }),
+        Arc::new(move || {
+            let pool = refresh.clone();
+            Box::pin(async move { storage::refresh_gauges(&pool).await })
+        }),
+    );
+    tokio::spawn(service_kit::metrics::serve_admin(
+        listener,
+        router,
+        stop.clone().cancelled_owned(),
+    ))
 }
