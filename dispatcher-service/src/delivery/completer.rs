@@ -25,7 +25,7 @@ use crate::registry::{RegistryClient, Target};
 use crate::storage::DbPool;
 use crate::storage::queue::{self, QueueConnection, Role};
 
-/// A delivery done with for this round: the write to make, and what to
+/// A delivery done with for now: the write to make, and what to
 /// tell the registry once the write has landed.
 #[derive(Debug)]
 pub(super) struct Finished {

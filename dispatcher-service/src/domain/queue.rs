@@ -60,7 +60,7 @@ pub struct Claim {
     pub trace_context: Option<String>,
 }
 
-/// How a held delivery ends this round: the write its holder makes.
+/// How a held delivery ends this time it is held: the write its holder makes.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub delivery_id: Uuid,
