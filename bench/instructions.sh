@@ -2,8 +2,8 @@
 # Counts the instructions the dispatchers of one `bench deliver` run
 # execute, under callgrind: a measure that repeats within a fraction of a
 # per cent whatever else the machine does, where deliveries per second on
-# this VM move by half from one run to the next (docs/benchmarks-history.md,
-# "Seventh round").
+# this VM move by half from one run to the next (docs/benchmarks.md,
+# "Comparing two builds").
 #
 #   bench/instructions.sh [scale]        # default 0.05: 10,000 deliveries
 #

@@ -210,9 +210,9 @@ fn latencies(sent: &Sent, arrivals: &[(Uuid, Instant)]) -> (Vec<Duration>, usize
     (samples, lost, duplicates)
 }
 
-/// A system whose one dispatcher only stores (workers off), with 100
-/// partners registered: the start of every scenario that fills a backlog.
-async fn publishing_stack() -> anyhow::Result<(Stack, Vec<String>)> {
+/// A system whose one dispatcher only stores (workers off): the start of
+/// every scenario that fills a backlog.
+async fn storing_stack() -> anyhow::Result<Stack> {
     let mut stack = Stack::start().await?;
     stack
         .add_dispatcher(DispatcherSettings {
@@ -220,6 +220,12 @@ async fn publishing_stack() -> anyhow::Result<(Stack, Vec<String>)> {
             ..Default::default()
         })
         .await?;
+    Ok(stack)
+}
+
+/// A [`storing_stack`] with 100 partners registered.
+async fn publishing_stack() -> anyhow::Result<(Stack, Vec<String>)> {
+    let stack = storing_stack().await?;
     let partners = stack.partners(100, "/p").await?;
     Ok((stack, partners))
 }

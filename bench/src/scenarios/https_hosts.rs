@@ -122,13 +122,7 @@ impl World {
         // in TLS and in host names, not in the HTTP version.
         let tls = Receiver::start_tls(ca.server_config_for(&[&wildcard], &[b"http/1.1"])?).await?;
         let ca_file = CaFile::write(ca.pem())?;
-        let mut stack = Stack::start().await?;
-        stack
-            .add_dispatcher(DispatcherSettings {
-                workers: false,
-                ..Default::default()
-            })
-            .await?;
+        let stack = super::storing_stack().await?;
         let plain = stack.receiver.clone();
         let plain_partners = stack
             .partners_at(REGISTRATIONS, move |i| {

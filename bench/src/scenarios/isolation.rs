@@ -8,7 +8,7 @@ use super::*;
 ///
 /// A p99 of a few milliseconds from one 10-second window moves with the
 /// VM's stalls: single runs of one build gave ratios from 0.6 to 2.1
-/// (docs/benchmarks-history.md, "Eighth round"). So the scenario runs
+/// (docs/benchmarks.md, "Comparing two builds"). So the scenario runs
 /// `ISOLATION_RUNS` times, each on a fresh stack, and reads the p99 of
 /// the runs' latencies together. Within a run the phases keep their order
 /// (none, the control, the hanging last), so that no phase measures what

@@ -1,4 +1,4 @@
--- Claims that write no delivery row (docs/benchmarks-history.md, "Tenth round").
+-- Claims that write no delivery row (docs/decisions/0005-claims-read-from-a-shared-cursor.md).
 --
 -- A claim used to rewrite each row it took (a lease token, and the due
 -- time moved to the lease's end): a new version of the row and a new

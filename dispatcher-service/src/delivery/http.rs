@@ -292,7 +292,7 @@ impl Deliverer {
     /// span like every other: it is the one span per delivery, and through
     /// `tracing-opentelemetry` (a registry entry, every field formatted
     /// through a visitor, enter and exit on every poll) it costs a quarter
-    /// of the dispatcher's CPU (docs/benchmarks-history.md, fourth round). Here the
+    /// of the dispatcher's CPU (docs/benchmarks.md, "What moved the numbers"). Here the
     /// attributes that do not change between attempts are built once per
     /// target and shared, and a span the sampler drops is never recorded.
     /// Its attributes are those documented in docs/operations.md. The
@@ -302,7 +302,7 @@ impl Deliverer {
     /// carries the publisher's `traceparent` as stored, and the log line
     /// its trace id (the span, dropped unseen, and the context parsed and
     /// written again for it take about a tenth of the dispatcher's CPU;
-    /// docs/benchmarks-history.md, seventh round).
+    /// docs/benchmarks.md, "What moved the numbers").
     pub async fn attempt(&self, target: &Target, of: AttemptOf<'_>, body: &Bytes) -> Attempted {
         if !service_kit::telemetry::exporting() {
             let trace = Trace::Stored(of.trace_context);

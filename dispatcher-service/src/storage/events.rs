@@ -61,7 +61,7 @@ const INSERT_KEYED: &str = insert_statement!("ON CONFLICT DO NOTHING");
 /// Events without a key, which cannot conflict (their ids are minted here):
 /// a plain insert. `ON CONFLICT` makes every row a speculative insertion,
 /// which costs a sixth of Postgres's CPU per event in `bench ingest`
-/// (docs/benchmarks-history.md, "Ninth round").
+/// (docs/benchmarks.md, "What moved the numbers").
 const INSERT_UNKEYED: &str = insert_statement!("");
 
 /// Stores `new` events and a delivery for each that has a subscriber, then
