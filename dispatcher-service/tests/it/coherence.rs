@@ -160,7 +160,16 @@ async fn a_registry_outage_costs_a_call_per_backoff_and_loses_nothing() {
     publish_through(&dispatcher, &partner, 0).await.unwrap();
     wait_for(&world, "/hooks", 1).await;
     let db = world.dispatch_db.client().await.unwrap();
-    db.batch_execute(COUNT_QUEUE_WRITES).await.unwrap();
+    // One implicit transaction: it takes the tables' locks while the
+    // dispatcher's claims and sweeps run, and Postgres may pick it as a
+    // deadlock's victim (rolled back whole), so it is tried again.
+    test_support::eventually(
+        "the queue-write counter to be installed",
+        Duration::from_secs(10),
+        || async { db.batch_execute(COUNT_QUEUE_WRITES).await.ok() },
+    )
+    .await
+    .unwrap();
 
     // The registry stops; in its place, a listener that counts every
     // connection the dispatcher makes to it and drops it.
