@@ -61,133 +61,9 @@ async fn registry_command(
     command: Command,
 ) -> anyhow::Result<Table> {
     Ok(match command {
-        Command::Partner(PartnerCommand::Create { name, key_label }) => {
-            let created = registry
-                .create_partner(rpb::CreatePartnerRequest { name, key_label })
-                .await
-                .map_err(status)?
-                .into_inner();
-            let partner = created.partner.unwrap_or_default();
-            let key = created.api_key.unwrap_or_default();
-            let mut table = Table::new(&["partner", "name", "api_key"]);
-            table.row(vec![
-                json!(partner.partner_id),
-                json!(partner.name),
-                json!(key.token),
-            ]);
-            table.footer("The API key is shown once: hand it to the partner now.")
-        }
-        Command::Partner(PartnerCommand::List { page, page_size }) => {
-            let listed = registry
-                .list_partners(rpb::ListPartnersRequest {
-                    page: Some(rpb::PageRequest {
-                        page_number: page,
-                        page_size,
-                    }),
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            partners(listed.partners).footer(page_footer(listed.page))
-        }
-        Command::Partner(PartnerCommand::Show { partner }) => partners(vec![
-            registry
-                .get_partner(rpb::GetPartnerRequest {
-                    partner_id: partner,
-                })
-                .await
-                .map_err(status)?
-                .into_inner(),
-        ]),
-        Command::Partner(PartnerCommand::Disable { partner }) => partners(vec![
-            registry
-                .disable_partner(rpb::DisablePartnerRequest {
-                    partner_id: partner,
-                })
-                .await
-                .map_err(status)?
-                .into_inner(),
-        ]),
-        Command::Key(KeyCommand::Issue { partner, label }) => {
-            let issued = registry
-                .issue_api_key(rpb::IssueApiKeyRequest {
-                    partner_id: partner,
-                    label,
-                })
-                .await
-                .map_err(status)?
-                .into_inner()
-                .api_key
-                .unwrap_or_default();
-            let key = issued.key.unwrap_or_default();
-            let mut table = Table::new(&["key", "label", "api_key"]);
-            table.row(vec![
-                json!(key.key_id),
-                json!(key.label),
-                json!(issued.token),
-            ]);
-            table.footer("The API key is shown once: hand it to the partner now.")
-        }
-        Command::Key(KeyCommand::List { partner, all }) => keys(
-            registry
-                .list_api_keys(rpb::ListApiKeysRequest {
-                    partner_id: partner,
-                    include_revoked: all,
-                })
-                .await
-                .map_err(status)?
-                .into_inner()
-                .keys,
-        ),
-        Command::Key(KeyCommand::Revoke { partner, key }) => keys(vec![
-            registry
-                .revoke_api_key(rpb::RevokeApiKeyRequest {
-                    partner_id: partner,
-                    key_id: key,
-                })
-                .await
-                .map_err(status)?
-                .into_inner(),
-        ]),
-        Command::Types(TypesCommand::List) => types(
-            registry
-                .list_notification_types(rpb::ListNotificationTypesRequest {})
-                .await
-                .map_err(status)?
-                .into_inner()
-                .notification_types,
-        ),
-        Command::Types(TypesCommand::Add {
-            id,
-            name,
-            description,
-            echoable,
-            schema_file,
-        }) => {
-            let t = registry
-                .create_notification_type(rpb::CreateNotificationTypeRequest {
-                    notification_type_id: id,
-                    name,
-                    description,
-                    echoable,
-                    payload_schema_json: schema_file.as_deref().map(read_input).transpose()?,
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            types(vec![t])
-        }
-        Command::Types(TypesCommand::Schema { id, file, clear: _ }) => {
-            let t = registry
-                .set_payload_schema(rpb::SetPayloadSchemaRequest {
-                    notification_type_id: id,
-                    payload_schema_json: file.as_deref().map(read_input).transpose()?,
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            types(vec![t])
-        }
+        Command::Partner(command) => partner_command(registry, command).await?,
+        Command::Key(command) => key_command(registry, command).await?,
+        Command::Types(command) => types_command(registry, command).await?,
         Command::Callbacks { partner, active } => {
             let listed = registry
                 .list_callbacks(rpb::ListCallbacksRequest {
@@ -222,6 +98,160 @@ async fn registry_command(
     })
 }
 
+/// `partner …`: create, list, show and disable partners.
+async fn partner_command(
+    registry: &mut RegistryServiceClient<OutboundChannel>,
+    command: PartnerCommand,
+) -> anyhow::Result<Table> {
+    Ok(match command {
+        PartnerCommand::Create { name, key_label } => {
+            let created = registry
+                .create_partner(rpb::CreatePartnerRequest { name, key_label })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let partner = created.partner.unwrap_or_default();
+            let key = created.api_key.unwrap_or_default();
+            let mut table = Table::new(&["partner", "name", "api_key"]);
+            table.row(vec![
+                json!(partner.partner_id),
+                json!(partner.name),
+                json!(key.token),
+            ]);
+            table.footer("The API key is shown once: hand it to the partner now.")
+        }
+        PartnerCommand::List { page, page_size } => {
+            let listed = registry
+                .list_partners(rpb::ListPartnersRequest {
+                    page: Some(rpb::PageRequest {
+                        page_number: page,
+                        page_size,
+                    }),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            partners(listed.partners).footer(page_footer(listed.page))
+        }
+        PartnerCommand::Show { partner } => partners(vec![
+            registry
+                .get_partner(rpb::GetPartnerRequest {
+                    partner_id: partner,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+        PartnerCommand::Disable { partner } => partners(vec![
+            registry
+                .disable_partner(rpb::DisablePartnerRequest {
+                    partner_id: partner,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+    })
+}
+
+/// `key …`: issue, list and revoke a partner's API keys.
+async fn key_command(
+    registry: &mut RegistryServiceClient<OutboundChannel>,
+    command: KeyCommand,
+) -> anyhow::Result<Table> {
+    Ok(match command {
+        KeyCommand::Issue { partner, label } => {
+            let issued = registry
+                .issue_api_key(rpb::IssueApiKeyRequest {
+                    partner_id: partner,
+                    label,
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .api_key
+                .unwrap_or_default();
+            let key = issued.key.unwrap_or_default();
+            let mut table = Table::new(&["key", "label", "api_key"]);
+            table.row(vec![
+                json!(key.key_id),
+                json!(key.label),
+                json!(issued.token),
+            ]);
+            table.footer("The API key is shown once: hand it to the partner now.")
+        }
+        KeyCommand::List { partner, all } => keys(
+            registry
+                .list_api_keys(rpb::ListApiKeysRequest {
+                    partner_id: partner,
+                    include_revoked: all,
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .keys,
+        ),
+        KeyCommand::Revoke { partner, key } => keys(vec![
+            registry
+                .revoke_api_key(rpb::RevokeApiKeyRequest {
+                    partner_id: partner,
+                    key_id: key,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+    })
+}
+
+/// `types …`: the notification types and their payload schemas.
+async fn types_command(
+    registry: &mut RegistryServiceClient<OutboundChannel>,
+    command: TypesCommand,
+) -> anyhow::Result<Table> {
+    Ok(match command {
+        TypesCommand::List => types(
+            registry
+                .list_notification_types(rpb::ListNotificationTypesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner()
+                .notification_types,
+        ),
+        TypesCommand::Add {
+            id,
+            name,
+            description,
+            echoable,
+            schema_file,
+        } => {
+            let t = registry
+                .create_notification_type(rpb::CreateNotificationTypeRequest {
+                    notification_type_id: id,
+                    name,
+                    description,
+                    echoable,
+                    payload_schema_json: schema_file.as_deref().map(read_input).transpose()?,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            types(vec![t])
+        }
+        TypesCommand::Schema { id, file, clear: _ } => {
+            let t = registry
+                .set_payload_schema(rpb::SetPayloadSchemaRequest {
+                    notification_type_id: id,
+                    payload_schema_json: file.as_deref().map(read_input).transpose()?,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            types(vec![t])
+        }
+    })
+}
+
 async fn dispatcher_command(
     dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
     command: Command,
@@ -229,43 +259,7 @@ async fn dispatcher_command(
 ) -> anyhow::Result<()> {
     match command {
         Command::Delivery(DeliveryCommand::Show { delivery }) => {
-            let d = dispatcher
-                .get_delivery(dpb::GetDeliveryRequest {
-                    delivery_id: delivery,
-                    partner_id: None,
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            let mut attempts = Table::new(&[
-                "attempt",
-                "started",
-                "duration_ms",
-                "status",
-                "error",
-                "response",
-            ]);
-            for a in &d.attempts {
-                attempts.row(vec![
-                    json!(a.attempt_number),
-                    time(a.started_at),
-                    json!(a.duration_ms),
-                    a.response_status.map_or(Value::Null, Value::from),
-                    a.error.clone().map_or(Value::Null, Value::from),
-                    json!(a.response_excerpt.chars().take(60).collect::<String>()),
-                ]);
-            }
-            if json {
-                let mut summary = deliveries(vec![d]).to_json();
-                summary[0]["attempts_log"] = attempts.to_json();
-                println!("{}", summary[0]);
-            } else {
-                println!(
-                    "{}\n\n{}",
-                    deliveries(vec![d]).to_text(),
-                    attempts.to_text()
-                );
-            }
+            show_delivery(dispatcher, delivery, json).await?
         }
         Command::Delivery(DeliveryCommand::List {
             partner,
@@ -274,38 +268,16 @@ async fn dispatcher_command(
             page,
             page_size,
         }) => {
-            let status_filter = match wanted.as_deref() {
-                None => None,
-                Some("pending") => Some(dpb::DeliveryStatus::Pending),
-                Some("delivered") => Some(dpb::DeliveryStatus::Delivered),
-                Some("failed") => Some(dpb::DeliveryStatus::Failed),
-                Some("cancelled") => Some(dpb::DeliveryStatus::Cancelled),
-                Some(other) => {
-                    anyhow::bail!("--status {other}: use pending, delivered, failed or cancelled")
-                }
-            };
-            let listed = dispatcher
-                .list_deliveries(dpb::ListDeliveriesRequest {
-                    partner_id: partner,
-                    notification_type,
-                    status: status_filter.map(Into::into),
-                    page_number: page,
-                    page_size,
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            let more = if listed.has_next_page {
-                "; more with --page N"
-            } else {
-                ""
-            };
-            deliveries(listed.deliveries)
-                .footer(format!(
-                    "page {} (size {}){more}",
-                    listed.page_number, listed.page_size
-                ))
-                .print(json);
+            list_deliveries(
+                dispatcher,
+                partner,
+                notification_type,
+                wanted,
+                page,
+                page_size,
+                json,
+            )
+            .await?
         }
         Command::Redeliver { delivery } => {
             let d = dispatcher
@@ -324,33 +296,143 @@ async fn dispatcher_command(
             payload,
             idempotency_key,
         } => {
-            let published = dispatcher
-                .publish(dpb::PublishRequest {
-                    partner_id: partner,
-                    notification_type,
-                    payload_json: payload,
-                    idempotency_key,
-                    occurred_at: None,
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            let mut table = Table::new(&["event", "delivery", "duplicate"]);
-            table.row(vec![
-                json!(published.event_id),
-                published.delivery_id.map_or(Value::Null, Value::from),
-                json!(published.duplicate),
-            ]);
-            let table = if table.to_json()[0]["delivery"].is_null() {
-                table.footer(
-                    "No active registration for this partner and type: stored, not delivered.",
-                )
-            } else {
-                table
-            };
-            table.print(json);
+            publish(
+                dispatcher,
+                partner,
+                notification_type,
+                payload,
+                idempotency_key,
+                json,
+            )
+            .await?
         }
         other => anyhow::bail!("not a dispatcher command: {other:?}"),
     }
+    Ok(())
+}
+
+/// `delivery show`: one delivery and its attempt log.
+async fn show_delivery(
+    dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
+    delivery: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    let d = dispatcher
+        .get_delivery(dpb::GetDeliveryRequest {
+            delivery_id: delivery,
+            partner_id: None,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut attempts = Table::new(&[
+        "attempt",
+        "started",
+        "duration_ms",
+        "status",
+        "error",
+        "response",
+    ]);
+    for a in &d.attempts {
+        attempts.row(vec![
+            json!(a.attempt_number),
+            time(a.started_at),
+            json!(a.duration_ms),
+            a.response_status.map_or(Value::Null, Value::from),
+            a.error.clone().map_or(Value::Null, Value::from),
+            json!(a.response_excerpt.chars().take(60).collect::<String>()),
+        ]);
+    }
+    if json {
+        let mut summary = deliveries(vec![d]).to_json();
+        summary[0]["attempts_log"] = attempts.to_json();
+        println!("{}", summary[0]);
+    } else {
+        println!(
+            "{}\n\n{}",
+            deliveries(vec![d]).to_text(),
+            attempts.to_text()
+        );
+    }
+    Ok(())
+}
+
+/// `delivery list`: a partner's deliveries, filtered and paged.
+async fn list_deliveries(
+    dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
+    partner: String,
+    notification_type: Option<i32>,
+    wanted: Option<String>,
+    page: u32,
+    page_size: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let status_filter = match wanted.as_deref() {
+        None => None,
+        Some("pending") => Some(dpb::DeliveryStatus::Pending),
+        Some("delivered") => Some(dpb::DeliveryStatus::Delivered),
+        Some("failed") => Some(dpb::DeliveryStatus::Failed),
+        Some("cancelled") => Some(dpb::DeliveryStatus::Cancelled),
+        Some(other) => {
+            anyhow::bail!("--status {other}: use pending, delivered, failed or cancelled")
+        }
+    };
+    let listed = dispatcher
+        .list_deliveries(dpb::ListDeliveriesRequest {
+            partner_id: partner,
+            notification_type,
+            status: status_filter.map(Into::into),
+            page_number: page,
+            page_size,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let more = if listed.has_next_page {
+        "; more with --page N"
+    } else {
+        ""
+    };
+    deliveries(listed.deliveries)
+        .footer(format!(
+            "page {} (size {}){more}",
+            listed.page_number, listed.page_size
+        ))
+        .print(json);
+    Ok(())
+}
+
+/// `publish`: one event, as a platform service publishes it.
+async fn publish(
+    dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
+    partner: String,
+    notification_type: i32,
+    payload: String,
+    idempotency_key: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let published = dispatcher
+        .publish(dpb::PublishRequest {
+            partner_id: partner,
+            notification_type,
+            payload_json: payload,
+            idempotency_key,
+            occurred_at: None,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut table = Table::new(&["event", "delivery", "duplicate"]);
+    table.row(vec![
+        json!(published.event_id),
+        published.delivery_id.map_or(Value::Null, Value::from),
+        json!(published.duplicate),
+    ]);
+    let table = if table.to_json()[0]["delivery"].is_null() {
+        table.footer("No active registration for this partner and type: stored, not delivered.")
+    } else {
+        table
+    };
+    table.print(json);
     Ok(())
 }

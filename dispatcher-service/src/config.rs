@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use service_kit::LogFormat;
 
 use crate::domain::RetryPolicy;
@@ -58,13 +58,13 @@ pub struct Config {
 
     /// This dispatcher's token for the registry (its `dispatcher=` entry
     /// in `REGISTRY_CALLERS`).
-    #[arg(long, env = "DISPATCHER_REGISTRY_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, env = "DISPATCHER_REGISTRY_TOKEN", hide_env_values = true, value_parser = service_kit::settings::secret)]
     pub registry_token: Option<SecretString>,
 
     /// The internal callers and their tokens, comma-separated `role=token`
     /// (roles: `publisher`, `gateway`, `operator`; `grpc::callers` says
     /// which may call what). Required unless `--open-grpc`.
-    #[arg(long, env = "DISPATCHER_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, env = "DISPATCHER_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = service_kit::settings::secret)]
     pub callers: Vec<SecretString>,
 
     /// Serve gRPC to any caller, without tokens: for tests and local
@@ -181,8 +181,8 @@ impl Config {
     /// caller.
     pub fn for_database(database_url: &str, registry_url: &str) -> Self {
         let mut config = Self::parse_from(["dispatcher-service"]);
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.listen = service_kit::settings::ANY_LOOPBACK_PORT;
+        config.admin_listen = service_kit::settings::ANY_LOOPBACK_PORT;
         config.database_url = database_url.to_owned();
         config.registry_url = registry_url.to_owned();
         config.open_grpc = true;
@@ -191,15 +191,10 @@ impl Config {
 
     /// Who may call: the configured tokens, or anybody with `--open-grpc`.
     pub fn callers(&self) -> anyhow::Result<service_kit::callers::Callers> {
-        let pairs = self.callers.iter().map(|c| c.expose_secret());
         service_kit::callers::Callers::configured(
             self.open_grpc,
-            pairs,
+            &self.callers,
             crate::grpc::callers::ROLES,
         )
     }
-}
-
-fn parse_secret(raw: &str) -> Result<SecretString, String> {
-    Ok(SecretString::from(raw.to_owned()))
 }

@@ -10,13 +10,20 @@
 //! outcomes; [`domain`] holds the rules (retry policy, classification,
 //! signing).
 
-pub mod app;
+//!
+//! The library's surface is what the binary, the tests, the fuzz targets
+//! and the bench use: the application and its configuration, the domain
+//! rules, and the queue's parts (storage, delivery, the registry client)
+//! that the queue's tests drive statement by statement. The gRPC edge and
+//! the use cases are private.
+
+mod app;
 pub mod config;
 pub mod delivery;
 pub mod domain;
-pub mod grpc;
+mod grpc;
 pub mod registry;
-pub mod service;
+mod service;
 pub mod storage;
 
 pub use app::Application;

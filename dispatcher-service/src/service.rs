@@ -24,7 +24,7 @@ const COMMITTERS: usize = 3;
 
 /// One event to publish, already validated.
 #[derive(Debug, Clone)]
-pub struct PublishInput {
+pub(crate) struct PublishInput {
     pub partner_id: Uuid,
     pub notification_type: i32,
     pub payload: Vec<u8>,
@@ -36,7 +36,7 @@ pub struct PublishInput {
 /// How a payload's violations are named: a single publish's
 /// `payload_json`, or a batch event's index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Naming {
+pub(crate) enum Naming {
     Single,
     Batch,
 }
@@ -51,7 +51,7 @@ impl Naming {
 }
 
 #[derive(Debug)]
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     pool: DbPool,
     committer: Committer,
     registry: Arc<RegistryClient>,
@@ -60,7 +60,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(pool: DbPool, registry: Arc<RegistryClient>, worker: Option<Arc<Worker>>) -> Self {
+    pub(crate) fn new(
+        pool: DbPool,
+        registry: Arc<RegistryClient>,
+        worker: Option<Arc<Worker>>,
+    ) -> Self {
         Self {
             committer: Committer::start(pool.clone(), COMMITTERS),
             pool,
@@ -116,7 +120,7 @@ impl Dispatcher {
     /// refused (every violation named, as `naming` says); an event whose
     /// partner has no active registration for its type is stored without a
     /// delivery.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         inputs: Vec<PublishInput>,
         naming: Naming,
@@ -215,7 +219,7 @@ impl Dispatcher {
     }
 
     /// Queues `raw_body` as a test notification to the active registration.
-    pub async fn send_test(
+    pub(crate) async fn send_test(
         &self,
         partner_id: Uuid,
         notification_type: i32,
@@ -271,7 +275,7 @@ impl Dispatcher {
             .ok_or_else(|| DispatchError::internal("a test event was stored without its delivery"))
     }
 
-    pub async fn get_delivery(
+    pub(crate) async fn get_delivery(
         &self,
         id: Uuid,
         partner: Option<Uuid>,
@@ -284,7 +288,7 @@ impl Dispatcher {
 
     /// A page of a partner's deliveries, newest first; the bool says whether
     /// a next page exists.
-    pub async fn list_deliveries(
+    pub(crate) async fn list_deliveries(
         &self,
         filter: ListFilter,
         page_number: u32,
@@ -299,7 +303,7 @@ impl Dispatcher {
         Ok((rows, has_next))
     }
 
-    pub async fn redeliver(
+    pub(crate) async fn redeliver(
         &self,
         id: Uuid,
         partner: Option<Uuid>,

@@ -5,7 +5,7 @@
 
 use dispatcher_service::domain::RetryPolicy;
 use libfuzzer_sys::fuzz_target;
-use registry_service::crypto::Cipher;
+use registry_service::Cipher;
 use secrecy::SecretString;
 use service_kit::callers::Callers;
 
@@ -14,6 +14,6 @@ fuzz_target!(|input: (&str, &str, &str)| {
     if let Ok(waits) = RetryPolicy::parse_schedule(schedule) {
         let _ = RetryPolicy::new(waits, 0.1, std::time::Duration::from_secs(3600));
     }
-    let _ = Callers::parse(callers.split(','), registry_service::grpc::callers::ROLES);
+    let _ = Callers::parse(callers.split(','), registry_service::CALLER_ROLES);
     let _ = Cipher::from_base64(&SecretString::from(key.to_owned()));
 });

@@ -7,7 +7,7 @@
 
 use axum::response::IntoResponse as _;
 use bytes::Bytes;
-use gateway::problem::ApiError;
+use gateway::ApiError;
 use libfuzzer_sys::fuzz_target;
 use tonic::Code;
 

@@ -41,7 +41,7 @@ fn openapi_document() -> &'static utoipa::openapi::OpenApi {
     tag = "health",
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
-pub async fn openapi_json() -> impl IntoResponse {
+pub(crate) async fn openapi_json() -> impl IntoResponse {
     Json(openapi_document())
 }
 
@@ -52,12 +52,12 @@ pub async fn openapi_json() -> impl IntoResponse {
     tag = "health",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"))
 )]
-pub async fn metrics_text() -> String {
+pub(crate) async fn metrics_text() -> String {
     service_kit::metrics::handle().render()
 }
 
 /// The whole HTTP application for `state`.
-pub fn router(state: AppState, max_body_bytes: usize, guard: RequestGuard) -> Router {
+pub(crate) fn router(state: AppState, max_body_bytes: usize, guard: RequestGuard) -> Router {
     let (router, _) = routes::api().split_for_parts();
     router
         .fallback(|| async { ApiError::not_found("no such route") })

@@ -16,13 +16,13 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-pub use crate::key_cache::KeyCache;
+pub(crate) use crate::key_cache::KeyCache;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// A partner whose API key checked out.
 #[derive(Debug, Clone, Copy)]
-pub struct Partner {
+pub(crate) struct Partner {
     pub partner_id: Uuid,
 }
 
@@ -32,7 +32,7 @@ pub struct Partner {
 /// handler can forget the check: another partner's id answers 403 and
 /// never that partner's data.
 #[derive(Debug, Clone, Copy)]
-pub struct OwnPartner {
+pub(crate) struct OwnPartner {
     pub partner_id: Uuid,
 }
 
@@ -53,7 +53,7 @@ impl Partner {
 
 /// An operator holding the admin key.
 #[derive(Debug, Clone, Copy)]
-pub struct Operator;
+pub(crate) struct Operator;
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts

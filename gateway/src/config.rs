@@ -103,6 +103,7 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// A token or key: long enough not to be guessed.
 fn parse_secret(raw: &str) -> Result<SecretString, String> {
     if raw.len() < 16 {
         return Err("must be at least 16 characters".into());
@@ -151,7 +152,7 @@ impl Config {
     /// Defaults on a free port, talking to the registry at `registry_url`.
     pub fn for_registry(registry_url: &str) -> Self {
         let mut config = Self::parse_from(["gateway"]);
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.listen = service_kit::settings::ANY_LOOPBACK_PORT;
         config.registry_url = registry_url.to_owned();
         config
     }

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
     "merchantId": "merchant-0042",
     "callBackPassword": "correct horse battery staple"
 }))]
-pub struct UpsertCallbackBody {
+pub(crate) struct UpsertCallbackBody {
     /// Absolute `https` URL, at most 2,048 characters, without user-info or
     /// fragment, on a public host: a domain name (not `localhost` or a
     /// local suffix such as `.local`, `.internal`, `.lan`), or a public IP
@@ -49,7 +49,7 @@ pub struct UpsertCallbackBody {
 /// A callback registration (seed 003's attributes).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Registration {
+pub(crate) struct Registration {
     #[schema(format = Uuid)]
     pub registration_id: String,
     #[schema(format = Uuid)]
@@ -80,7 +80,7 @@ pub struct Registration {
 /// One page of a partner's registrations.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RegistrationPage {
+pub(crate) struct RegistrationPage {
     pub results: Vec<Registration>,
     pub page_number: u32,
     pub page_size: u32,
@@ -97,7 +97,7 @@ pub struct RegistrationPage {
     "previousSecret": null,
     "previousSecretExpiresAt": null
 }))]
-pub struct SigningSecret {
+pub(crate) struct SigningSecret {
     #[schema(format = Uuid)]
     pub registration_id: String,
     /// `whsec_` + base64 of the key.
@@ -111,7 +111,7 @@ pub struct SigningSecret {
 /// `202` answer to a test notification.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct EchoAccepted {
+pub(crate) struct EchoAccepted {
     #[schema(format = Uuid)]
     pub delivery_id: String,
     /// Where the delivery's outcome can be read.
@@ -119,7 +119,7 @@ pub struct EchoAccepted {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     pub status: &'static str,
 }
 
@@ -128,7 +128,7 @@ pub struct Health {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Acme Payments", "keyLabel": "production"}))]
-pub struct CreatePartnerBody {
+pub(crate) struct CreatePartnerBody {
     /// 1 to 200 characters, not blank, without control characters
     /// (surrounding white space is trimmed).
     #[schema(
@@ -148,7 +148,7 @@ pub struct CreatePartnerBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Partner {
+pub(crate) struct Partner {
     #[schema(format = Uuid)]
     pub partner_unique_id: String,
     pub name: String,
@@ -158,7 +158,7 @@ pub struct Partner {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PartnerPage {
+pub(crate) struct PartnerPage {
     pub results: Vec<Partner>,
     pub page_number: u32,
     pub page_size: u32,
@@ -168,7 +168,7 @@ pub struct PartnerPage {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiKey {
+pub(crate) struct ApiKey {
     #[schema(format = Uuid)]
     pub key_id: String,
     #[schema(format = Uuid)]
@@ -183,7 +183,7 @@ pub struct ApiKey {
 /// A new key. `token` is shown here once and stored nowhere.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct IssuedApiKey {
+pub(crate) struct IssuedApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
     pub token: String,
@@ -191,14 +191,14 @@ pub struct IssuedApiKey {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CreatedPartner {
+pub(crate) struct CreatedPartner {
     pub partner: Partner,
     pub api_key: IssuedApiKey,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IssueApiKeyBody {
+pub(crate) struct IssueApiKeyBody {
     /// At most 100 characters, without control characters.
     #[serde(default)]
     #[schema(
@@ -210,13 +210,13 @@ pub struct IssueApiKeyBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiKeyList {
+pub(crate) struct ApiKeyList {
     pub results: Vec<ApiKey>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct NotificationType {
+pub(crate) struct NotificationType {
     pub notification_type_id: i32,
     pub name: String,
     pub description: String,
@@ -231,14 +231,14 @@ pub struct NotificationType {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct NotificationTypeList {
+pub(crate) struct NotificationTypeList {
     pub results: Vec<NotificationType>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"notificationTypeId": 12, "name": "settlement.completed", "description": "A settlement finished", "echoable": false}))]
-pub struct CreateNotificationTypeBody {
+pub(crate) struct CreateNotificationTypeBody {
     /// A positive integer.
     #[schema(minimum = 1)]
     pub notification_type_id: i32,
@@ -363,7 +363,7 @@ impl From<pb::NotificationType> for NotificationType {
 /// One attempt to deliver.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DeliveryAttempt {
+pub(crate) struct DeliveryAttempt {
     pub attempt_number: u32,
     pub started_at: DateTime<Utc>,
     pub duration_ms: u32,
@@ -378,7 +378,7 @@ pub struct DeliveryAttempt {
 /// A delivery of one event to one registration, with its attempts.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Delivery {
+pub(crate) struct Delivery {
     #[schema(format = Uuid)]
     pub delivery_id: String,
     #[schema(format = Uuid)]
@@ -399,7 +399,7 @@ pub struct Delivery {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DeliveryPage {
+pub(crate) struct DeliveryPage {
     pub results: Vec<Delivery>,
     pub page_number: u32,
     pub page_size: u32,
@@ -407,7 +407,7 @@ pub struct DeliveryPage {
     pub has_next_page: bool,
 }
 
-pub fn delivery_status_name(status: i32) -> String {
+pub(crate) fn delivery_status_name(status: i32) -> String {
     use callbacks_proto::dispatcher::v1::DeliveryStatus;
     match DeliveryStatus::try_from(status) {
         Ok(DeliveryStatus::Pending) => "pending",

@@ -23,7 +23,7 @@ use uuid::Uuid;
 const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug)]
-pub struct KeyCache {
+pub(crate) struct KeyCache {
     /// The longest a check is kept, changes or none; zero keeps none.
     ttl: Duration,
     checks: Arc<Mutex<Checks>>,
@@ -86,7 +86,7 @@ impl Checks {
 }
 
 impl KeyCache {
-    pub fn new(ttl: Duration, registry: RegistryServiceClient<OutboundChannel>) -> Self {
+    pub(crate) fn new(ttl: Duration, registry: RegistryServiceClient<OutboundChannel>) -> Self {
         Self {
             ttl,
             checks: Arc::new(Mutex::new(Checks::default())),
@@ -109,7 +109,7 @@ impl KeyCache {
 
     /// The partner of `token` if a check is kept and still holds for a
     /// request that arrived at `arrived`; `None` means: ask the registry.
-    pub async fn check(&self, token: &str, arrived: Instant) -> Option<Uuid> {
+    pub(crate) async fn check(&self, token: &str, arrived: Instant) -> Option<Uuid> {
         self.cached(token)?;
         let (registry, checks) = (self.registry.clone(), self.checks.clone());
         let sync = move || async move {
@@ -131,13 +131,13 @@ impl KeyCache {
     }
 
     /// The version to tag a check about to be asked with.
-    pub fn applied(&self) -> u64 {
+    pub(crate) fn applied(&self) -> u64 {
         self.checks().applied
     }
 
     /// Keeps a check asked with `tag`, unless a sync has applied changes
     /// since.
-    pub fn put(&self, token: &str, partner_id: Uuid, key_id: Uuid, tag: u64) {
+    pub(crate) fn put(&self, token: &str, partner_id: Uuid, key_id: Uuid, tag: u64) {
         if self.ttl.is_zero() {
             return;
         }
@@ -162,7 +162,7 @@ impl KeyCache {
     }
 
     /// Forgets every check (after a revocation through this gateway).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.checks().entries.clear();
     }
 }

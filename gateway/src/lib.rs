@@ -12,19 +12,22 @@
 //! (rates per partner, requests in progress, deadlines); [`server`] the
 //! HTTP server with its connection limits.
 
-pub mod app;
-pub mod auth;
+mod app;
+mod auth;
 pub mod config;
-pub mod dto;
-pub mod key_cache;
-pub mod limits;
-pub mod observe;
-pub mod problem;
-pub mod request_id;
-pub mod routes;
-pub mod schemas;
-pub mod server;
-pub mod state;
+mod dto;
+mod key_cache;
+mod limits;
+mod observe;
+mod problem;
+mod request_id;
+mod routes;
+mod schemas;
+mod server;
+mod state;
 
 pub use app::Application;
 pub use config::Config;
+pub use problem::ApiError;
+pub use routes::echo::check_raw_body;
+pub use routes::openapi;

@@ -129,7 +129,7 @@ impl RequestGuard {
 const EXEMPT: &str = "/healthz";
 
 /// Applies [`RequestGuard`] to every request but the liveness probe.
-pub async fn middleware(
+pub(crate) async fn middleware(
     State(guard): State<RequestGuard>,
     request: Request,
     next: Next,

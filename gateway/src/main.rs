@@ -24,10 +24,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&gateway::routes::openapi())?
-        );
+        println!("{}", serde_json::to_string_pretty(&gateway::openapi())?);
         return Ok(());
     }
     let _telemetry = telemetry::init("gateway", cli.config.log_format)?;

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use crate::request_id;
 
-pub async fn middleware(request: Request, next: Next) -> Response {
+pub(crate) async fn middleware(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -30,7 +30,7 @@ use crate::request_id;
     "requestId": "0b9f4c4e-3c57-4a4f-8c43-a8d1c1f0e7a2",
     "invalidParams": [{"name": "callBackUrl", "reason": "must use https"}]
 }))]
-pub struct Problem {
+pub(crate) struct Problem {
     /// A URI reference naming the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
@@ -266,31 +266,9 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let message = status.message().to_owned();
         match status.code() {
-            Code::InvalidArgument => {
-                let params: Vec<InvalidParam> = status
-                    .get_details_bad_request()
-                    .map(|details| {
-                        details
-                            .field_violations
-                            .into_iter()
-                            .map(|v| InvalidParam {
-                                name: rest_name(&v.field).to_owned(),
-                                reason: v.description,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if params.is_empty() {
-                    ApiError::bad_request(message)
-                } else {
-                    ApiError::invalid(params)
-                }
-            }
+            Code::InvalidArgument => invalid_argument(status),
             Code::NotFound => ApiError::not_found(message),
-            Code::AlreadyExists => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", message)
-            }
-            Code::FailedPrecondition => {
+            Code::AlreadyExists | Code::FailedPrecondition => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", message)
             }
             Code::Unauthenticated => ApiError::unauthorized("missing or invalid API key"),
@@ -327,6 +305,29 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
+/// A 400 naming each field the backend rejected, in the REST contract's
+/// names, or carrying its message when it named none.
+fn invalid_argument(status: tonic::Status) -> ApiError {
+    let params: Vec<InvalidParam> = status
+        .get_details_bad_request()
+        .map(|details| {
+            details
+                .field_violations
+                .into_iter()
+                .map(|v| InvalidParam {
+                    name: rest_name(&v.field).to_owned(),
+                    reason: v.description,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if params.is_empty() {
+        ApiError::bad_request(status.message().to_owned())
+    } else {
+        ApiError::invalid(params)
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
@@ -351,7 +352,7 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// A body that could not be read: too large (413) or broken off.
-pub fn body_rejection(status: StatusCode, text: String) -> ApiError {
+pub(crate) fn body_rejection(status: StatusCode, text: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -9,7 +9,7 @@ use axum::response::Response;
 use http::HeaderValue;
 use uuid::Uuid;
 
-pub const HEADER: &str = "x-request-id";
+pub(crate) const HEADER: &str = "x-request-id";
 
 tokio::task_local! {
     static REQUEST_ID: Uuid;
@@ -17,7 +17,7 @@ tokio::task_local! {
 
 /// The current request's id; a fresh one outside a request (never expected,
 /// but never a panic either).
-pub fn current() -> Uuid {
+pub(crate) fn current() -> Uuid {
     REQUEST_ID
         .try_with(|id| *id)
         .unwrap_or_else(|_| Uuid::new_v4())
@@ -25,7 +25,7 @@ pub fn current() -> Uuid {
 
 /// Outermost middleware: picks the id, runs the request inside its scope and
 /// stamps the response.
-pub async fn middleware(request: Request, next: Next) -> Response {
+pub(crate) async fn middleware(request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(HEADER)

@@ -18,7 +18,7 @@ use crate::dto::UpsertCallbackBody;
     dead_code,
     reason = "describes the query parameter in the OpenAPI document only"
 )]
-pub enum IsActive {
+pub(crate) enum IsActive {
     #[schema(rename = "true")]
     True,
     #[schema(rename = "false")]
@@ -34,7 +34,7 @@ pub enum IsActive {
     dead_code,
     reason = "describes the query parameter in the OpenAPI document only"
 )]
-pub enum StatusFilter {
+pub(crate) enum StatusFilter {
     Pending,
     Delivered,
     Failed,
@@ -47,7 +47,7 @@ pub enum StatusFilter {
 /// `2026-12-09-000000_payload_schemas`). Other types may set others; the
 /// catalogue route serves each.
 #[derive(Debug)]
-pub struct EchoRawBody;
+pub(crate) struct EchoRawBody;
 
 impl PartialSchema for EchoRawBody {
     fn schema() -> RefOr<Schema> {
@@ -90,7 +90,7 @@ impl ToSchema for EchoRawBody {}
 /// The PUT body: [`UpsertCallbackBody`], with a password only beside a
 /// user name.
 #[derive(Debug)]
-pub struct UpsertCallbackRequest;
+pub(crate) struct UpsertCallbackRequest;
 
 impl PartialSchema for UpsertCallbackRequest {
     fn schema() -> RefOr<Schema> {

@@ -35,7 +35,7 @@ pub struct ConnectionLimits {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,

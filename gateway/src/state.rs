@@ -19,7 +19,7 @@ use crate::problem::ApiError;
 use crate::request_id;
 
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     registry: RegistryServiceClient<OutboundChannel>,
     registry_health: HealthClient<Channel>,
     dispatcher: Option<DispatcherServiceClient<OutboundChannel>>,
@@ -39,7 +39,7 @@ fn channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &Config) -> anyhow::Result<Self> {
         let registry = channel(&config.registry_url, config.backend_timeout())?;
         let dispatcher = config
             .dispatcher_url
@@ -66,16 +66,16 @@ impl AppState {
         })
     }
 
-    pub fn registry(&self) -> RegistryServiceClient<OutboundChannel> {
+    pub(crate) fn registry(&self) -> RegistryServiceClient<OutboundChannel> {
         self.registry.clone()
     }
 
-    pub fn registry_health(&self) -> HealthClient<Channel> {
+    pub(crate) fn registry_health(&self) -> HealthClient<Channel> {
         self.registry_health.clone()
     }
 
     /// The dispatcher client, or 503 while none is configured.
-    pub fn dispatcher(&self) -> Result<DispatcherServiceClient<OutboundChannel>, ApiError> {
+    pub(crate) fn dispatcher(&self) -> Result<DispatcherServiceClient<OutboundChannel>, ApiError> {
         self.dispatcher.clone().ok_or_else(|| {
             ApiError::unavailable(
                 "test notifications are not available yet: this gateway has no dispatcher configured",
@@ -86,7 +86,7 @@ impl AppState {
 
 /// A gRPC request carrying the current `X-Request-Id`, so that backend logs
 /// can be matched with the partner's request.
-pub fn grpc_request<T>(message: T) -> tonic::Request<T> {
+pub(crate) fn grpc_request<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Ok(value) = request_id::current().to_string().parse() {
         request.metadata_mut().insert(request_id::HEADER, value);

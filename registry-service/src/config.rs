@@ -53,7 +53,7 @@ pub struct Config {
     /// 32 bytes in base64 (e.g. `openssl rand -base64 32`): seals callback
     /// passwords and signing secrets at rest. Required, and not one of the
     /// keys published in this repository, unless `--development`.
-    #[arg(long, env = "REGISTRY_ENCRYPTION_KEY", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, env = "REGISTRY_ENCRYPTION_KEY", hide_env_values = true, value_parser = service_kit::settings::secret)]
     pub encryption_key: Option<SecretString>,
 
     /// Keys that sealed secrets before the current one (base64,
@@ -61,7 +61,7 @@ pub struct Config {
     /// `registry-service reseal` moves it to the current key. Remove a key
     /// once `reseal` reports nothing left under it; the registry refuses to
     /// start while a stored value names a key it lacks.
-    #[arg(long, env = "REGISTRY_OLD_ENCRYPTION_KEYS", value_delimiter = ',', hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, env = "REGISTRY_OLD_ENCRYPTION_KEYS", value_delimiter = ',', hide_env_values = true, value_parser = service_kit::settings::secret)]
     pub old_encryption_keys: Vec<SecretString>,
 
     /// Accept plain `http://` callback URLs (local use only).
@@ -88,7 +88,7 @@ pub struct Config {
     /// The internal callers and their tokens, comma-separated `role=token`
     /// (roles: `dispatcher`, `gateway`, `operator`; `grpc::callers` says
     /// which may call what). Required unless `--open-grpc`.
-    #[arg(long, env = "REGISTRY_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long, env = "REGISTRY_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = service_kit::settings::secret)]
     pub callers: Vec<SecretString>,
 
     /// Local development: without `REGISTRY_ENCRYPTION_KEY`, or with a
@@ -124,10 +124,6 @@ pub enum Command {
     },
 }
 
-fn parse_secret(raw: &str) -> Result<SecretString, String> {
-    Ok(SecretString::from(raw.to_owned()))
-}
-
 /// The configured old keys, less empty entries (`REGISTRY_OLD_ENCRYPTION_KEYS=`
 /// is none).
 fn old_keys(keys: &[SecretString]) -> Vec<SecretString> {
@@ -147,8 +143,8 @@ impl Config {
     /// gRPC open to any caller.
     pub fn for_database(database_url: &str) -> Self {
         let mut config = Self::parse_from(["registry-service"]);
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.admin_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.listen = service_kit::settings::ANY_LOOPBACK_PORT;
+        config.admin_listen = service_kit::settings::ANY_LOOPBACK_PORT;
         config.database_url = database_url.to_owned();
         config.open_grpc = true;
         config.development = true;
@@ -194,11 +190,9 @@ impl Config {
 
     /// Who may call: the configured tokens, or anybody with `--open-grpc`.
     pub fn callers(&self) -> anyhow::Result<service_kit::callers::Callers> {
-        use secrecy::ExposeSecret as _;
-        let pairs = self.callers.iter().map(|c| c.expose_secret());
         service_kit::callers::Callers::configured(
             self.open_grpc,
-            pairs,
+            &self.callers,
             crate::grpc::callers::ROLES,
         )
     }

@@ -26,16 +26,16 @@ use secrecy::{ExposeSecret, SecretString};
 const SEALED_V1: u8 = 1;
 const SEALED_V2: u8 = 2;
 /// A key id: the first bytes of a SHA-256 over the key, domain-separated.
-pub const KEY_ID_LEN: usize = 8;
+pub(crate) const KEY_ID_LEN: usize = 8;
 const TAG_LEN: usize = 16;
 
-pub const API_KEY_PREFIX: &str = "pcb_";
+pub(crate) const API_KEY_PREFIX: &str = "pcb_";
 /// `pcb_` + 43 characters of unpadded base64url (32 bytes).
 const API_KEY_LEN: usize = 4 + 43;
 /// How much of a token is kept in clear to tell keys apart in listings.
 const API_KEY_SHOWN: usize = 12;
 
-pub const SECRET_PREFIX: &str = "whsec_";
+pub(crate) const SECRET_PREFIX: &str = "whsec_";
 const SECRET_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,7 @@ fn header(id: &[u8; KEY_ID_LEN]) -> Vec<u8> {
 }
 
 /// How a key id is shown to operators: 16 hex digits.
-pub fn key_id_text(id: &[u8]) -> String {
+pub(crate) fn key_id_text(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -228,7 +228,7 @@ pub struct NewApiKey {
 
 /// Whether `token` has the shape of one of our keys; anything else is
 /// refused before touching the database.
-pub fn looks_like_api_key(token: &str) -> bool {
+pub(crate) fn looks_like_api_key(token: &str) -> bool {
     token.len() == API_KEY_LEN
         && token.starts_with(API_KEY_PREFIX)
         && token[API_KEY_PREFIX.len()..]
@@ -236,12 +236,12 @@ pub fn looks_like_api_key(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub fn hash_api_key(token: &str) -> Vec<u8> {
+pub(crate) fn hash_api_key(token: &str) -> Vec<u8> {
     digest(&SHA256, token.as_bytes()).as_ref().to_vec()
 }
 
 /// The Standard Webhooks text form of a signing key.
-pub fn format_signing_secret(key: &[u8]) -> SecretString {
+pub(crate) fn format_signing_secret(key: &[u8]) -> SecretString {
     SecretString::from(format!("{SECRET_PREFIX}{}", STANDARD.encode(key)))
 }
 

@@ -8,13 +8,21 @@
 //! and maps errors to statuses; [`service`] runs each use case; [`storage`]
 //! holds the diesel-async queries; [`crypto`] seals secrets at rest.
 
-pub mod app;
+//!
+//! The library's surface is what the binary, the tests and the fuzz
+//! targets use: the application and its configuration, the domain values,
+//! the secrets' cipher and the diesel schema (checked against the
+//! migrations). The gRPC edge and the use cases are private.
+
+mod app;
 pub mod config;
-pub mod crypto;
+mod crypto;
 pub mod domain;
-pub mod grpc;
-pub mod service;
+mod grpc;
+mod service;
 pub mod storage;
 
-pub use app::Application;
+pub use app::{Application, reseal};
 pub use config::Config;
+pub use crypto::Cipher;
+pub use grpc::callers::ROLES as CALLER_ROLES;

@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let _telemetry = telemetry::init("registry-service", config.log_format)?;
     if let Some(Command::Reseal { batch }) = config.command {
-        let report = registry_service::app::reseal(&config, batch).await?;
+        let report = registry_service::reseal(&config, batch).await?;
         println!(
             "re-sealed {} registrations under the current key; {} left under other keys",
             report.resealed, report.left

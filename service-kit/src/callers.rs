@@ -19,6 +19,7 @@
 //! mesh's mutual TLS, and the NetworkPolicies keep strangers off the ports
 //! in the first place.
 
+use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -88,17 +89,17 @@ impl Callers {
         })
     }
 
-    /// The tokens of `pairs`, or anybody when `open` (a service's
-    /// `--open-grpc`).
-    pub fn configured<'a>(
+    /// The configured `role=token` entries, or anybody when `open` (a
+    /// service's `--open-grpc`).
+    pub fn configured(
         open: bool,
-        pairs: impl IntoIterator<Item = &'a str>,
+        entries: &[SecretString],
         roles: &'static [&'static str],
     ) -> anyhow::Result<Self> {
         if open {
             Ok(Self::open())
         } else {
-            Self::parse(pairs, roles)
+            Self::parse(entries.iter().map(|e| e.expose_secret()), roles)
         }
     }
 

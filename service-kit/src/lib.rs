@@ -3,7 +3,7 @@
 //! knows its cached registry answers are current ([`freshness`]),
 //! how it traces, logs and counts ([`telemetry`], [`grpc_layer`],
 //! [`metrics`]), how it answers an oversized message ([`message_cap`]), how it learns to stop ([`shutdown_signal`]),
-//! which addresses count as public ([`net`]), how a notification type's
+//! which addresses count as public ([`net`]), what settings share ([`settings`]), how a notification type's
 //! payload schema applies ([`payload_schema`], feature `payload-schema`), how a service starts its own
 //! database ([`db`], feature `db`), how validation errors look
 //! ([`validation`]) and how an internal error is answered ([`status`],
@@ -23,6 +23,7 @@ pub mod net;
 pub mod payload_schema;
 #[cfg(feature = "grpc")]
 pub mod reflection;
+pub mod settings;
 #[cfg(feature = "grpc")]
 pub mod status;
 pub mod telemetry;

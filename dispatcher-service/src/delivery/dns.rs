@@ -35,14 +35,14 @@ use service_kit::net::check_outbound;
 /// Why a host was not called; partners read it in the attempt's error.
 #[derive(Debug, thiserror::Error)]
 #[error("refused: {0}")]
-pub struct OutboundRefused(pub(super) String);
+pub(crate) struct OutboundRefused(pub(super) String);
 
 /// A host name that could not be resolved; carried inside the
 /// `io::Error` the connector sees, so that the attempt's failure is known
 /// to be the lookup's by its type.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct LookupFailed(pub(super) String);
+pub(crate) struct LookupFailed(pub(super) String);
 
 impl LookupFailed {
     fn io(kind: io::ErrorKind, reason: impl ToString) -> io::Error {
@@ -115,7 +115,7 @@ impl Lookup {
 /// Resolves host names and returns their addresses only if every one of
 /// them may be called.
 #[derive(Debug, Clone)]
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     allowed: Arc<Vec<IpNet>>,
     lookup: Lookup,
 }
@@ -123,7 +123,7 @@ pub struct GuardedResolver {
 impl GuardedResolver {
     /// `allowed`: non-public networks the operator lets deliveries reach;
     /// `servers`: name servers to ask instead of the system's resolver.
-    pub fn new(allowed: Vec<IpNet>, servers: &[SocketAddr]) -> anyhow::Result<Self> {
+    pub(crate) fn new(allowed: Vec<IpNet>, servers: &[SocketAddr]) -> anyhow::Result<Self> {
         Ok(Self {
             allowed: Arc::new(allowed),
             lookup: Lookup::new(servers)?,

@@ -364,52 +364,51 @@ impl Deliverer {
     ) -> Attempted {
         let clock = Instant::now();
         let trace_id = trace.trace_id();
-        let finish = |result, excerpt| Attempted {
+        let (result, excerpt) = self
+            .answer(target, trace, webhook_id, started_at, body)
+            .await
+            .unwrap_or_else(|failed| (failed, String::new()));
+        Attempted {
             result,
             started_at,
             duration: clock.elapsed(),
             excerpt,
             trace_id,
-        };
-        let uri = match target.uri.clone() {
-            Some(uri) => uri,
-            None => {
-                return finish(
-                    AttemptResult::no_answer(FailureKind::Refused, "refused: the URL is not valid"),
-                    String::new(),
-                );
-            }
-        };
-        let request = match self.check_target(&uri).and_then(|()| {
-            self.build_request(uri, target, webhook_id, started_at.timestamp(), body, trace)
-        }) {
-            Ok(request) => request,
-            Err(reason) => {
-                return finish(
-                    AttemptResult::no_answer(FailureKind::Refused, reason),
-                    String::new(),
-                );
-            }
-        };
+        }
+    }
+
+    /// Sends the request and reads the answer: its result and the excerpt
+    /// of its body, or the failure that left no answer.
+    async fn answer(
+        &self,
+        target: &Target,
+        trace: Trace<'_>,
+        webhook_id: Uuid,
+        started_at: DateTime<Utc>,
+        body: &Bytes,
+    ) -> Result<(AttemptResult, String), AttemptResult> {
+        let refused = |reason: String| AttemptResult::no_answer(FailureKind::Refused, reason);
+        let uri = target
+            .uri
+            .clone()
+            .ok_or_else(|| refused("refused: the URL is not valid".into()))?;
+        let request = self
+            .check_target(&uri)
+            .and_then(|()| {
+                self.build_request(uri, target, webhook_id, started_at.timestamp(), body, trace)
+            })
+            .map_err(refused)?;
         let deadline = tokio::time::Instant::now() + self.settings.response_timeout;
-        let timed_out = || {
-            AttemptResult::no_answer(
-                FailureKind::Timeout,
-                format!("timeout after {}", seconds(self.settings.response_timeout)),
-            )
-        };
         let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await {
-            Err(_) => return finish(timed_out(), String::new()),
-            Ok(Err(error)) => {
-                return finish(
-                    {
-                        let (kind, reason) = super::failure::classify(&error);
-                        AttemptResult::no_answer(kind, reason)
-                    },
-                    String::new(),
-                );
-            }
             Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                let (kind, reason) = super::failure::classify(&error);
+                return Err(AttemptResult::no_answer(kind, reason));
+            }
+            Err(_) => {
+                let reason = format!("timeout after {}", seconds(self.settings.response_timeout));
+                return Err(AttemptResult::no_answer(FailureKind::Timeout, reason));
+            }
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -422,7 +421,7 @@ impl Deliverer {
                 parse_retry_after(v, Utc::now())
             });
         let excerpt = excerpt(response.into_body(), deadline).await;
-        finish(AttemptResult::from_status(status, retry_after), excerpt)
+        Ok((AttemptResult::from_status(status, retry_after), excerpt))
     }
 }
 

@@ -33,7 +33,7 @@
 mod claim_loop;
 mod completer;
 mod cursor_watch;
-pub mod dns;
+pub(crate) mod dns;
 mod endpoints;
 mod failure;
 pub mod http;

@@ -3,12 +3,12 @@
 
 /// Platform services publish; the gateway fires test notifications and
 /// reads a partner's deliveries; operators use `callbacksctl`.
-pub const ROLES: &[&str] = &["publisher", "gateway", "operator"];
+pub(crate) const ROLES: &[&str] = &["publisher", "gateway", "operator"];
 
 /// The role that may read a delivery without naming its partner.
-pub const OPERATOR: &str = "operator";
+pub(crate) const OPERATOR: &str = "operator";
 
-pub fn policy(method: &str) -> &'static [&'static str] {
+pub(crate) fn policy(method: &str) -> &'static [&'static str] {
     match method {
         "Publish" | "PublishBatch" => &["publisher", OPERATOR],
         _ => &["gateway", OPERATOR],

@@ -7,18 +7,18 @@ use prost_types::Timestamp;
 use crate::domain::delivery::Stored;
 use crate::domain::{Attempt, Delivery, DeliveryStatus};
 
-pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp {
         seconds: at.timestamp(),
         nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
     }
 }
 
-pub fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
+pub(crate) fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
 }
 
-pub fn status(status: DeliveryStatus) -> pb::DeliveryStatus {
+pub(crate) fn status(status: DeliveryStatus) -> pb::DeliveryStatus {
     match status {
         DeliveryStatus::Pending => pb::DeliveryStatus::Pending,
         DeliveryStatus::Delivered => pb::DeliveryStatus::Delivered,
@@ -27,7 +27,7 @@ pub fn status(status: DeliveryStatus) -> pb::DeliveryStatus {
     }
 }
 
-pub fn from_status(status: pb::DeliveryStatus) -> Option<DeliveryStatus> {
+pub(crate) fn from_status(status: pb::DeliveryStatus) -> Option<DeliveryStatus> {
     match status {
         pb::DeliveryStatus::Unspecified => None,
         pb::DeliveryStatus::Pending => Some(DeliveryStatus::Pending),

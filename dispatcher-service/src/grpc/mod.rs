@@ -1,9 +1,9 @@
 //! The gRPC edge: parses each request into validated values (every field
 //! violation reported at once), calls the service, converts the answer.
 
-pub mod callers;
-pub mod convert;
-pub mod status;
+pub(crate) mod callers;
+pub(crate) mod convert;
+pub(crate) mod status;
 
 use std::sync::Arc;
 
@@ -20,17 +20,17 @@ use crate::service::{Dispatcher, Naming, PublishInput};
 use convert::{from_status, from_timestamp};
 
 /// The most events one `PublishBatch` may carry.
-pub const MAX_BATCH: usize = 1000;
+pub(crate) const MAX_BATCH: usize = 1000;
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 #[derive(Debug, Clone)]
-pub struct DispatcherGrpc {
+pub(crate) struct DispatcherGrpc {
     dispatcher: Arc<Dispatcher>,
     max_payload_bytes: usize,
 }
 
 impl DispatcherGrpc {
-    pub fn new(dispatcher: Arc<Dispatcher>, max_payload_bytes: usize) -> Self {
+    pub(crate) fn new(dispatcher: Arc<Dispatcher>, max_payload_bytes: usize) -> Self {
         Self {
             dispatcher,
             max_payload_bytes,
@@ -96,6 +96,58 @@ impl DispatcherGrpc {
             trace_context: trace,
         })
     }
+}
+
+/// A `ListDeliveries` request's filter, page number and page size, with
+/// the defaults for a page left out (the first, of 20).
+fn list_request(request: pb::ListDeliveriesRequest) -> Result<(ListFilter, u32, u32), Status> {
+    let mut v = Violations::default();
+    let partner = v.check(guid("partner_id", &request.partner_id));
+    let kind = request
+        .notification_type
+        .map(|t| v.check(positive("notification_type", t)));
+    let status = match request.status {
+        None => None,
+        Some(raw) => match pb::DeliveryStatus::try_from(raw).ok().and_then(from_status) {
+            Some(status) => Some(status),
+            None => {
+                v.push(FieldViolation::new(
+                    "status",
+                    "must be pending, delivered, failed or cancelled",
+                ));
+                None
+            }
+        },
+    };
+    let page_number = if request.page_number == 0 {
+        1
+    } else {
+        request.page_number
+    };
+    let page_size = if request.page_size == 0 {
+        20
+    } else {
+        request.page_size
+    };
+    if page_size > 100 {
+        v.push(FieldViolation::new(
+            "page_size",
+            "must be between 1 and 100",
+        ));
+    }
+    if page_number > 100_000 {
+        v.push(FieldViolation::new(
+            "page_number",
+            "must be between 1 and 100000",
+        ));
+    }
+    v.finish()?;
+    let filter = ListFilter {
+        partner_id: partner.expect(CHECKED),
+        notification_type: kind.map(|k| k.expect(CHECKED)),
+        status,
+    };
+    Ok((filter, page_number, page_size))
 }
 
 fn guid(field: &'static str, raw: &str) -> Result<Uuid, FieldViolation> {
@@ -256,53 +308,7 @@ impl DispatcherService for DispatcherGrpc {
         &self,
         request: Request<pb::ListDeliveriesRequest>,
     ) -> GrpcResult<pb::ListDeliveriesResponse> {
-        let request = request.into_inner();
-        let mut v = Violations::default();
-        let partner = v.check(guid("partner_id", &request.partner_id));
-        let kind = request
-            .notification_type
-            .map(|t| v.check(positive("notification_type", t)));
-        let status = match request.status {
-            None => None,
-            Some(raw) => match pb::DeliveryStatus::try_from(raw).ok().and_then(from_status) {
-                Some(status) => Some(status),
-                None => {
-                    v.push(FieldViolation::new(
-                        "status",
-                        "must be pending, delivered, failed or cancelled",
-                    ));
-                    None
-                }
-            },
-        };
-        let page_number = if request.page_number == 0 {
-            1
-        } else {
-            request.page_number
-        };
-        let page_size = if request.page_size == 0 {
-            20
-        } else {
-            request.page_size
-        };
-        if page_size > 100 {
-            v.push(FieldViolation::new(
-                "page_size",
-                "must be between 1 and 100",
-            ));
-        }
-        if page_number > 100_000 {
-            v.push(FieldViolation::new(
-                "page_number",
-                "must be between 1 and 100000",
-            ));
-        }
-        v.finish()?;
-        let filter = ListFilter {
-            partner_id: partner.expect(CHECKED),
-            notification_type: kind.map(|k| k.expect(CHECKED)),
-            status,
-        };
+        let (filter, page_number, page_size) = list_request(request.into_inner())?;
         let (deliveries, has_next_page) = self
             .dispatcher
             .list_deliveries(filter, page_number, page_size)

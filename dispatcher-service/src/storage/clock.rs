@@ -22,7 +22,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::domain::DispatchError;
 
 #[derive(Debug, Default)]
-pub struct DbClock {
+pub(crate) struct DbClock {
     anchor: Mutex<Option<Reading>>,
 }
 
@@ -41,13 +41,13 @@ struct Reading {
 const SLACK: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl DbClock {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The database's time now, as last read and carried forward; the
     /// host's clock until the first reading.
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         let anchor = *self.anchor.lock();
         match anchor {
             Some(Reading { at, then, .. }) => at + then.elapsed(),
@@ -59,7 +59,7 @@ impl DbClock {
 
     /// A moment here no earlier than when the database's clock read
     /// `time`; `None` before the first reading.
-    pub fn no_earlier_than(&self, time: DateTime<Utc>) -> Option<Instant> {
+    pub(crate) fn no_earlier_than(&self, time: DateTime<Utc>) -> Option<Instant> {
         let reading = (*self.anchor.lock())?;
         let margin = reading.error + SLACK;
         match (time - reading.at).to_std() {
@@ -74,7 +74,7 @@ impl DbClock {
 
     /// Reads the database's clock, placing its answer halfway between the
     /// question and the answer.
-    pub async fn read(&self, conn: &mut AsyncPgConnection) -> Result<(), DispatchError> {
+    pub(crate) async fn read(&self, conn: &mut AsyncPgConnection) -> Result<(), DispatchError> {
         #[derive(QueryableByName)]
         struct Now {
             #[diesel(sql_type = Timestamptz)]

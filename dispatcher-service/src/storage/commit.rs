@@ -91,14 +91,14 @@ impl std::fmt::Debug for Job {
 
 /// Hands events to the committers and waits for their commit.
 #[derive(Debug, Clone)]
-pub struct Committer {
+pub(crate) struct Committer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Committer {
     /// Starts `tasks` committers on `pool` (they end when the committer is
     /// dropped).
-    pub fn start(pool: DbPool, tasks: usize) -> Self {
+    pub(crate) fn start(pool: DbPool, tasks: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>(8_192);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..tasks.max(1) {
@@ -108,7 +108,7 @@ impl Committer {
     }
 
     /// Stores `events` (all or none) and answers once they are committed.
-    pub async fn store(&self, events: Vec<NewEvent>) -> Result<Vec<Stored>, DispatchError> {
+    pub(crate) async fn store(&self, events: Vec<NewEvent>) -> Result<Vec<Stored>, DispatchError> {
         let (reply, answer) = oneshot::channel();
         let stopping = || DispatchError::Unavailable("the dispatcher is shutting down".into());
         self.jobs

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::models::{AttemptRow, DeliveryRow};
 use super::schema::{attempts, deliveries, events};
-pub use crate::domain::delivery::ListFilter;
+pub(crate) use crate::domain::delivery::ListFilter;
 use crate::domain::{Delivery, DeliveryStatus, DispatchError};
 
 async fn attempts_of(
@@ -22,7 +22,7 @@ async fn attempts_of(
 }
 
 /// The delivery with its attempts; with `partner`, only if it is theirs.
-pub async fn get(
+pub(crate) async fn get(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     partner: Option<Uuid>,
@@ -44,7 +44,7 @@ pub async fn get(
 /// A partner's deliveries, newest first; `limit` rows from `offset`, without
 /// their attempt logs. Found through their events, whose index serves this
 /// (`deliveries` keeps only the indexes its hot path needs).
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AsyncPgConnection,
     filter: ListFilter,
     offset: i64,
@@ -74,7 +74,7 @@ pub async fn list(
 
 /// Makes a finished delivery due again, as a new series of attempts.
 /// `FailedPrecondition` while it is still pending.
-pub async fn redeliver(
+pub(crate) async fn redeliver(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     partner: Option<Uuid>,

@@ -2,14 +2,14 @@
 //! and the attempt log. `queue.rs` holds the hot path (claim, sweep,
 //! complete); `events.rs` and `deliveries.rs` the rest.
 
-pub mod clock;
-pub mod commit;
-pub mod deliveries;
+pub(crate) mod clock;
+pub(crate) mod commit;
+pub(crate) mod deliveries;
 pub mod events;
 pub mod models;
-pub mod notifications;
+pub(crate) mod notifications;
 pub mod queue;
-pub mod resolve;
+pub(crate) mod resolve;
 pub mod schema;
 
 use diesel::pg::Pg;

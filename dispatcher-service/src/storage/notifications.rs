@@ -39,7 +39,7 @@ pub fn notified_due(payload: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// each notification's due time (`None` when its payload carries none);
 /// reconnects a second after the connection drops. The caller's polling
 /// covers any gap.
-pub async fn listen(
+pub(crate) async fn listen(
     pool: DbPool,
     notified: impl Fn(Option<DateTime<Utc>>),
     shutdown: CancellationToken,

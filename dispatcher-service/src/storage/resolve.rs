@@ -32,7 +32,7 @@ const RESOLVE_WITHIN: Duration = Duration::from_secs(10);
 /// The server process of a connection, named so that a later process
 /// given the same pid is never taken for it.
 #[derive(Debug, Clone, Copy, QueryableByName)]
-pub struct Backend {
+pub(crate) struct Backend {
     #[diesel(sql_type = Int4)]
     pid: i32,
     #[diesel(sql_type = Timestamptz)]
@@ -41,7 +41,7 @@ pub struct Backend {
 
 impl Backend {
     /// The server process behind `conn`.
-    pub async fn of(conn: &mut AsyncPgConnection) -> Result<Self, DispatchError> {
+    pub(crate) async fn of(conn: &mut AsyncPgConnection) -> Result<Self, DispatchError> {
         Ok(diesel::sql_query(
             "SELECT pid, backend_start AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()",
         )
@@ -52,7 +52,7 @@ impl Backend {
 
 /// What became of the transaction.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// It committed: each event's result, by event id.
     Committed(HashMap<Uuid, Stored>),
     /// It did not, and never will: nothing of it is stored.
@@ -63,7 +63,7 @@ pub enum Outcome {
 
 /// Finds out what became of the transaction that `backend` ran for
 /// `events`: ends that process, then looks for the events.
-pub async fn resolve(pool: &DbPool, backend: Backend, events: &[NewEvent]) -> Outcome {
+pub(crate) async fn resolve(pool: &DbPool, backend: Backend, events: &[NewEvent]) -> Outcome {
     let deadline = tokio::time::Instant::now() + RESOLVE_WITHIN;
     loop {
         match tokio::time::timeout_at(deadline, try_resolve(pool, backend, events)).await {

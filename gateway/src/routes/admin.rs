@@ -36,7 +36,7 @@ use crate::state::{AppState, grpc_request};
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn create_partner(
+pub(crate) async fn create_partner(
     State(state): State<AppState>,
     _operator: Operator,
     ApiJson(body): ApiJson<CreatePartnerBody>,
@@ -72,7 +72,7 @@ pub async fn create_partner(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn list_partners(
+pub(crate) async fn list_partners(
     State(state): State<AppState>,
     _operator: Operator,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
@@ -118,7 +118,7 @@ pub async fn list_partners(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn get_partner(
+pub(crate) async fn get_partner(
     State(state): State<AppState>,
     _operator: Operator,
     ApiPath(partner): ApiPath<String>,
@@ -151,7 +151,7 @@ pub async fn get_partner(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn issue_api_key(
+pub(crate) async fn issue_api_key(
     State(state): State<AppState>,
     _operator: Operator,
     ApiPath(partner): ApiPath<String>,
@@ -189,7 +189,7 @@ pub async fn issue_api_key(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn list_api_keys(
+pub(crate) async fn list_api_keys(
     State(state): State<AppState>,
     _operator: Operator,
     ApiPath(partner): ApiPath<String>,
@@ -240,7 +240,7 @@ pub async fn list_api_keys(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn revoke_api_key(
+pub(crate) async fn revoke_api_key(
     State(state): State<AppState>,
     _operator: Operator,
     ApiPath((partner, key)): ApiPath<(String, String)>,

@@ -50,7 +50,7 @@ fn target(owner: &OwnPartner, kind: &str) -> Result<(String, i32), ApiError> {
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn put_callback(
+pub(crate) async fn put_callback(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiPath((_partner, kind)): ApiPath<(String, String)>,
@@ -96,7 +96,7 @@ pub async fn put_callback(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn get_callback(
+pub(crate) async fn get_callback(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiPath((_partner, kind)): ApiPath<(String, String)>,
@@ -134,7 +134,7 @@ pub async fn get_callback(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn delete_callback(
+pub(crate) async fn delete_callback(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiPath((_partner, kind)): ApiPath<(String, String)>,
@@ -237,7 +237,7 @@ fn list_query(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn list_callbacks(
+pub(crate) async fn list_callbacks(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
@@ -274,7 +274,7 @@ pub async fn list_callbacks(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn get_registration(
+pub(crate) async fn get_registration(
     State(state): State<AppState>,
     auth: Partner,
     ApiPath(registration): ApiPath<String>,
@@ -324,7 +324,7 @@ pub async fn get_registration(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn get_secret(
+pub(crate) async fn get_secret(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiPath((_partner, kind)): ApiPath<(String, String)>,
@@ -363,7 +363,7 @@ pub async fn get_secret(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiPath((_partner, kind)): ApiPath<(String, String)>,

@@ -31,7 +31,7 @@ use crate::state::{AppState, grpc_request};
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn get_delivery(
+pub(crate) async fn get_delivery(
     State(state): State<AppState>,
     auth: Partner,
     ApiPath(delivery): ApiPath<String>,
@@ -66,7 +66,7 @@ pub async fn get_delivery(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn redeliver(
+pub(crate) async fn redeliver(
     State(state): State<AppState>,
     auth: Partner,
     ApiPath(delivery): ApiPath<String>,
@@ -106,14 +106,35 @@ pub async fn redeliver(
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn list_deliveries(
+pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiPath((_partner, kind)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let partner = owner.partner_id;
     let notification_type = type_id("notificationType", &kind)?;
+    let request = list_request(owner.partner_id.to_string(), notification_type, &query)?;
+    let page = state
+        .dispatcher()?
+        .list_deliveries(grpc_request(request))
+        .await?
+        .into_inner();
+    Ok(Json(DeliveryPage {
+        results: page.deliveries.into_iter().map(Into::into).collect(),
+        page_number: page.page_number,
+        page_size: page.page_size,
+        has_previous_page: page.has_previous_page,
+        has_next_page: page.has_next_page,
+    }))
+}
+
+/// The dispatcher's request for a page of deliveries, from the query's
+/// `status`, `pageNumber` and `pageSize` (each reported when invalid).
+fn list_request(
+    partner_id: String,
+    notification_type: i32,
+    query: &HashMap<String, String>,
+) -> Result<pb::ListDeliveriesRequest, ApiError> {
     let mut invalid = Vec::new();
     let status = match query.get("status").map(String::as_str) {
         None => None,
@@ -148,22 +169,11 @@ pub async fn list_deliveries(
     if !invalid.is_empty() {
         return Err(ApiError::invalid(invalid));
     }
-    let page = state
-        .dispatcher()?
-        .list_deliveries(grpc_request(pb::ListDeliveriesRequest {
-            partner_id: partner.to_string(),
-            notification_type: Some(notification_type),
-            status: status.map(Into::into),
-            page_number,
-            page_size,
-        }))
-        .await?
-        .into_inner();
-    Ok(Json(DeliveryPage {
-        results: page.deliveries.into_iter().map(Into::into).collect(),
-        page_number: page.page_number,
-        page_size: page.page_size,
-        has_previous_page: page.has_previous_page,
-        has_next_page: page.has_next_page,
-    }))
+    Ok(pb::ListDeliveriesRequest {
+        partner_id,
+        notification_type: Some(notification_type),
+        status: status.map(Into::into),
+        page_number,
+        page_size,
+    })
 }

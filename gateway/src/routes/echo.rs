@@ -74,7 +74,7 @@ pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn echo(
+pub(crate) async fn echo(
     State(state): State<AppState>,
     owner: OwnPartner,
     ApiPath((_partner, kind)): ApiPath<(String, String)>,

@@ -17,7 +17,7 @@ use crate::state::AppState;
     tag = "health",
     responses((status = 200, description = "The process is up", body = Health))
 )]
-pub async fn healthz() -> Json<Health> {
+pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
@@ -31,7 +31,7 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "The registry is not reachable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     let answer = state
         .registry_health()
         .check(HealthCheckRequest {

@@ -2,12 +2,12 @@
 //! extractors that turn malformed input into problem documents instead of
 //! axum's plain-text rejections.
 
-pub mod admin;
-pub mod callbacks;
-pub mod deliveries;
-pub mod echo;
-pub mod health;
-pub mod types;
+pub(crate) mod admin;
+pub(crate) mod callbacks;
+pub(crate) mod deliveries;
+pub(crate) mod echo;
+pub(crate) mod health;
+pub(crate) mod types;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -31,7 +31,7 @@ use crate::state::AppState;
 /// level must be an object (serde alone takes an array for a struct), and
 /// a number without a fraction (`5.0`) is an integer.
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -73,16 +73,16 @@ fn integral_numbers(value: &mut serde_json::Value) {
 /// Path segments whose rejections are problem documents.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);
 
 /// Query parameters whose rejections are problem documents.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 /// The raw body, bounded by the body limit.
 #[derive(Debug)]
-pub struct RawBody(pub bytes::Bytes);
+pub(crate) struct RawBody(pub bytes::Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
@@ -105,12 +105,12 @@ impl From<BytesRejection> for ApiError {
 }
 
 /// `partnerUniqueID` (or another GUID path segment, named by `name`).
-pub fn guid(name: &str, raw: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn guid(name: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::invalid_field(name, "must be a GUID"))
 }
 
 /// A notification type id from the path: a positive integer.
-pub fn type_id(name: &str, raw: &str) -> Result<i32, ApiError> {
+pub(crate) fn type_id(name: &str, raw: &str) -> Result<i32, ApiError> {
     match raw.parse::<i32>() {
         Ok(id) if id > 0 => Ok(id),
         _ => Err(ApiError::invalid_field(name, "must be a positive integer")),
@@ -228,7 +228,7 @@ impl Modify for LimitResponses {
 /// Every route, with its OpenAPI description collected alongside, so the
 /// document cannot list a route the gateway does not serve or miss one it
 /// does.
-pub fn api() -> OpenApiRouter<AppState> {
+pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(callbacks::list_callbacks))
         .routes(routes!(

@@ -41,7 +41,7 @@ async fn catalogue(state: &AppState) -> Result<Json<NotificationTypeList>, ApiEr
     ),
     security(("partnerApiKey" = []))
 )]
-pub async fn list_for_partners(
+pub(crate) async fn list_for_partners(
     State(state): State<AppState>,
     _partner: Partner,
 ) -> Result<Json<NotificationTypeList>, ApiError> {
@@ -59,7 +59,7 @@ pub async fn list_for_partners(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn list_notification_types(
+pub(crate) async fn list_notification_types(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<Json<NotificationTypeList>, ApiError> {
@@ -82,7 +82,7 @@ pub async fn list_notification_types(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn create_notification_type(
+pub(crate) async fn create_notification_type(
     State(state): State<AppState>,
     _operator: Operator,
     ApiJson(body): ApiJson<CreateNotificationTypeBody>,
@@ -141,7 +141,7 @@ async fn set_schema(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn put_payload_schema(
+pub(crate) async fn put_payload_schema(
     State(state): State<AppState>,
     _operator: Operator,
     ApiPath(id): ApiPath<String>,
@@ -165,7 +165,7 @@ pub async fn put_payload_schema(
     ),
     security(("adminApiKey" = []))
 )]
-pub async fn delete_payload_schema(
+pub(crate) async fn delete_payload_schema(
     State(state): State<AppState>,
     _operator: Operator,
     ApiPath(id): ApiPath<String>,

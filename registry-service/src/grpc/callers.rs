@@ -5,7 +5,7 @@
 /// operators' REST calls; operators use `callbacksctl`.
 pub const ROLES: &[&str] = &["dispatcher", "gateway", "operator"];
 
-pub fn policy(method: &str) -> &'static [&'static str] {
+pub(crate) fn policy(method: &str) -> &'static [&'static str] {
     match method {
         // Decrypted credentials and secrets, and the error state's input.
         "ResolveCallback" | "RecordDeliveryOutcome" => &["dispatcher"],

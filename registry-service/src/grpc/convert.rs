@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use crate::domain::{ApiKey, Change, ChangesSince, NotificationType, Page, Partner, Registration};
 use crate::service::{IssuedKey, ResolvedCallback, SigningSecrets};
 
-pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
@@ -17,12 +17,12 @@ pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
 }
 
 /// `None` for a timestamp outside chrono's range or with invalid nanos.
-pub fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
+pub(crate) fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
     let nanos = u32::try_from(ts.nanos).ok()?;
     DateTime::from_timestamp(ts.seconds, nanos)
 }
 
-pub fn page_info<T>(page: &Page<T>) -> pb::PageInfo {
+pub(crate) fn page_info<T>(page: &Page<T>) -> pb::PageInfo {
     pb::PageInfo {
         page_number: page.number,
         page_size: page.size,

@@ -2,9 +2,10 @@
 //! field violation), calls the service, and converts the answer back.
 //! Nothing past this module sees a wire type.
 
-pub mod callers;
-pub mod convert;
-pub mod status;
+pub(crate) mod callers;
+pub(crate) mod convert;
+mod parse;
+pub(crate) mod status;
 
 use std::sync::Arc;
 
@@ -13,24 +14,20 @@ use pb::registry_service_server::RegistryService;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
-use crate::domain::registration::ListFilter;
-use crate::domain::text::{self, Credentials};
-use crate::domain::{
-    ApiKeyId, NewNotificationType, NotificationTypeId, Outcome, PageRequest, PartnerId,
-    RegistrationId, RegistryError, UrlPolicy,
-};
-use crate::service::{OutcomeReport, Registry, UpsertCallback};
-use convert::{from_timestamp, page_info};
+use crate::domain::text;
+use crate::domain::{ApiKeyId, NotificationTypeId, PartnerId, RegistryError, UrlPolicy};
+use crate::service::Registry;
+use convert::page_info;
 use service_kit::validation::{CHECKED, Violations};
 
 #[derive(Debug, Clone)]
-pub struct RegistryGrpc {
+pub(crate) struct RegistryGrpc {
     registry: Arc<Registry>,
     url_policy: Arc<UrlPolicy>,
 }
 
 impl RegistryGrpc {
-    pub fn new(registry: Arc<Registry>, url_policy: UrlPolicy) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, url_policy: UrlPolicy) -> Self {
         Self {
             registry,
             url_policy: Arc::new(url_policy),
@@ -46,29 +43,6 @@ const MAX_CHANGES: usize = 1_000;
 
 fn ok<T>(value: impl Into<T>) -> GrpcResult<T> {
     Ok(Response::new(value.into()))
-}
-
-fn partner_id(raw: &str) -> Result<PartnerId, RegistryError> {
-    Ok(PartnerId::parse("partner_id", raw)?)
-}
-
-/// Parses the (partner, type) pair most callback RPCs are addressed by,
-/// reporting both fields at once when both are wrong.
-fn target(partner: &str, kind: i32) -> Result<(PartnerId, NotificationTypeId), RegistryError> {
-    let mut violations = Violations::default();
-    let partner = violations.check(PartnerId::parse("partner_id", partner));
-    let kind = violations.check(NotificationTypeId::parse("notification_type", kind));
-    violations.finish()?;
-    let (partner, kind) = (partner.expect(CHECKED), kind.expect(CHECKED));
-    let span = tracing::Span::current();
-    span.record("partner.id", tracing::field::display(partner));
-    span.record("notification.type", kind.get());
-    Ok((partner, kind))
-}
-
-fn page(request: Option<pb::PageRequest>) -> Result<PageRequest, RegistryError> {
-    let request = request.unwrap_or_default();
-    Ok(PageRequest::parse(request.page_number, request.page_size)?)
 }
 
 #[tonic::async_trait]
@@ -96,7 +70,7 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::GetPartnerRequest>,
     ) -> GrpcResult<pb::Partner> {
-        let id = partner_id(&request.into_inner().partner_id)?;
+        let id = parse::partner_id(&request.into_inner().partner_id)?;
         ok(self.registry.get_partner(id).await?)
     }
 
@@ -106,7 +80,7 @@ impl RegistryService for RegistryGrpc {
     ) -> GrpcResult<pb::ListPartnersResponse> {
         let page = self
             .registry
-            .list_partners(page(request.into_inner().page)?)
+            .list_partners(parse::page(request.into_inner().page)?)
             .await?;
         ok(pb::ListPartnersResponse {
             page: Some(page_info(&page)),
@@ -118,7 +92,7 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::DisablePartnerRequest>,
     ) -> GrpcResult<pb::Partner> {
-        let id = partner_id(&request.into_inner().partner_id)?;
+        let id = parse::partner_id(&request.into_inner().partner_id)?;
         ok(self.registry.disable_partner(id).await?)
     }
 
@@ -144,7 +118,7 @@ impl RegistryService for RegistryGrpc {
         request: Request<pb::ListApiKeysRequest>,
     ) -> GrpcResult<pb::ListApiKeysResponse> {
         let request = request.into_inner();
-        let id = partner_id(&request.partner_id)?;
+        let id = parse::partner_id(&request.partner_id)?;
         let keys = self
             .registry
             .list_api_keys(id, request.include_revoked)
@@ -206,27 +180,7 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::CreateNotificationTypeRequest>,
     ) -> GrpcResult<pb::NotificationType> {
-        let request = request.into_inner();
-        let mut violations = Violations::default();
-        let id = violations.check(NotificationTypeId::parse(
-            "notification_type_id",
-            request.notification_type_id,
-        ));
-        let name = violations.check(text::type_name(&request.name));
-        let description =
-            violations.check(text::optional("description", &request.description, 1000));
-        let payload_schema = violations.check(text::payload_schema(
-            "payload_schema_json",
-            request.payload_schema_json.as_deref(),
-        ));
-        violations.finish()?;
-        let new = NewNotificationType {
-            id: id.expect(CHECKED),
-            name: name.expect(CHECKED),
-            description: description.expect(CHECKED),
-            echoable: request.echoable,
-            payload_schema: payload_schema.expect(CHECKED),
-        };
+        let new = parse::new_notification_type(request.into_inner())?;
         ok(self.registry.create_notification_type(new).await?)
     }
 
@@ -255,34 +209,9 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::UpsertCallbackRequest>,
     ) -> GrpcResult<pb::UpsertCallbackResponse> {
-        let request = request.into_inner();
-        let mut violations = Violations::default();
-        let partner = violations.check(PartnerId::parse("partner_id", &request.partner_id));
-        let kind = violations.check(NotificationTypeId::parse(
-            "notification_type",
-            request.notification_type,
-        ));
-        let url = violations.check(self.url_policy.parse(&request.callback_url));
-        let credentials = violations.check(Credentials::parse(
-            request.callback_user_name.as_deref(),
-            request.callback_password.as_deref(),
-        ));
-        let merchant_id = violations.check(text::merchant_id(request.merchant_id.as_deref()));
-        violations.finish()?;
-        let partner_id = partner.expect(CHECKED);
-        let notification_type = kind.expect(CHECKED);
-        let callback_url = url.expect(CHECKED);
-        let credentials = credentials.expect(CHECKED);
-        let (registration, created) = self
-            .registry
-            .upsert_callback(UpsertCallback {
-                partner_id,
-                notification_type,
-                callback_url,
-                credentials,
-                merchant_id: merchant_id.expect(CHECKED),
-            })
-            .await?;
+        let upsert = parse::upsert_callback(request.into_inner(), &self.url_policy)?;
+        let (partner_id, notification_type) = (upsert.partner_id, upsert.notification_type);
+        let (registration, created) = self.registry.upsert_callback(upsert).await?;
         tracing::info!(
             partner.id = %partner_id,
             notification.type = notification_type.get(),
@@ -301,7 +230,7 @@ impl RegistryService for RegistryGrpc {
         request: Request<pb::GetCallbackRequest>,
     ) -> GrpcResult<pb::Registration> {
         let request = request.into_inner();
-        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
         ok(self.registry.get_callback(partner, kind).await?)
     }
 
@@ -309,29 +238,7 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::ListCallbacksRequest>,
     ) -> GrpcResult<pb::ListCallbacksResponse> {
-        let request = request.into_inner();
-        let mut violations = Violations::default();
-        let partner = violations.check(PartnerId::parse("partner_id", &request.partner_id));
-        let registration_id = match request.registration_id.as_deref() {
-            Some(raw) => violations.check(RegistrationId::parse("registration_id", raw)),
-            None => None,
-        };
-        let page = violations.check(PageRequest::parse(
-            request.page.unwrap_or_default().page_number,
-            request.page.unwrap_or_default().page_size,
-        ));
-        let merchant_id = match request.merchant_id.as_deref() {
-            Some(raw) => violations.check(text::merchant_filter(raw)),
-            None => None,
-        };
-        violations.finish()?;
-        let partner = partner.expect(CHECKED);
-        let page = page.expect(CHECKED);
-        let filter = ListFilter {
-            is_active: request.is_active,
-            registration_id,
-            merchant_id,
-        };
+        let (partner, filter, page) = parse::list_callbacks(request.into_inner())?;
         let page = self.registry.list_callbacks(partner, filter, page).await?;
         ok(pb::ListCallbacksResponse {
             page: Some(page_info(&page)),
@@ -345,7 +252,7 @@ impl RegistryService for RegistryGrpc {
     ) -> GrpcResult<pb::ListCallbacksResponse> {
         let page = self
             .registry
-            .list_error_states(page(request.into_inner().page)?)
+            .list_error_states(parse::page(request.into_inner().page)?)
             .await?;
         ok(pb::ListCallbacksResponse {
             page: Some(page_info(&page)),
@@ -358,7 +265,7 @@ impl RegistryService for RegistryGrpc {
         request: Request<pb::DeleteCallbackRequest>,
     ) -> GrpcResult<pb::Registration> {
         let request = request.into_inner();
-        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
         let registration = self.registry.delete_callback(partner, kind).await?;
         tracing::info!(partner.id = %partner, notification.type = kind.get(), "callback deleted");
         ok(registration)
@@ -369,7 +276,7 @@ impl RegistryService for RegistryGrpc {
         request: Request<pb::GetSigningSecretRequest>,
     ) -> GrpcResult<pb::SigningSecrets> {
         let request = request.into_inner();
-        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
         ok(self.registry.get_signing_secrets(partner, kind).await?)
     }
 
@@ -378,7 +285,7 @@ impl RegistryService for RegistryGrpc {
         request: Request<pb::RotateSigningSecretRequest>,
     ) -> GrpcResult<pb::SigningSecrets> {
         let request = request.into_inner();
-        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
         let secrets = self.registry.rotate_signing_secret(partner, kind).await?;
         tracing::info!(partner.id = %partner, notification.type = kind.get(), "signing secret rotated");
         ok(secrets)
@@ -389,7 +296,7 @@ impl RegistryService for RegistryGrpc {
         request: Request<pb::ResolveCallbackRequest>,
     ) -> GrpcResult<pb::ResolvedCallback> {
         let request = request.into_inner();
-        let (partner, kind) = target(&request.partner_id, request.notification_type)?;
+        let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
         ok(self.registry.resolve_callback(partner, kind).await?)
     }
 
@@ -405,62 +312,8 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::RecordDeliveryOutcomeRequest>,
     ) -> GrpcResult<pb::RecordDeliveryOutcomeResponse> {
-        use pb::record_delivery_outcome_request::Outcome as Wire;
-        let request = request.into_inner();
-        let mut violations = Violations::default();
-        let id = violations.check(RegistrationId::parse(
-            "registration_id",
-            &request.registration_id,
-        ));
-        if request.callback_url.is_empty() {
-            violations.push(crate::domain::FieldViolation::new(
-                "callback_url",
-                "is required",
-            ));
-        }
-        let occurred_at = request.occurred_at.as_ref().and_then(from_timestamp);
-        if occurred_at.is_none() {
-            violations.push(crate::domain::FieldViolation::new(
-                "occurred_at",
-                "is required and must be a valid timestamp",
-            ));
-        }
-        let reason = |raw: String| {
-            if raw.trim().is_empty() {
-                "unspecified failure".to_owned()
-            } else {
-                raw
-            }
-        };
-        let outcome = match request.outcome {
-            Some(Wire::Succeeded(_)) => Some(Outcome::Succeeded),
-            Some(Wire::Failed(f)) => Some(Outcome::Failed {
-                reason: reason(f.reason),
-            }),
-            Some(Wire::Gone(g)) => Some(Outcome::Gone {
-                reason: reason(g.reason),
-            }),
-            None => {
-                violations.push(crate::domain::FieldViolation::new(
-                    "outcome",
-                    "is required: one of succeeded, failed, gone",
-                ));
-                None
-            }
-        };
-        violations.finish()?;
-        let registration_id = id.expect(CHECKED);
-        let occurred_at = occurred_at.expect(CHECKED);
-        let outcome = outcome.expect(CHECKED);
-        let (registration, applied) = self
-            .registry
-            .record_outcome(OutcomeReport {
-                registration_id,
-                callback_url: request.callback_url,
-                occurred_at,
-                outcome,
-            })
-            .await?;
+        let report = parse::outcome_report(request.into_inner())?;
+        let (registration, applied) = self.registry.record_outcome(report).await?;
         ok(pb::RecordDeliveryOutcomeResponse {
             registration: Some(registration.into()),
             applied,

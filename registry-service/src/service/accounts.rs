@@ -6,7 +6,7 @@ use super::*;
 impl Registry {
     // ------------------------------------------------------------ partners
 
-    pub async fn create_partner(
+    pub(crate) async fn create_partner(
         &self,
         name: String,
         key_label: String,
@@ -28,19 +28,22 @@ impl Registry {
         .await
     }
 
-    pub async fn get_partner(&self, id: PartnerId) -> Result<Partner, RegistryError> {
+    pub(crate) async fn get_partner(&self, id: PartnerId) -> Result<Partner, RegistryError> {
         let mut conn = self.pool.get().await?;
 
         partners::get(&mut conn, id).await
     }
 
-    pub async fn list_partners(&self, page: PageRequest) -> Result<Page<Partner>, RegistryError> {
+    pub(crate) async fn list_partners(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<Partner>, RegistryError> {
         let mut conn = self.pool.get().await?;
 
         partners::list(&mut conn, page).await
     }
 
-    pub async fn disable_partner(&self, id: PartnerId) -> Result<Partner, RegistryError> {
+    pub(crate) async fn disable_partner(&self, id: PartnerId) -> Result<Partner, RegistryError> {
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let partner = partners::disable(conn, id).await?;
@@ -52,7 +55,7 @@ impl Registry {
 
     // ------------------------------------------------------------ API keys
 
-    pub async fn issue_api_key(
+    pub(crate) async fn issue_api_key(
         &self,
         partner_id: PartnerId,
         label: String,
@@ -68,7 +71,7 @@ impl Registry {
         })
     }
 
-    pub async fn list_api_keys(
+    pub(crate) async fn list_api_keys(
         &self,
         partner_id: PartnerId,
         include_revoked: bool,
@@ -78,7 +81,7 @@ impl Registry {
         api_keys::list(&mut conn, partner_id, include_revoked).await
     }
 
-    pub async fn revoke_api_key(
+    pub(crate) async fn revoke_api_key(
         &self,
         partner_id: PartnerId,
         key_id: ApiKeyId,
@@ -94,7 +97,7 @@ impl Registry {
 
     /// Token -> key, one indexed lookup. Malformed tokens never reach the
     /// database.
-    pub async fn authenticate(&self, token: &SecretString) -> Result<ApiKey, RegistryError> {
+    pub(crate) async fn authenticate(&self, token: &SecretString) -> Result<ApiKey, RegistryError> {
         let token = token.expose_secret();
         if !crypto::looks_like_api_key(token) {
             return Err(RegistryError::Unauthenticated);
@@ -109,13 +112,15 @@ impl Registry {
 
     // -------------------------------------------------- notification types
 
-    pub async fn list_notification_types(&self) -> Result<Vec<NotificationType>, RegistryError> {
+    pub(crate) async fn list_notification_types(
+        &self,
+    ) -> Result<Vec<NotificationType>, RegistryError> {
         let mut conn = self.pool.get().await?;
 
         notification_types::list(&mut conn).await
     }
 
-    pub async fn get_notification_type(
+    pub(crate) async fn get_notification_type(
         &self,
         id: NotificationTypeId,
     ) -> Result<NotificationType, RegistryError> {
@@ -126,7 +131,7 @@ impl Registry {
             .ok_or(RegistryError::NotificationTypeNotFound(id))
     }
 
-    pub async fn create_notification_type(
+    pub(crate) async fn create_notification_type(
         &self,
         new: NewNotificationType,
     ) -> Result<NotificationType, RegistryError> {
@@ -142,7 +147,7 @@ impl Registry {
     /// Sets or removes the type's payload schema (already compiled); the
     /// next publish of the type on any dispatcher that has learnt the
     /// change applies it.
-    pub async fn set_payload_schema(
+    pub(crate) async fn set_payload_schema(
         &self,
         id: NotificationTypeId,
         schema: Option<String>,
@@ -162,7 +167,7 @@ impl Registry {
 
     /// The changes after version `after` (at most `limit`), for the caches
     /// of other services.
-    pub async fn changes_since(
+    pub(crate) async fn changes_since(
         &self,
         after: u64,
         limit: usize,

@@ -10,7 +10,7 @@ impl Registry {
 
     /// Creates the active registration for (partner, type), or replaces the
     /// URL and credentials of the existing one. Answers whether it created.
-    pub async fn upsert_callback(
+    pub(crate) async fn upsert_callback(
         &self,
         request: UpsertCallback,
     ) -> Result<(Registration, bool), RegistryError> {
@@ -112,7 +112,7 @@ impl Registry {
         registrations::insert(conn, &row).await
     }
 
-    pub async fn get_callback(
+    pub(crate) async fn get_callback(
         &self,
         partner_id: PartnerId,
         notification_type: NotificationTypeId,
@@ -125,7 +125,7 @@ impl Registry {
             .ok_or_else(|| no_active(partner_id, notification_type))
     }
 
-    pub async fn list_callbacks(
+    pub(crate) async fn list_callbacks(
         &self,
         partner_id: PartnerId,
         filter: ListFilter,
@@ -137,7 +137,7 @@ impl Registry {
         Ok(to_domain_page(rows))
     }
 
-    pub async fn list_error_states(
+    pub(crate) async fn list_error_states(
         &self,
         page: PageRequest,
     ) -> Result<Page<Registration>, RegistryError> {
@@ -147,7 +147,7 @@ impl Registry {
     }
 
     /// Soft delete. `NotFound` when there is no active registration.
-    pub async fn delete_callback(
+    pub(crate) async fn delete_callback(
         &self,
         partner_id: PartnerId,
         notification_type: NotificationTypeId,
@@ -171,7 +171,7 @@ impl Registry {
         .await
     }
 
-    pub async fn get_signing_secrets(
+    pub(crate) async fn get_signing_secrets(
         &self,
         partner_id: PartnerId,
         notification_type: NotificationTypeId,
@@ -185,7 +185,7 @@ impl Registry {
     }
 
     /// A new current secret; the old one stays valid for the grace period.
-    pub async fn rotate_signing_secret(
+    pub(crate) async fn rotate_signing_secret(
         &self,
         partner_id: PartnerId,
         notification_type: NotificationTypeId,
@@ -219,7 +219,7 @@ impl Registry {
 
     // ------------------------------------------------------ for delivery
 
-    pub async fn resolve_callback(
+    pub(crate) async fn resolve_callback(
         &self,
         partner_id: PartnerId,
         notification_type: NotificationTypeId,
@@ -253,7 +253,7 @@ impl Registry {
     /// Applies one outcome to the error state (seed `003`). Ignored, with
     /// `applied = false`, when the registration is inactive, its URL has
     /// changed since the attempt, or a newer outcome was already applied.
-    pub async fn record_outcome(
+    pub(crate) async fn record_outcome(
         &self,
         report: OutcomeReport,
     ) -> Result<(Registration, bool), RegistryError> {

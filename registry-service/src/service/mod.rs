@@ -9,7 +9,7 @@ mod accounts;
 mod callbacks;
 mod reseal;
 
-pub use reseal::{ResealReport, current_key_id};
+pub(crate) use reseal::{ResealReport, current_key_id};
 
 use std::time::Duration;
 
@@ -29,10 +29,10 @@ use crate::storage::registrations::ListFilter;
 use crate::storage::{DbPool, api_keys, changes, notification_types, partners, registrations};
 
 /// The reason recorded when a partner deletes a registration.
-pub const DELETED_BY_PARTNER: &str = "deleted by the partner";
+pub(crate) const DELETED_BY_PARTNER: &str = "deleted by the partner";
 
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     pool: DbPool,
     changes: changes::ChangeReader,
     cipher: Cipher,
@@ -48,7 +48,7 @@ pub struct IssuedKey {
 
 /// What a partner asks for when it registers a callback.
 #[derive(Debug)]
-pub struct UpsertCallback {
+pub(crate) struct UpsertCallback {
     pub partner_id: PartnerId,
     pub notification_type: NotificationTypeId,
     pub callback_url: CallbackUrl,
@@ -78,7 +78,7 @@ pub struct ResolvedCallback {
 
 /// A delivery outcome as the dispatcher reports it.
 #[derive(Debug)]
-pub struct OutcomeReport {
+pub(crate) struct OutcomeReport {
     pub registration_id: RegistrationId,
     pub callback_url: String,
     pub occurred_at: DateTime<Utc>,
@@ -113,7 +113,12 @@ fn no_active(partner_id: PartnerId, notification_type: NotificationTypeId) -> Re
 impl Registry {
     /// `database_url` is the pool's: [`changes::ChangeReader`] keeps a
     /// connection of its own to it.
-    pub fn new(pool: DbPool, database_url: &str, cipher: Cipher, secret_grace: Duration) -> Self {
+    pub(crate) fn new(
+        pool: DbPool,
+        database_url: &str,
+        cipher: Cipher,
+        secret_grace: Duration,
+    ) -> Self {
         Self {
             pool,
             changes: changes::ChangeReader::new(database_url),
@@ -122,12 +127,8 @@ impl Registry {
         }
     }
 
-    pub fn pool(&self) -> &DbPool {
-        &self.pool
-    }
-
     /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> bool {
+    pub(crate) async fn ping(&self) -> bool {
         use diesel_async::RunQueryDsl;
         match self.pool.get().await {
             Ok(mut conn) => diesel::sql_query("SELECT 1")
@@ -139,7 +140,7 @@ impl Registry {
     }
 
     /// Sets the gauges that describe the database (on scrape).
-    pub async fn refresh_gauges(&self) {
+    pub(crate) async fn refresh_gauges(&self) {
         match self.pool.get().await {
             Ok(mut conn) => match registrations::count_in_error_state(&mut conn).await {
                 Ok(count) => {

@@ -27,7 +27,7 @@ pub struct ResealReport {
 impl Registry {
     /// Seals every value that is not under the current key again, under
     /// it, `batch` rows per transaction.
-    pub async fn reseal(&self, batch: i64) -> Result<ResealReport, RegistryError> {
+    pub(crate) async fn reseal(&self, batch: i64) -> Result<ResealReport, RegistryError> {
         let header = self.cipher.current_header();
         let mut after = uuid::Uuid::nil();
         let mut resealed = 0;
@@ -54,7 +54,7 @@ impl Registry {
 
     /// Refuses a key ring that lacks a key some stored value names: such
     /// values would fail every request that needs them.
-    pub async fn check_key_ring(&self) -> anyhow::Result<()> {
+    pub(crate) async fn check_key_ring(&self) -> anyhow::Result<()> {
         let headers = self.cipher.headers();
         let mut conn = self.pool.get().await?;
         let orphaned = sealed::count_under_other_keys(&mut conn, headers).await?;
@@ -97,6 +97,6 @@ fn reseal_row(cipher: &Cipher, row: &SealedRow) -> Result<SealedRow, RegistryErr
 }
 
 /// The key id new values are sealed under, as operators see it.
-pub fn current_key_id(registry: &Registry) -> String {
+pub(crate) fn current_key_id(registry: &Registry) -> String {
     crypto::key_id_text(&registry.cipher.current_key_id())
 }

@@ -9,7 +9,7 @@ use super::models::ApiKeyRow;
 use super::schema::{api_keys, partners};
 use crate::domain::{ApiKey, ApiKeyId, PartnerId, RegistryError};
 
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut AsyncPgConnection,
     partner_id: PartnerId,
     label: &str,
@@ -33,7 +33,7 @@ pub async fn insert(
     Ok(row.into())
 }
 
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AsyncPgConnection,
     partner_id: PartnerId,
     include_revoked: bool,
@@ -51,7 +51,7 @@ pub async fn list(
 }
 
 /// Revokes the partner's key; revoking twice keeps the first time.
-pub async fn revoke(
+pub(crate) async fn revoke(
     conn: &mut AsyncPgConnection,
     partner_id: PartnerId,
     key_id: ApiKeyId,
@@ -81,7 +81,7 @@ pub async fn revoke(
 }
 
 /// The live key with this token hash whose partner is enabled, if any.
-pub async fn find_live_by_hash(
+pub(crate) async fn find_live_by_hash(
     conn: &mut AsyncPgConnection,
     token_hash: &[u8],
 ) -> Result<Option<ApiKey>, RegistryError> {

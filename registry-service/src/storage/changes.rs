@@ -31,7 +31,10 @@ struct Row {
 
 /// Records `change` under the next version, in the caller's transaction,
 /// and forgets changes older than [`RETENTION`].
-pub async fn record(conn: &mut AsyncPgConnection, change: Change) -> Result<(), RegistryError> {
+pub(crate) async fn record(
+    conn: &mut AsyncPgConnection,
+    change: Change,
+) -> Result<(), RegistryError> {
     let (kind, partner, notification_type, key) = match change {
         Change::Callback(p, t) => ("callback", Some(p.as_uuid()), Some(t.get()), None),
         Change::Partner(p) => ("partner", Some(p.as_uuid()), None, None),
@@ -61,7 +64,7 @@ pub async fn record(conn: &mut AsyncPgConnection, change: Change) -> Result<(), 
 /// some no longer kept, answers an incomplete list). Its queries are
 /// diesel's own, prepared once per connection: every dispatcher and
 /// gateway asks this as often as its last answer comes back.
-pub async fn since(
+pub(crate) async fn since(
     conn: &mut AsyncPgConnection,
     after: u64,
     limit: usize,
@@ -120,7 +123,7 @@ pub async fn since(
 /// pool's check-out (which pings the server first) would double its
 /// exchanges with the server. Calls take turns on it; a failed call gives the connection up,
 /// and the next one connects afresh.
-pub struct ChangeReader {
+pub(crate) struct ChangeReader {
     database_url: String,
     connection: tokio::sync::Mutex<Option<AsyncPgConnection>>,
 }
@@ -132,14 +135,18 @@ impl std::fmt::Debug for ChangeReader {
 }
 
 impl ChangeReader {
-    pub fn new(database_url: &str) -> Self {
+    pub(crate) fn new(database_url: &str) -> Self {
         Self {
             database_url: database_url.to_owned(),
             connection: tokio::sync::Mutex::new(None),
         }
     }
 
-    pub async fn since(&self, after: u64, limit: usize) -> Result<ChangesSince, RegistryError> {
+    pub(crate) async fn since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<ChangesSince, RegistryError> {
         let mut connection = self.connection.lock().await;
         let conn = match connection.as_mut() {
             Some(conn) => conn,

@@ -4,14 +4,14 @@
 //! rows are their own structs (`models.rs`) and become domain values here,
 //! so no row type leaves this module.
 
-pub mod api_keys;
-pub mod changes;
-pub mod models;
-pub mod notification_types;
-pub mod partners;
-pub mod registrations;
+pub(crate) mod api_keys;
+pub(crate) mod changes;
+pub(crate) mod models;
+pub(crate) mod notification_types;
+pub(crate) mod partners;
+pub(crate) mod registrations;
 pub mod schema;
-pub mod sealed;
+pub(crate) mod sealed;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::bb8::RunError;

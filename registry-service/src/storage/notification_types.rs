@@ -10,7 +10,9 @@ use super::schema::notification_types;
 use super::violated_constraint;
 use crate::domain::{NewNotificationType, NotificationType, NotificationTypeId, RegistryError};
 
-pub async fn list(conn: &mut AsyncPgConnection) -> Result<Vec<NotificationType>, RegistryError> {
+pub(crate) async fn list(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<NotificationType>, RegistryError> {
     let rows = notification_types::table
         .order(notification_types::id)
         .select(NotificationTypeRow::as_select())
@@ -19,7 +21,7 @@ pub async fn list(conn: &mut AsyncPgConnection) -> Result<Vec<NotificationType>,
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub async fn find(
+pub(crate) async fn find(
     conn: &mut AsyncPgConnection,
     id: NotificationTypeId,
 ) -> Result<Option<NotificationType>, RegistryError> {
@@ -32,7 +34,7 @@ pub async fn find(
     Ok(row.map(Into::into))
 }
 
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut AsyncPgConnection,
     new: NewNotificationType,
 ) -> Result<NotificationType, RegistryError> {
@@ -70,7 +72,7 @@ pub async fn insert(
 
 /// Sets (or, with `None`, removes) the type's payload schema; `None` when
 /// the type does not exist.
-pub async fn set_payload_schema(
+pub(crate) async fn set_payload_schema(
     conn: &mut AsyncPgConnection,
     id: NotificationTypeId,
     schema: Option<String>,

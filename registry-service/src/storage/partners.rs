@@ -8,7 +8,7 @@ use super::models::PartnerRow;
 use super::schema::partners;
 use crate::domain::{Page, PageRequest, Partner, PartnerId, RegistryError};
 
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut AsyncPgConnection,
     id: PartnerId,
     name: &str,
@@ -27,7 +27,7 @@ pub async fn insert(
     Ok(row.into())
 }
 
-pub async fn find(
+pub(crate) async fn find(
     conn: &mut AsyncPgConnection,
     id: PartnerId,
 ) -> Result<Option<Partner>, RegistryError> {
@@ -41,14 +41,17 @@ pub async fn find(
 }
 
 /// The partner, or `NotFound` naming it.
-pub async fn get(conn: &mut AsyncPgConnection, id: PartnerId) -> Result<Partner, RegistryError> {
+pub(crate) async fn get(
+    conn: &mut AsyncPgConnection,
+    id: PartnerId,
+) -> Result<Partner, RegistryError> {
     find(conn, id)
         .await?
         .ok_or(RegistryError::PartnerNotFound(id))
 }
 
 /// The partner if it exists and is not disabled; the error names which.
-pub async fn get_enabled(
+pub(crate) async fn get_enabled(
     conn: &mut AsyncPgConnection,
     id: PartnerId,
 ) -> Result<Partner, RegistryError> {
@@ -59,7 +62,7 @@ pub async fn get_enabled(
     Ok(partner)
 }
 
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AsyncPgConnection,
     page: PageRequest,
 ) -> Result<Page<Partner>, RegistryError> {
@@ -74,7 +77,7 @@ pub async fn list(
 }
 
 /// Sets `disabled_at` once; a second call keeps the first time.
-pub async fn disable(
+pub(crate) async fn disable(
     conn: &mut AsyncPgConnection,
     id: PartnerId,
 ) -> Result<Partner, RegistryError> {

@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::models::{OutcomeChange, RegistrationRow, TargetChange};
 use super::schema::registrations;
-pub use crate::domain::registration::ListFilter;
+pub(crate) use crate::domain::registration::ListFilter;
 use crate::domain::{
     NotificationTypeId, Page, PageRequest, PartnerId, RegistrationId, RegistryError,
 };
@@ -30,7 +30,7 @@ fn active(partner_id: PartnerId, notification_type: NotificationTypeId) -> Activ
 }
 
 /// The active registration for (partner, type).
-pub async fn find_active(
+pub(crate) async fn find_active(
     conn: &mut AsyncPgConnection,
     partner_id: PartnerId,
     notification_type: NotificationTypeId,
@@ -44,7 +44,7 @@ pub async fn find_active(
 }
 
 /// Like [`find_active`], holding the row until the transaction ends.
-pub async fn lock_active(
+pub(crate) async fn lock_active(
     conn: &mut AsyncPgConnection,
     partner_id: PartnerId,
     notification_type: NotificationTypeId,
@@ -59,7 +59,7 @@ pub async fn lock_active(
 }
 
 /// Holds the registration row until the transaction ends.
-pub async fn lock(
+pub(crate) async fn lock(
     conn: &mut AsyncPgConnection,
     id: RegistrationId,
 ) -> Result<Option<RegistrationRow>, RegistryError> {
@@ -74,7 +74,7 @@ pub async fn lock(
 
 /// Inserts a new active registration. `None` when another active one for
 /// the same (partner, type) won a race: the caller updates that one instead.
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut AsyncPgConnection,
     row: &RegistrationRow,
 ) -> Result<Option<RegistrationRow>, RegistryError> {
@@ -87,7 +87,7 @@ pub async fn insert(
         .optional()?)
 }
 
-pub async fn update_target(
+pub(crate) async fn update_target(
     conn: &mut AsyncPgConnection,
     id: RegistrationId,
     change: &TargetChange,
@@ -100,7 +100,7 @@ pub async fn update_target(
 }
 
 /// Soft delete: the row stays, inactive, with when and why.
-pub async fn deactivate(
+pub(crate) async fn deactivate(
     conn: &mut AsyncPgConnection,
     id: RegistrationId,
     reason: &str,
@@ -118,7 +118,7 @@ pub async fn deactivate(
         .await?)
 }
 
-pub async fn set_secrets(
+pub(crate) async fn set_secrets(
     conn: &mut AsyncPgConnection,
     id: RegistrationId,
     current: Vec<u8>,
@@ -137,7 +137,7 @@ pub async fn set_secrets(
         .await?)
 }
 
-pub async fn apply_outcome(
+pub(crate) async fn apply_outcome(
     conn: &mut AsyncPgConnection,
     id: RegistrationId,
     change: &OutcomeChange,
@@ -151,7 +151,7 @@ pub async fn apply_outcome(
 
 /// A partner's registrations, oldest first, active and history alike unless
 /// filtered.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AsyncPgConnection,
     partner_id: PartnerId,
     filter: ListFilter,
@@ -178,7 +178,7 @@ pub async fn list(
 
 /// Active registrations in error state, across partners, the longest
 /// failing first (served by `registrations_error_state_idx`).
-pub async fn list_in_error_state(
+pub(crate) async fn list_in_error_state(
     conn: &mut AsyncPgConnection,
     page: PageRequest,
 ) -> Result<Page<RegistrationRow>, RegistryError> {
@@ -195,7 +195,9 @@ pub async fn list_in_error_state(
 }
 
 /// How many active registrations are in error state.
-pub async fn count_in_error_state(conn: &mut AsyncPgConnection) -> Result<i64, RegistryError> {
+pub(crate) async fn count_in_error_state(
+    conn: &mut AsyncPgConnection,
+) -> Result<i64, RegistryError> {
     Ok(registrations::table
         .filter(registrations::is_in_error_state.eq(true))
         .filter(registrations::is_active.eq(true))

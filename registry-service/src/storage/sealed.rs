@@ -15,7 +15,7 @@ const HEADER: &str = "9";
 /// A registration's sealed values.
 #[derive(Debug, QueryableByName)]
 #[diesel(table_name = registrations)]
-pub struct SealedRow {
+pub(crate) struct SealedRow {
     pub id: uuid::Uuid,
     pub callback_password_sealed: Option<Vec<u8>>,
     pub signing_secret_sealed: Vec<u8>,
@@ -30,7 +30,7 @@ const NOT_UNDER: &str = "(substring(signing_secret_sealed for 9) <> $1 \
 /// Up to `limit` rows after `after` (in id order) holding a value not
 /// sealed under `header`, locked until the transaction ends, so a partner's
 /// change to the same row waits for the re-seal instead of being undone.
-pub async fn lock_not_under(
+pub(crate) async fn lock_not_under(
     conn: &mut AsyncPgConnection,
     header: &[u8],
     after: uuid::Uuid,
@@ -48,7 +48,7 @@ pub async fn lock_not_under(
 }
 
 /// How many rows hold a value not sealed under `header`.
-pub async fn count_not_under(
+pub(crate) async fn count_not_under(
     conn: &mut AsyncPgConnection,
     header: &[u8],
 ) -> Result<i64, RegistryError> {
@@ -63,7 +63,7 @@ pub async fn count_not_under(
 
 /// How many rows hold a value that names a key outside `headers`: values
 /// no key of the ring opens.
-pub async fn count_under_other_keys(
+pub(crate) async fn count_under_other_keys(
     conn: &mut AsyncPgConnection,
     headers: Vec<Vec<u8>>,
 ) -> Result<i64, RegistryError> {
@@ -89,7 +89,10 @@ struct Count {
 }
 
 /// Writes a row's values back.
-pub async fn update(conn: &mut AsyncPgConnection, row: &SealedRow) -> Result<(), RegistryError> {
+pub(crate) async fn update(
+    conn: &mut AsyncPgConnection,
+    row: &SealedRow,
+) -> Result<(), RegistryError> {
     diesel::update(registrations::table.find(row.id))
         .set((
             registrations::callback_password_sealed.eq(&row.callback_password_sealed),

@@ -67,7 +67,7 @@ async fn upsert_with_password(
 
 /// Rows with a value not sealed under `current`'s key.
 async fn rows_not_under(db: &TestDb, current: u8) -> i64 {
-    let cipher = registry_service::crypto::Cipher::from_base64(&key(current)).unwrap();
+    let cipher = registry_service::Cipher::from_base64(&key(current)).unwrap();
     let header: String = cipher
         .current_header()
         .iter()
@@ -141,7 +141,7 @@ async fn keys_rotate_under_load_and_the_old_one_retires() {
         expected.clone(),
         loading.clone(),
     ));
-    let report = registry_service::app::reseal(&rotated, 16).await.unwrap();
+    let report = registry_service::reseal(&rotated, 16).await.unwrap();
     loading.store(false, Ordering::Relaxed);
     let (writes, reads) = load.await.unwrap();
     println!(
