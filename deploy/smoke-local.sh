@@ -86,6 +86,22 @@ for service in "$REGISTRY_PORT callbacks.registry.v1.RegistryService" "$DISPATCH
   grep -q "is a service" <<<"$described" || fail "grpcurl describe $2: $described"
 done
 run_block 'Publish an event' '"eventId"' '"deliveryId"'
+banner() { sed -n "s/^ *$1=//p" "$log" | head -1; }
+# A registration's retry policy through the registry's own API, as an
+# operator: a name it does not know is refused by field, a custom
+# schedule is shown back.
+operator_token="$(sed -n 's/.*CALLBACKSCTL_REGISTRY_TOKEN=\([^ ]*\) .*/\1/p' "$log" | head -1)"
+upsert() { # retry policy JSON
+  printf '{"partnerId":"%s","notificationType":6,"callbackUrl":"http://127.0.0.1:%s/hooks","retryPolicy":%s}' \
+    "$(banner PARTNER)" "$RECEIVER_PORT" "$1" \
+    | grpcurl -plaintext -H "authorization: Bearer $operator_token" -d @ \
+      "127.0.0.1:$REGISTRY_PORT" callbacks.registry.v1.RegistryService/UpsertCallback 2>&1
+}
+refused="$(upsert '{"name":"weekly"}')" && fail "an unknown retry policy was accepted: $refused"
+grep -q "InvalidArgument" <<<"$refused" && grep -q "retry_policy.name" <<<"$refused" \
+  || fail "the unknown retry policy is not refused by field: $refused"
+chosen="$(upsert '{"name":"custom","scheduleSeconds":[10,60]}')" || fail "a custom retry policy was refused: $chosen"
+tr -d ' \n' <<<"$chosen" | grep -q '"scheduleSeconds":\[10,60\]' || fail "the custom retry policy is not shown back: $chosen"
 # The same line with a payload that breaks type 5's seeded schema: refused,
 # the violation named.
 refused="$(block 'Publish an event' | sed 's/processUniqueId/amount/' | bash 2>&1)" \
@@ -94,7 +110,6 @@ grep -q "InvalidArgument" <<<"$refused" && grep -q "Exactly one of processUnique
   || fail "the refused publish does not name its violation: $refused"
 # The same line with a 5 MiB message, read from stdin: over the
 # dispatcher's 4 MiB cap, refused as gRPC's status table says.
-banner() { sed -n "s/^ *$1=//p" "$log" | head -1; }
 oversized_line="$(block 'Publish an event' | sed "s/-d '.*' \\\\$/-d @ \\\\/")"
 grep -q -- '-d @' <<<"$oversized_line" || fail "cannot turn the Publish line into one reading stdin: $oversized_line"
 oversized="$(python3 -c 'import json, sys; print(json.dumps({"partnerId": sys.argv[1], "notificationType": 5,

@@ -313,6 +313,7 @@ async fn register(
             callback_user_name: None,
             callback_password: None,
             merchant_id: None,
+            retry_policy: None,
         })
         .await?;
     Ok(partner)

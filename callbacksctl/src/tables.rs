@@ -80,16 +80,19 @@ pub(crate) fn registrations(list: Vec<rpb::Registration>) -> Table {
         "type",
         "url",
         "active",
+        "retry",
         "error",
         "failing_since",
     ]);
     for r in list {
+        let retry = r.retry_policy.map(|p| p.name).unwrap_or_default();
         table.row(vec![
             json!(r.registration_id),
             json!(r.partner_id),
             json!(r.notification_type),
             json!(r.callback_url),
             json!(r.is_active),
+            json!(retry),
             r.error_state_reason.map_or(Value::Null, Value::from),
             time(r.detected_error_state_at),
         ]);

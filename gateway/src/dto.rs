@@ -44,6 +44,34 @@ pub(crate) struct UpsertCallbackBody {
     #[serde(default)]
     #[schema(max_length = 64, pattern = r"^[\x21-\x7e]*$")]
     pub merchant_id: Option<String>,
+    /// How long failing deliveries are retried. Left out: `default`.
+    #[serde(default)]
+    #[schema(schema_with = crate::schemas::retry_policy_choice)]
+    pub retry_policy: Option<RetryPolicyChoice>,
+}
+
+/// The retry policy a registration asks for (the OpenAPI document states
+/// it in `schemas::retry_policy_choice`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RetryPolicyChoice {
+    pub name: String,
+    #[serde(default)]
+    pub schedule_seconds: Vec<u32>,
+}
+
+/// How long a registration's failing deliveries are retried before they
+/// are marked failed: `default` (about two days), `short` (about 1 h 45
+/// min), `long` (about a week), or `custom` with your own waits.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "custom", "scheduleSeconds": [10, 60, 600, 3600]}))]
+pub(crate) struct RetryPolicy {
+    #[schema(pattern = "^(default|short|long|custom)$")]
+    pub name: String,
+    /// The waits between attempts, in seconds; empty for `default`, whose
+    /// schedule is the operator's.
+    pub schedule_seconds: Vec<u32>,
 }
 
 /// A callback registration (seed 003's attributes).
@@ -62,6 +90,7 @@ pub(crate) struct Registration {
     pub has_password: bool,
     /// Your own identifier of the merchant, as registered.
     pub merchant_id: Option<String>,
+    pub retry_policy: RetryPolicy,
     pub is_active: bool,
     pub deactivated_at: Option<DateTime<Utc>>,
     /// Why it was deactivated: deleted by the partner, or the endpoint
@@ -277,6 +306,24 @@ fn maybe_time(ts: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
 }
 
+impl From<pb::RetryPolicy> for RetryPolicy {
+    fn from(p: pb::RetryPolicy) -> Self {
+        Self {
+            name: p.name,
+            schedule_seconds: p.schedule_seconds,
+        }
+    }
+}
+
+impl From<RetryPolicyChoice> for pb::RetryPolicy {
+    fn from(p: RetryPolicyChoice) -> Self {
+        Self {
+            name: p.name,
+            schedule_seconds: p.schedule_seconds,
+        }
+    }
+}
+
 impl From<pb::Registration> for Registration {
     fn from(r: pb::Registration) -> Self {
         Self {
@@ -287,6 +334,7 @@ impl From<pb::Registration> for Registration {
             call_back_user_name: r.callback_user_name,
             has_password: r.has_password,
             merchant_id: r.merchant_id,
+            retry_policy: r.retry_policy.unwrap_or_default().into(),
             is_active: r.is_active,
             deactivated_at: maybe_time(r.deactivated_at),
             deactivation_reason: r.deactivation_reason,

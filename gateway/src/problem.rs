@@ -251,6 +251,8 @@ fn rest_name(grpc_field: &str) -> &str {
         "callback_password" => "callBackPassword",
         "registration_id" => "registrationId",
         "merchant_id" => "merchantId",
+        "retry_policy.name" => "retryPolicy.name",
+        "retry_policy.schedule_seconds" => "retryPolicy.scheduleSeconds",
         "page_number" => "pageNumber",
         "page_size" => "pageSize",
         "key_id" => "keyId",

@@ -4,7 +4,8 @@
 //! stays the authority, and schemathesis checks the two agree.
 
 use utoipa::openapi::schema::{
-    AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder,
+    Schema, SchemaType, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -123,4 +124,39 @@ impl ToSchema for UpsertCallbackRequest {
         ));
         UpsertCallbackBody::schemas(schemas);
     }
+}
+
+/// `retryPolicy` in the PUT body: a named policy without waits, or
+/// `custom` with 1 to 20 waits of 1 to 86,400 seconds.
+pub(crate) fn retry_policy_choice() -> Schema {
+    let policy = |names: &[&str], min, max| {
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names.iter().copied()));
+        let wait = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(86_400));
+        let waits = ArrayBuilder::new()
+            .items(wait)
+            .min_items(Some(min))
+            .max_items(Some(max));
+        ObjectBuilder::new()
+            .property("name", name)
+            .required("name")
+            .property("scheduleSeconds", waits)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    let named = policy(&["default", "short", "long"], 0, 0);
+    let custom = policy(&["custom"], 1, 20).required("scheduleSeconds");
+    OneOfBuilder::new()
+        .item(named)
+        .item(custom)
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "How long failing deliveries are retried: `default` (the operator's schedule, \
+             about two days), `short` (about 1 h 45 min), `long` (about a week), or `custom` \
+             with your own waits between attempts, in seconds. Left out or null: `default`.",
+        ))
+        .into()
 }

@@ -203,6 +203,7 @@ async fn publish_receive_inspect_and_redeliver() {
             callback_user_name: None,
             callback_password: None,
             merchant_id: None,
+            retry_policy: None,
         })
         .await
         .unwrap();

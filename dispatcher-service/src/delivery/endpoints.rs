@@ -271,6 +271,7 @@ mod tests {
             None,
             None,
             Vec::new(),
+            &[],
         ));
         let claim = Claim {
             id: Uuid::nil(),

@@ -53,6 +53,9 @@ const USER_AGENT_VALUE: &str = concat!("partner-callbacks/", env!("CARGO_PKG_VER
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+/// Sent as `true` with test (echo) deliveries only, so that a receiver can
+/// tell them from real events without reading the payload.
+pub const TEST_HEADER: HeaderName = HeaderName::from_static("partner-callbacks-test");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 #[derive(Debug, Clone)]
@@ -88,6 +91,8 @@ pub struct AttemptOf<'a> {
     /// When the attempt starts, on the database's clock (`storage::clock`):
     /// logged, reported, and sent as `webhook-timestamp`.
     pub started_at: DateTime<Utc>,
+    /// A test (echo) delivery: its request carries [`TEST_HEADER`].
+    pub is_test: bool,
 }
 
 /// What an attempt's request carries of the trace it belongs to.
@@ -239,12 +244,12 @@ impl Deliverer {
         &self,
         uri: Uri,
         target: &Target,
-        webhook_id: Uuid,
-        timestamp: i64,
+        of: &AttemptOf<'_>,
         body: &Bytes,
         trace: Trace<'_>,
     ) -> Result<Request<Full<Bytes>>, String> {
-        let webhook_id = webhook_id.to_string();
+        let webhook_id = of.delivery_id.to_string();
+        let timestamp = of.started_at.timestamp();
         let signature = signature::sign(&target.signing_keys, &webhook_id, timestamp, body)
             .map_err(|e| e.to_string())?;
         let invalid = |e: http::header::InvalidHeaderValue| format!("invalid request: {e}");
@@ -262,6 +267,9 @@ impl Deliverer {
             WEBHOOK_SIGNATURE,
             HeaderValue::try_from(signature).map_err(invalid)?,
         );
+        if of.is_test {
+            headers.insert(TEST_HEADER, HeaderValue::from_static("true"));
+        }
         if let Some(user) = &target.user_name {
             let password = target
                 .password
@@ -306,9 +314,7 @@ impl Deliverer {
     pub async fn attempt(&self, target: &Target, of: AttemptOf<'_>, body: &Bytes) -> Attempted {
         if !service_kit::telemetry::exporting() {
             let trace = Trace::Stored(of.trace_context);
-            return self
-                .exchange(target, trace, of.delivery_id, of.started_at, body)
-                .await;
+            return self.exchange(target, trace, &of, body).await;
         }
         let parent = of
             .trace_context
@@ -330,13 +336,7 @@ impl Deliverer {
             .start_with_context(&tracer, &parent);
         let context = parent.with_span(span);
         let outcome = self
-            .exchange(
-                target,
-                Trace::Span(&context),
-                of.delivery_id,
-                of.started_at,
-                body,
-            )
+            .exchange(target, Trace::Span(&context), &of, body)
             .await;
         let span = context.span();
         if let Some(status) = outcome.result.status() {
@@ -358,19 +358,18 @@ impl Deliverer {
         &self,
         target: &Target,
         trace: Trace<'_>,
-        webhook_id: Uuid,
-        started_at: DateTime<Utc>,
+        of: &AttemptOf<'_>,
         body: &Bytes,
     ) -> Attempted {
         let clock = Instant::now();
         let trace_id = trace.trace_id();
         let (result, excerpt) = self
-            .answer(target, trace, webhook_id, started_at, body)
+            .answer(target, trace, of, body)
             .await
             .unwrap_or_else(|failed| (failed, String::new()));
         Attempted {
             result,
-            started_at,
+            started_at: of.started_at,
             duration: clock.elapsed(),
             excerpt,
             trace_id,
@@ -383,8 +382,7 @@ impl Deliverer {
         &self,
         target: &Target,
         trace: Trace<'_>,
-        webhook_id: Uuid,
-        started_at: DateTime<Utc>,
+        of: &AttemptOf<'_>,
         body: &Bytes,
     ) -> Result<(AttemptResult, String), AttemptResult> {
         let refused = |reason: String| AttemptResult::no_answer(FailureKind::Refused, reason);
@@ -394,9 +392,7 @@ impl Deliverer {
             .ok_or_else(|| refused("refused: the URL is not valid".into()))?;
         let request = self
             .check_target(&uri)
-            .and_then(|()| {
-                self.build_request(uri, target, webhook_id, started_at.timestamp(), body, trace)
-            })
+            .and_then(|()| self.build_request(uri, target, of, body, trace))
             .map_err(refused)?;
         let deadline = tokio::time::Instant::now() + self.settings.response_timeout;
         let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await {

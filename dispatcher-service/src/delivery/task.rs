@@ -213,6 +213,7 @@ impl Worker {
             attempt_number: claim.attempt_count + 1,
             trace_context: claim.trace_context.as_deref(),
             started_at: self.clock.now(),
+            is_test: claim.is_test,
         };
         let made = self.deliverer.attempt(&target, of, &claim.payload).await;
         self.meters.in_flight.decrement(1.0);
@@ -230,6 +231,10 @@ impl Worker {
             &made.result,
             claim.series_attempts,
             &self.policy,
+            target
+                .retry_waits
+                .as_deref()
+                .unwrap_or(self.policy.schedule()),
             self.clock.now(),
             jitter_draw(),
         );

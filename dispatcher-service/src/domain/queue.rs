@@ -7,6 +7,8 @@
 //! Storage reads claims from rows and writes outcomes (`storage::queue`);
 //! nothing here knows how.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -151,6 +153,7 @@ pub fn decide(
     result: &AttemptResult,
     series_attempts: i32,
     policy: &RetryPolicy,
+    waits: &[Duration],
     now: DateTime<Utc>,
     draw: f64,
 ) -> (DeliveryStatus, DateTime<Utc>) {
@@ -159,7 +162,7 @@ pub fn decide(
         AttemptResult::Gone { .. } => (DeliveryStatus::Cancelled, now),
         AttemptResult::Failed { retry_after, .. } => {
             let failed = u32::try_from(series_attempts).unwrap_or_default() + 1;
-            match policy.next(failed, draw, *retry_after) {
+            match policy.next_on(waits, failed, draw, *retry_after) {
                 NextStep::RetryAfter(wait) => (DeliveryStatus::Pending, now + wait),
                 NextStep::GiveUp => (DeliveryStatus::Failed, now),
             }
@@ -169,8 +172,6 @@ pub fn decide(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use proptest::prelude::*;
 
     use super::*;
@@ -184,6 +185,30 @@ mod tests {
         .expect("a valid policy")
     }
 
+    #[test]
+    fn a_registrations_own_waits_replace_the_schedule() {
+        let failed = AttemptResult::no_answer(FailureKind::Timeout, "timeout");
+        let waits = [
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+        ];
+        let at = |n| decide(&failed, n, &policy(), &waits, now(), 0.0);
+        assert_eq!(
+            at(0),
+            (DeliveryStatus::Pending, now() + Duration::from_secs(1))
+        );
+        assert_eq!(
+            at(2),
+            (DeliveryStatus::Pending, now() + Duration::from_secs(3))
+        );
+        assert_eq!(
+            at(3).0,
+            DeliveryStatus::Failed,
+            "one attempt more than waits"
+        );
+    }
+
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).expect("a valid time")
     }
@@ -191,7 +216,7 @@ mod tests {
     #[test]
     fn a_failure_retries_by_the_schedule_then_gives_up() {
         let failed = AttemptResult::from_status(503, None);
-        let at = |n| decide(&failed, n, &policy(), now(), 0.0);
+        let at = |n| decide(&failed, n, &policy(), policy().schedule(), now(), 0.0);
         assert_eq!(
             at(0),
             (DeliveryStatus::Pending, now() + Duration::from_secs(5))
@@ -209,11 +234,11 @@ mod tests {
         let ok = AttemptResult::from_status(200, None);
         let gone = AttemptResult::from_status(410, None);
         assert_eq!(
-            decide(&ok, 1, &p, now(), 0.5),
+            decide(&ok, 1, &p, p.schedule(), now(), 0.5),
             (DeliveryStatus::Delivered, now())
         );
         assert_eq!(
-            decide(&gone, 0, &p, now(), 0.5),
+            decide(&gone, 0, &p, p.schedule(), now(), 0.5),
             (DeliveryStatus::Cancelled, now())
         );
     }
@@ -230,7 +255,7 @@ mod tests {
             retry_after in proptest::option::of(0u64..100_000),
         ) {
             let result = AttemptResult::from_status(status, retry_after.map(Duration::from_secs));
-            let (next, due) = decide(&result, series, &policy(), now(), draw);
+            let (next, due) = decide(&result, series, &policy(), policy().schedule(), now(), draw);
             prop_assert!(due >= now());
             match next {
                 DeliveryStatus::Pending => {

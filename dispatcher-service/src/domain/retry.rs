@@ -85,12 +85,27 @@ impl RetryPolicy {
         u32::try_from(self.schedule.len()).unwrap_or(u32::MAX - 1) + 1
     }
 
+    /// The configured waits between attempts.
+    pub fn schedule(&self) -> &[Duration] {
+        &self.schedule
+    }
+
     /// The step after the `failed`-th failed attempt of the series (1-based).
     pub fn next(&self, failed: u32, jitter_draw: f64, retry_after: Option<Duration>) -> NextStep {
-        let Some(base) = failed
-            .checked_sub(1)
-            .and_then(|i| self.schedule.get(i as usize))
-        else {
+        self.next_on(&self.schedule, failed, jitter_draw, retry_after)
+    }
+
+    /// As [`next`](Self::next), on `waits` instead of the configured
+    /// schedule (a registration's own policy): the jitter and the cap on
+    /// `Retry-After` stay the operator's.
+    pub fn next_on(
+        &self,
+        waits: &[Duration],
+        failed: u32,
+        jitter_draw: f64,
+        retry_after: Option<Duration>,
+    ) -> NextStep {
+        let Some(base) = failed.checked_sub(1).and_then(|i| waits.get(i as usize)) else {
             return NextStep::GiveUp;
         };
         if let Some(asked) = retry_after {

@@ -151,6 +151,7 @@ mod tests {
             None,
             None,
             Vec::new(),
+            &[],
         )))
     }
 

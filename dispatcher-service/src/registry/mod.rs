@@ -227,6 +227,7 @@ impl RegistryClient {
                     r.callback_user_name,
                     r.callback_password.map(SecretString::from),
                     signing_keys,
+                    &r.retry_schedule_seconds,
                 )))
             }
             // No active registration, or the partner is disabled.

@@ -2,6 +2,7 @@
 //! resolution.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry::{KeyValue, Value};
 use secrecy::SecretString;
@@ -26,6 +27,9 @@ pub struct Target {
     pub user_name: Option<String>,
     pub password: Option<SecretString>,
     pub signing_keys: Vec<SigningKey>,
+    /// The registration's own waits between attempts; `None` for the
+    /// dispatcher's configured schedule.
+    pub retry_waits: Option<Vec<Duration>>,
 }
 
 impl Target {
@@ -35,6 +39,7 @@ impl Target {
         user_name: Option<String>,
         password: Option<SecretString>,
         signing_keys: Vec<SigningKey>,
+        retry_waits: &[u32],
     ) -> Self {
         let uri = url.parse::<http::Uri>().ok();
         // Shared strings: each attempt copies these, and a copy is then a
@@ -61,6 +66,12 @@ impl Target {
             user_name,
             password,
             signing_keys,
+            retry_waits: (!retry_waits.is_empty()).then(|| {
+                retry_waits
+                    .iter()
+                    .map(|s| Duration::from_secs(u64::from(*s)))
+                    .collect()
+            }),
         }
     }
 }
@@ -87,6 +98,7 @@ mod tests {
             None,
             None,
             Vec::new(),
+            &[],
         );
         let attribute = |target: &Target, key: &str| {
             target
@@ -104,7 +116,7 @@ mod tests {
             Some("hooks.example.com")
         );
         assert_eq!(attribute(&target, "server.port").as_deref(), Some("8443"));
-        let invalid = Target::new(Uuid::nil(), "not a url".into(), None, None, Vec::new());
+        let invalid = Target::new(Uuid::nil(), "not a url".into(), None, None, Vec::new(), &[]);
         assert!(invalid.uri.is_none());
         assert_eq!(attribute(&invalid, "url.full").as_deref(), Some(""));
         assert_eq!(attribute(&invalid, "server.port"), None);

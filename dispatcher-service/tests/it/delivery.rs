@@ -43,6 +43,11 @@ async fn arrives_once_exact_signed_and_authenticated() {
     assert_eq!(request.body.as_ref(), payload.as_bytes());
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(request.header("webhook-id"), Some(delivery_id.as_str()));
+    assert_eq!(
+        request.header("partner-callbacks-test"),
+        None,
+        "only test deliveries are marked"
+    );
     let timestamp: i64 = request
         .header("webhook-timestamp")
         .unwrap()

@@ -212,6 +212,61 @@ async fn the_schedule_ends_in_failed() {
     );
 }
 
+/// Issue 23, item 4: a registration's own retry policy replaces the
+/// dispatcher's schedule, and a change to it applies from the next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrations_retry_policy_replaces_the_schedule() {
+    use callbacks_proto::registry::v1 as rpb;
+    let mut world = World::start().await;
+    world.receiver.set_default("/down", Reply::status(500));
+    let url = world.receiver.url("/down");
+    let (partner, _) = world.partner_with_callback(&url, None).await;
+    let mut custom = rpb::UpsertCallbackRequest {
+        partner_id: partner.clone(),
+        notification_type: crate::TYPE,
+        callback_url: url.clone(),
+        ..Default::default()
+    };
+    custom.retry_policy = Some(rpb::RetryPolicy {
+        name: "custom".into(),
+        schedule_seconds: vec![1, 1, 1],
+    });
+    world.registry.upsert_callback(custom).await.unwrap();
+    let dispatcher = world.start_dispatcher(world.dispatcher_config()).await;
+
+    let id = publish_one(&dispatcher.client, &partner, "{}").await;
+    let failed = delivery_with_status(
+        &dispatcher.client,
+        &id,
+        dpb::DeliveryStatus::Failed,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(failed.attempt_count, 4, "one attempt more than its 3 waits");
+    let requests = world.receiver.requests_to("/down");
+    assert_eq!(requests.len(), 4);
+    for pair in requests.windows(2) {
+        let gap = pair[1].received_at - pair[0].received_at;
+        // The dispatcher's own schedule would retry after 200 ms.
+        assert!(gap >= Duration::from_millis(900), "retried after {gap:?}");
+    }
+
+    // Back to the default: the next event follows the dispatcher's schedule.
+    world.set_callback(&partner, &url, None).await;
+    let next = publish_one(&dispatcher.client, &partner, "{}").await;
+    let failed = delivery_with_status(
+        &dispatcher.client,
+        &next,
+        dpb::DeliveryStatus::Failed,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        failed.attempt_count, 3,
+        "the schedule's 2 waits, then failed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_deactivates_the_registration() {
     let mut world = World::start().await;

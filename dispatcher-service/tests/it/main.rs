@@ -243,6 +243,7 @@ impl World {
                 callback_user_name: credentials.map(|c| c.0.to_owned()),
                 callback_password: credentials.map(|c| c.1.to_owned()),
                 merchant_id: None,
+                retry_policy: None,
             })
             .await
             .unwrap()

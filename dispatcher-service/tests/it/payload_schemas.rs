@@ -113,6 +113,7 @@ async fn a_test_notification_is_held_to_its_types_schema() {
             callback_user_name: None,
             callback_password: None,
             merchant_id: None,
+            retry_policy: None,
         })
         .await
         .unwrap();

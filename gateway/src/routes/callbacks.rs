@@ -66,6 +66,7 @@ pub(crate) async fn put_callback(
             callback_user_name: body.call_back_user_name,
             callback_password: body.call_back_password,
             merchant_id: body.merchant_id,
+            retry_policy: body.retry_policy.map(Into::into),
         }))
         .await?
         .into_inner();

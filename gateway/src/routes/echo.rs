@@ -45,7 +45,9 @@ pub fn check_raw_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> 
 ///
 /// Sends the request body, unchanged, to the partner's registered callback
 /// URL as a test notification of the given type, signed and with
-/// credentials like any delivery. The body must satisfy the type's payload
+/// credentials like any delivery, and marked with the header
+/// `partner-callbacks-test: true` (real events never carry it). The body
+/// must satisfy the type's payload
 /// schema (`GET /v1/callbacks/notification-types`); for the seeded types 5,
 /// 6 and 7, exactly one of `processUniqueId` and `simulationUniqueId` is given.
 #[utoipa::path(

@@ -461,3 +461,81 @@ async fn merchant_id_is_stored_returned_and_filterable() {
     let empty_filter = list("?merchantId=".into()).await.unwrap();
     expect_invalid(empty_filter, "merchantId", "printable ASCII").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_policy_is_chosen_shown_and_checked() {
+    let stack = Stack::start().await;
+    let (partner, key) = stack.partner("Acme").await;
+    let put = |policy: Value| {
+        stack.put_callback(
+            &key,
+            &partner,
+            5,
+            json!({"callBackUrl": URL, "retryPolicy": policy}),
+        )
+    };
+
+    let policy_shown = async || -> Value {
+        let shown: Value = stack
+            .as_key(&key, Method::GET, &format!("/{partner}/callbacks/5"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        shown["retryPolicy"].clone()
+    };
+
+    let created = put(json!({"name": "custom", "scheduleSeconds": [10, 60, 600]})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(
+        created["retryPolicy"],
+        json!({"name": "custom", "scheduleSeconds": [10, 60, 600]})
+    );
+
+    let long = put(json!({"name": "long"})).await;
+    assert_eq!(long.status(), StatusCode::OK);
+    let shown = policy_shown().await;
+    assert_eq!(shown["name"], "long");
+    let total: u64 = shown["scheduleSeconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_u64().unwrap())
+        .sum();
+    assert!(total > 6 * 86_400, "about a week, not {total} s");
+
+    for (policy, field, reason) in [
+        (
+            json!({"name": "weekly"}),
+            "retryPolicy.name",
+            "default, short, long or custom",
+        ),
+        (
+            json!({"name": "custom"}),
+            "retryPolicy.scheduleSeconds",
+            "1 to 20 waits",
+        ),
+        (
+            json!({"name": "short", "scheduleSeconds": [60]}),
+            "retryPolicy.scheduleSeconds",
+            "only for the custom",
+        ),
+        (
+            json!({"name": "custom", "scheduleSeconds": [0]}),
+            "retryPolicy.scheduleSeconds",
+            "1 to 86400",
+        ),
+    ] {
+        expect_invalid(put(policy).await, field, reason).await;
+    }
+    let malformed = put(json!({"name": "custom", "scheduleSeconds": [-1]})).await;
+    expect_problem(malformed, StatusCode::BAD_REQUEST).await;
+    let unknown_member = put(json!({"name": "short", "waits": [1]})).await;
+    expect_problem(unknown_member, StatusCode::BAD_REQUEST).await;
+
+    let still = policy_shown().await;
+    assert_eq!(still["name"], "long", "refused changes nothing");
+}

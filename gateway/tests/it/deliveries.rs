@@ -58,6 +58,11 @@ async fn echo_reaches_the_receiver_and_the_log_tells() {
         "the rawBody, byte for byte"
     );
     assert_eq!(request.header("webhook-id"), Some(delivery_id.as_str()));
+    assert_eq!(
+        request.header("partner-callbacks-test"),
+        Some("true"),
+        "an echo says it is a test"
+    );
     assert!(
         request
             .header("authorization")

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod paging;
 pub mod partner;
 pub mod registration;
+pub mod retry_policy;
 pub mod text;
 
 pub use callback_url::{CallbackUrl, UrlPolicy};
@@ -22,3 +23,4 @@ pub use ids::{ApiKeyId, NotificationTypeId, PartnerId, RegistrationId};
 pub use paging::{Page, PageRequest};
 pub use partner::{ApiKey, NewNotificationType, NotificationType, Partner};
 pub use registration::{ErrorState, Outcome, Registration};
+pub use retry_policy::RetryPolicy;

@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{NotificationTypeId, PartnerId, RegistrationId};
+use super::{NotificationTypeId, PartnerId, RegistrationId, RetryPolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -25,6 +25,7 @@ pub struct Registration {
     /// Seed 003's `merchantId`: the partner's own identifier of the
     /// merchant this registration is for.
     pub merchant_id: Option<String>,
+    pub retry_policy: RetryPolicy,
     pub is_active: bool,
     pub deactivated_at: Option<DateTime<Utc>>,
     pub deactivation_reason: Option<String>,

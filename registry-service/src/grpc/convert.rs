@@ -95,6 +95,10 @@ impl From<Registration> for pb::Registration {
             created_at: Some(timestamp(r.created_at)),
             updated_at: Some(timestamp(r.updated_at)),
             merchant_id: r.merchant_id,
+            retry_policy: Some(pb::RetryPolicy {
+                name: r.retry_policy.name().to_owned(),
+                schedule_seconds: r.retry_policy.waits().to_vec(),
+            }),
         }
     }
 }
@@ -130,6 +134,7 @@ impl From<ResolvedCallback> for pb::ResolvedCallback {
                 .map(|s| s.expose_secret().to_owned())
                 .collect(),
             is_in_error_state: r.is_in_error_state,
+            retry_schedule_seconds: r.retry_waits,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::registration::ListFilter;
 use crate::domain::text::{self, Credentials};
 use crate::domain::{
     FieldViolation, NewNotificationType, NotificationTypeId, Outcome, PageRequest, PartnerId,
-    RegistrationId, RegistryError, UrlPolicy,
+    RegistrationId, RegistryError, RetryPolicy, UrlPolicy,
 };
 use crate::service::{OutcomeReport, UpsertCallback};
 use service_kit::validation::{CHECKED, Violations};
@@ -80,6 +80,11 @@ pub(super) fn upsert_callback(
         request.callback_password.as_deref(),
     ));
     let merchant_id = violations.check(text::merchant_id(request.merchant_id.as_deref()));
+    let retry_policy = request.retry_policy.unwrap_or_default();
+    let retry_policy = violations.check(RetryPolicy::parse(
+        &retry_policy.name,
+        &retry_policy.schedule_seconds,
+    ));
     violations.finish()?;
     Ok(UpsertCallback {
         partner_id: partner.expect(CHECKED),
@@ -87,6 +92,7 @@ pub(super) fn upsert_callback(
         callback_url: url.expect(CHECKED),
         credentials: credentials.expect(CHECKED),
         merchant_id: merchant_id.expect(CHECKED),
+        retry_policy: retry_policy.expect(CHECKED),
     })
 }
 

@@ -69,6 +69,8 @@ impl Registry {
             callback_user_name: request.credentials.as_ref().map(|c| c.user_name.clone()),
             callback_password_sealed: self.seal_password(id, request.credentials.as_ref())?,
             merchant_id: request.merchant_id.clone(),
+            retry_policy: request.retry_policy.name().to_owned(),
+            retry_schedule_secs: request.retry_policy.stored_waits(),
             is_in_error_state: error_state.is_in_error_state,
             error_state_reason: error_state.reason,
             detected_error_state_at: error_state.detected_at,
@@ -108,6 +110,8 @@ impl Registry {
             created_at: now,
             updated_at: now,
             merchant_id: request.merchant_id.clone(),
+            retry_policy: request.retry_policy.name().to_owned(),
+            retry_schedule_secs: request.retry_policy.stored_waits(),
         };
         registrations::insert(conn, &row).await
     }
@@ -240,8 +244,10 @@ impl Registry {
         };
         let mut signing_secrets = vec![secrets.current];
         signing_secrets.extend(secrets.previous.map(|(secret, _)| secret));
+        let retry_waits = row.to_domain().retry_policy.waits().to_vec();
         Ok(ResolvedCallback {
             registration_id: id,
+            retry_waits,
             is_in_error_state: row.is_in_error_state,
             callback_url: row.callback_url,
             user_name: row.callback_user_name,

@@ -22,7 +22,7 @@ use crate::domain::text::Credentials;
 use crate::domain::{
     ApiKey, ApiKeyId, CallbackUrl, Change, ChangesSince, ErrorState, NewNotificationType,
     NotificationType, NotificationTypeId, Outcome, Page, PageRequest, Partner, PartnerId,
-    Registration, RegistrationId, RegistryError,
+    Registration, RegistrationId, RegistryError, RetryPolicy,
 };
 use crate::storage::models::{OutcomeChange, RegistrationRow, TargetChange};
 use crate::storage::registrations::ListFilter;
@@ -55,6 +55,8 @@ pub(crate) struct UpsertCallback {
     pub credentials: Option<Credentials>,
     /// Replaced like the rest: left out, it is cleared.
     pub merchant_id: Option<String>,
+    /// Replaced like the rest: left out, it is the default.
+    pub retry_policy: RetryPolicy,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,9 @@ pub struct ResolvedCallback {
     /// Current first, then the previous one during its grace period.
     pub signing_secrets: Vec<SecretString>,
     pub is_in_error_state: bool,
+    /// The waits of the registration's retry policy, in seconds; none for
+    /// the dispatcher's own schedule.
+    pub retry_waits: Vec<u32>,
 }
 
 /// A delivery outcome as the dispatcher reports it.

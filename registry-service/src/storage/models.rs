@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::schema::{api_keys, notification_types, partners, registrations};
 use crate::domain::{
     ApiKey, ApiKeyId, ErrorState, NotificationType, NotificationTypeId, Partner, PartnerId,
-    Registration, RegistrationId,
+    Registration, RegistrationId, RetryPolicy,
 };
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -103,6 +103,8 @@ pub struct RegistrationRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub merchant_id: Option<String>,
+    pub retry_policy: String,
+    pub retry_schedule_secs: Option<Vec<i32>>,
 }
 
 impl RegistrationRow {
@@ -115,6 +117,10 @@ impl RegistrationRow {
             callback_user_name: self.callback_user_name.clone(),
             has_password: self.callback_password_sealed.is_some(),
             merchant_id: self.merchant_id.clone(),
+            retry_policy: RetryPolicy::from_stored(
+                &self.retry_policy,
+                self.retry_schedule_secs.as_deref(),
+            ),
             is_active: self.is_active,
             deactivated_at: self.deactivated_at,
             deactivation_reason: self.deactivation_reason.clone(),
@@ -137,6 +143,8 @@ pub struct TargetChange {
     pub callback_user_name: Option<String>,
     pub callback_password_sealed: Option<Vec<u8>>,
     pub merchant_id: Option<String>,
+    pub retry_policy: String,
+    pub retry_schedule_secs: Option<Vec<i32>>,
     pub is_in_error_state: bool,
     pub error_state_reason: Option<String>,
     pub detected_error_state_at: Option<DateTime<Utc>>,

@@ -54,6 +54,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         merchant_id -> Nullable<Text>,
+        retry_policy -> Text,
+        retry_schedule_secs -> Nullable<Array<Int4>>,
     }
 }
 

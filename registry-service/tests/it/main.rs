@@ -12,6 +12,7 @@ mod error_state;
 mod key_rotation;
 mod notification_types;
 mod partners;
+mod retry_policies;
 mod schema;
 mod secrets;
 mod server;
@@ -111,6 +112,7 @@ pub fn upsert_request(
         callback_user_name: None,
         callback_password: None,
         merchant_id: None,
+        retry_policy: None,
     }
 }
 

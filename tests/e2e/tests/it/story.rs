@@ -140,6 +140,8 @@ async fn the_whole_story() {
         .await
         .unwrap();
     assert_eq!(requests[1].body.as_ref(), raw.as_bytes());
+    assert_eq!(requests[0].header("partner-callbacks-test"), None);
+    assert_eq!(requests[1].header("partner-callbacks-test"), Some("true"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
