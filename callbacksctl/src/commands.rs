@@ -40,6 +40,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Key(_)
         | Command::Types(_)
         | Command::Callbacks { .. }
+        | Command::Pause { .. }
+        | Command::Resume { .. }
         | Command::Errors { .. } => {
             let channel = connect(&cli.registry, cli.registry_token.as_deref()).await?;
             let mut registry = RegistryServiceClient::new(channel);
@@ -64,6 +66,9 @@ async fn registry_command(
         Command::Partner(command) => partner_command(registry, command).await?,
         Command::Key(command) => key_command(registry, command).await?,
         Command::Types(command) => types_command(registry, command).await?,
+        command @ (Command::Pause { .. } | Command::Resume { .. }) => {
+            pause_command(registry, command).await?
+        }
         Command::Callbacks { partner, active } => {
             let listed = registry
                 .list_callbacks(rpb::ListCallbacksRequest {
@@ -95,6 +100,44 @@ async fn registry_command(
             registrations(listed.registrations).footer(page_footer(listed.page))
         }
         other => anyhow::bail!("not a registry command: {other:?}"),
+    })
+}
+
+/// `pause` and `resume`: a registration's deliveries wait, or flow again.
+async fn pause_command(
+    registry: &mut RegistryServiceClient<OutboundChannel>,
+    command: Command,
+) -> anyhow::Result<Table> {
+    Ok(match command {
+        Command::Pause {
+            partner,
+            notification_type,
+            reason,
+        } => registrations(vec![
+            registry
+                .pause_callback(rpb::PauseCallbackRequest {
+                    partner_id: partner,
+                    notification_type,
+                    reason,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+        Command::Resume {
+            partner,
+            notification_type,
+        } => registrations(vec![
+            registry
+                .resume_callback(rpb::ResumeCallbackRequest {
+                    partner_id: partner,
+                    notification_type,
+                })
+                .await
+                .map_err(status)?
+                .into_inner(),
+        ]),
+        other => anyhow::bail!("not a pause command: {other:?}"),
     })
 }
 

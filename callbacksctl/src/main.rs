@@ -78,6 +78,20 @@ pub enum Command {
         #[arg(long)]
         active: Option<bool>,
     },
+    /// Pause a partner's registration: its events are kept and its
+    /// deliveries wait until it is resumed.
+    Pause {
+        partner: String,
+        notification_type: i32,
+        /// Why, shown with the registration.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a paused registration: its waiting deliveries flow again.
+    Resume {
+        partner: String,
+        notification_type: i32,
+    },
     /// Registrations in error state, across partners, longest failing first.
     Errors {
         #[arg(long, default_value_t = 1)]

@@ -203,6 +203,7 @@ fn delivery_worker(
             max_in_flight: config.max_in_flight,
             per_endpoint: config.per_endpoint_concurrency,
             defer_for: std::time::Duration::from_secs(1),
+            paused_recheck: config.paused_recheck,
             shutdown_grace: config.shutdown_grace,
         },
     )))

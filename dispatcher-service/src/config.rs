@@ -122,6 +122,12 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 
+    /// How long a delivery to a paused registration waits before it is
+    /// looked at again: the most a resume takes to show. Shorter costs a
+    /// claim per held delivery per interval.
+    #[arg(long, env = "DISPATCHER_PAUSED_RECHECK", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub paused_recheck: Duration,
+
     /// On SIGTERM, how long in-flight attempts may finish before their
     /// deliveries are released to other replicas.
     #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]

@@ -50,6 +50,17 @@ pub(crate) struct UpsertCallbackBody {
     pub retry_policy: Option<RetryPolicyChoice>,
 }
 
+/// `POST …/pause`: why (optional).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"reason": "maintenance until 18:00 UTC"}))]
+pub(crate) struct PauseBody {
+    /// Shown with the registration; at most 500 characters.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
 /// The retry policy a registration asks for (the OpenAPI document states
 /// it in `schemas::retry_policy_choice`).
 #[derive(Debug, Deserialize)]
@@ -91,6 +102,10 @@ pub(crate) struct Registration {
     /// Your own identifier of the merchant, as registered.
     pub merchant_id: Option<String>,
     pub retry_policy: RetryPolicy,
+    /// Set while paused: deliveries wait until the registration is resumed.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// Why it is paused, as given when it was paused.
+    pub pause_reason: Option<String>,
     pub is_active: bool,
     pub deactivated_at: Option<DateTime<Utc>>,
     /// Why it was deactivated: deleted by the partner, or the endpoint
@@ -335,6 +350,8 @@ impl From<pb::Registration> for Registration {
             has_password: r.has_password,
             merchant_id: r.merchant_id,
             retry_policy: r.retry_policy.unwrap_or_default().into(),
+            paused_at: maybe_time(r.paused_at),
+            pause_reason: r.pause_reason,
             is_active: r.is_active,
             deactivated_at: maybe_time(r.deactivated_at),
             deactivation_reason: r.deactivation_reason,

@@ -311,3 +311,39 @@ async fn publish_receive_inspect_and_redeliver() {
     assert_eq!(errors[0]["partner"], partner.as_str());
     assert_eq!(errors[0]["error"], "connection refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pauses_and_resumes_a_callback() {
+    let s = services().await;
+    let partner = ctl_json(&s, &["partner", "create", "Acme"]).await[0]["partner"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut registry =
+        callbacks_proto::registry::v1::registry_service_client::RegistryServiceClient::connect(
+            s.registry.clone(),
+        )
+        .await
+        .unwrap();
+    registry
+        .upsert_callback(callbacks_proto::registry::v1::UpsertCallbackRequest {
+            partner_id: partner.clone(),
+            notification_type: 5,
+            callback_url: "http://127.0.0.1:9/hooks".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let paused = ctl_json(&s, &["pause", &partner, "5", "--reason", "incident 42"]).await;
+    assert_eq!(paused[0]["paused"], "incident 42");
+    let (ok, _, stderr) = ctl(&s, &["pause", &partner, "5"]).await;
+    assert!(!ok && stderr.contains("already paused"), "{stderr}");
+    let listed = ctl_json(&s, &["callbacks", &partner]).await;
+    assert_eq!(listed[0]["paused"], "incident 42");
+
+    let resumed = ctl_json(&s, &["resume", &partner, "5"]).await;
+    assert!(resumed[0]["paused"].is_null(), "{resumed}");
+    let (ok, _, stderr) = ctl(&s, &["resume", &partner, "5"]).await;
+    assert!(!ok && stderr.contains("not paused"), "{stderr}");
+}

@@ -112,6 +112,13 @@ impl Worker {
             .resolve(claim.partner_id, claim.notification_type, since)
             .await
         {
+            Ok(Resolution::Active(target)) if target.paused => {
+                metrics::counter!("callbacks_deliveries_deferred_total", "reason" => "paused")
+                    .increment(1);
+                self.hand_back(done, claim, self.settings.paused_recheck)
+                    .await;
+                None
+            }
             Ok(Resolution::Active(target)) => Some(target),
             Ok(Resolution::NoSubscriber) => {
                 let outcome = Outcome::cancel(claim, self.clock.now(), "no active registration");

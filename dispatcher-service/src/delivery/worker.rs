@@ -46,6 +46,9 @@ pub struct WorkerSettings {
     /// again; the least a delivery refused by a busy endpoint waits (see
     /// `endpoints`).
     pub defer_for: Duration,
+    /// How long a delivery to a paused registration waits before it is
+    /// looked at again: the most a resume takes to show.
+    pub paused_recheck: Duration,
     /// On shutdown, how long in-flight attempts may run before they are
     /// abandoned and their deliveries released.
     pub shutdown_grace: Duration,

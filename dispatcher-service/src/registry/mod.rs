@@ -221,14 +221,16 @@ impl RegistryClient {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(DispatchError::internal)?;
                 self.note_error_state(registration_id, r.is_in_error_state);
-                Resolution::Active(Arc::new(Target::new(
+                let mut target = Target::new(
                     registration_id,
                     r.callback_url,
                     r.callback_user_name,
                     r.callback_password.map(SecretString::from),
                     signing_keys,
                     &r.retry_schedule_seconds,
-                )))
+                );
+                target.paused = r.paused;
+                Resolution::Active(Arc::new(target))
             }
             // No active registration, or the partner is disabled.
             Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => {

@@ -30,6 +30,9 @@ pub struct Target {
     /// The registration's own waits between attempts; `None` for the
     /// dispatcher's configured schedule.
     pub retry_waits: Option<Vec<Duration>>,
+    /// Paused by the partner or an operator: its deliveries wait,
+    /// unattempted, until it is resumed.
+    pub paused: bool,
 }
 
 impl Target {
@@ -72,6 +75,7 @@ impl Target {
                     .map(|s| Duration::from_secs(u64::from(*s)))
                     .collect()
             }),
+            paused: false,
         }
     }
 }

@@ -107,6 +107,7 @@ async fn hand_offs_leave_half_of_the_slots_to_claims() {
             max_in_flight: 8,
             per_endpoint: 2,
             defer_for: Duration::from_secs(1),
+            paused_recheck: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(1),
         },
     );

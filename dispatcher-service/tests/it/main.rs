@@ -13,6 +13,7 @@ mod delivery;
 mod failures;
 mod fencing;
 mod isolation;
+mod pausing;
 mod payload_schemas;
 mod plans;
 mod processes;
@@ -181,6 +182,7 @@ impl World {
             vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         config.extra_ca_files = vec![self.ca_file.0.clone()];
         config.shutdown_grace = Duration::from_secs(5);
+        config.paused_recheck = Duration::from_millis(300);
         config
     }
 

@@ -17,7 +17,7 @@ use crate::schemas::{IsActive, UpsertCallbackRequest};
 use crate::state::{AppState, grpc_request};
 
 /// The partner's id and the parsed `{notificationType}`.
-fn target(owner: &OwnPartner, kind: &str) -> Result<(String, i32), ApiError> {
+pub(super) fn target(owner: &OwnPartner, kind: &str) -> Result<(String, i32), ApiError> {
     Ok((
         owner.partner_id.to_string(),
         type_id("notificationType", kind)?,

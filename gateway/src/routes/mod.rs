@@ -7,6 +7,7 @@ pub(crate) mod callbacks;
 pub(crate) mod deliveries;
 pub(crate) mod echo;
 pub(crate) mod health;
+pub(crate) mod pause;
 pub(crate) mod types;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -46,6 +47,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         serde_path_to_error::deserialize(body)
             .map(Self)
             .map_err(|e| ApiError::bad_request(format!("the body does not match the schema: {e}")))
+    }
+}
+
+/// An optional JSON body: none when the request says no content type (as
+/// axum's `Json` has it), otherwise read as [`ApiJson`] reads it.
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, ApiError> {
+        if request.headers().contains_key(http::header::CONTENT_TYPE) {
+            <Self as FromRequest<S>>::from_request(request, state)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -237,6 +257,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
             callbacks::delete_callback
         ))
         .routes(routes!(callbacks::get_registration))
+        .routes(routes!(pause::pause_callback))
+        .routes(routes!(pause::resume_callback))
         .routes(routes!(callbacks::get_secret))
         .routes(routes!(callbacks::rotate_secret))
         .routes(routes!(echo::echo))

@@ -12,6 +12,7 @@ mod echo;
 mod isolation;
 mod limits;
 mod openapi;
+mod pause;
 mod request_id;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};

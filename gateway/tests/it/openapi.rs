@@ -65,6 +65,14 @@ async fn the_document_lists_every_route_served() {
             "delete",
         ),
         ("/v1/callbacks/notification-types", "get"),
+        (
+            "/{partnerUniqueID}/callbacks/{notificationType}/pause",
+            "post",
+        ),
+        (
+            "/{partnerUniqueID}/callbacks/{notificationType}/resume",
+            "post",
+        ),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),

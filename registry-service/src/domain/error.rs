@@ -24,6 +24,21 @@ pub enum RegistryError {
         partner: PartnerId,
         notification_type: NotificationTypeId,
     },
+    #[error(
+        "the callback of partner {partner} for notification type {notification_type} is already paused (since {since})"
+    )]
+    AlreadyPaused {
+        partner: PartnerId,
+        notification_type: NotificationTypeId,
+        since: chrono::DateTime<chrono::Utc>,
+    },
+    #[error(
+        "the callback of partner {partner} for notification type {notification_type} is not paused"
+    )]
+    NotPaused {
+        partner: PartnerId,
+        notification_type: NotificationTypeId,
+    },
     #[error("registration {0} does not exist")]
     RegistrationNotFound(RegistrationId),
     #[error("notification type {0} does not exist")]

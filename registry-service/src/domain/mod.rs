@@ -22,5 +22,5 @@ pub use error::{FieldViolation, RegistryError};
 pub use ids::{ApiKeyId, NotificationTypeId, PartnerId, RegistrationId};
 pub use paging::{Page, PageRequest};
 pub use partner::{ApiKey, NewNotificationType, NotificationType, Partner};
-pub use registration::{ErrorState, Outcome, Registration};
+pub use registration::{ErrorState, Outcome, Pause, Registration};
 pub use retry_policy::RetryPolicy;

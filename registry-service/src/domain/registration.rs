@@ -26,12 +26,22 @@ pub struct Registration {
     /// merchant this registration is for.
     pub merchant_id: Option<String>,
     pub retry_policy: RetryPolicy,
+    /// Set while the registration is paused: its deliveries wait.
+    pub pause: Option<Pause>,
     pub is_active: bool,
     pub deactivated_at: Option<DateTime<Utc>>,
     pub deactivation_reason: Option<String>,
     pub error_state: ErrorState,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A pause: the registration keeps its events, secret and history, and
+/// its deliveries wait until it is resumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    pub since: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// `isInErrorState`, `errorStateReason`, `detectedErrorStateAt`.

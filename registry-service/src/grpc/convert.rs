@@ -95,6 +95,8 @@ impl From<Registration> for pb::Registration {
             created_at: Some(timestamp(r.created_at)),
             updated_at: Some(timestamp(r.updated_at)),
             merchant_id: r.merchant_id,
+            paused_at: r.pause.as_ref().map(|p| timestamp(p.since)),
+            pause_reason: r.pause.map(|p| p.reason),
             retry_policy: Some(pb::RetryPolicy {
                 name: r.retry_policy.name().to_owned(),
                 schedule_seconds: r.retry_policy.waits().to_vec(),
@@ -135,6 +137,7 @@ impl From<ResolvedCallback> for pb::ResolvedCallback {
                 .collect(),
             is_in_error_state: r.is_in_error_state,
             retry_schedule_seconds: r.retry_waits,
+            paused: r.paused,
         }
     }
 }

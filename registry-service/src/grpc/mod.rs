@@ -271,6 +271,31 @@ impl RegistryService for RegistryGrpc {
         ok(registration)
     }
 
+    async fn pause_callback(
+        &self,
+        request: Request<pb::PauseCallbackRequest>,
+    ) -> GrpcResult<pb::Registration> {
+        let request = request.into_inner();
+        let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
+        let reason = text::optional("reason", request.reason.as_deref().unwrap_or_default(), 500)
+            .map_err(RegistryError::from)?;
+        let reason = Some(reason).filter(|r| !r.is_empty());
+        let registration = self.registry.pause_callback(partner, kind, reason).await?;
+        tracing::info!(partner.id = %partner, notification.type = kind.get(), "callback paused");
+        ok(registration)
+    }
+
+    async fn resume_callback(
+        &self,
+        request: Request<pb::ResumeCallbackRequest>,
+    ) -> GrpcResult<pb::Registration> {
+        let request = request.into_inner();
+        let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
+        let registration = self.registry.resume_callback(partner, kind).await?;
+        tracing::info!(partner.id = %partner, notification.type = kind.get(), "callback resumed");
+        ok(registration)
+    }
+
     async fn get_signing_secret(
         &self,
         request: Request<pb::GetSigningSecretRequest>,

@@ -25,7 +25,9 @@ impl From<RegistryError> for Status {
             | RegistryError::NotificationTypeNameTaken(_) => {
                 Status::already_exists(error.to_string())
             }
-            RegistryError::PartnerDisabled(_) => Status::failed_precondition(error.to_string()),
+            RegistryError::PartnerDisabled(_)
+            | RegistryError::AlreadyPaused { .. }
+            | RegistryError::NotPaused { .. } => Status::failed_precondition(error.to_string()),
             RegistryError::Unauthenticated => Status::unauthenticated("invalid API key"),
             RegistryError::Internal(source) => service_kit::status::internal(source.as_ref()),
         }

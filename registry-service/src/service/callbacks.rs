@@ -112,6 +112,8 @@ impl Registry {
             merchant_id: request.merchant_id.clone(),
             retry_policy: request.retry_policy.name().to_owned(),
             retry_schedule_secs: request.retry_policy.stored_waits(),
+            paused_at: None,
+            pause_reason: None,
         };
         registrations::insert(conn, &row).await
     }
@@ -248,6 +250,7 @@ impl Registry {
         Ok(ResolvedCallback {
             registration_id: id,
             retry_waits,
+            paused: row.paused_at.is_some(),
             is_in_error_state: row.is_in_error_state,
             callback_url: row.callback_url,
             user_name: row.callback_user_name,

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod callbacks;
+mod pause;
 mod reseal;
 
 pub(crate) use reseal::{ResealReport, current_key_id};
@@ -79,6 +80,8 @@ pub struct ResolvedCallback {
     /// The waits of the registration's retry policy, in seconds; none for
     /// the dispatcher's own schedule.
     pub retry_waits: Vec<u32>,
+    /// Paused: its deliveries wait.
+    pub paused: bool,
 }
 
 /// A delivery outcome as the dispatcher reports it.

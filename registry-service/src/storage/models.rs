@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::schema::{api_keys, notification_types, partners, registrations};
 use crate::domain::{
-    ApiKey, ApiKeyId, ErrorState, NotificationType, NotificationTypeId, Partner, PartnerId,
+    ApiKey, ApiKeyId, ErrorState, NotificationType, NotificationTypeId, Partner, PartnerId, Pause,
     Registration, RegistrationId, RetryPolicy,
 };
 
@@ -105,6 +105,8 @@ pub struct RegistrationRow {
     pub merchant_id: Option<String>,
     pub retry_policy: String,
     pub retry_schedule_secs: Option<Vec<i32>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub pause_reason: Option<String>,
 }
 
 impl RegistrationRow {
@@ -121,6 +123,10 @@ impl RegistrationRow {
                 &self.retry_policy,
                 self.retry_schedule_secs.as_deref(),
             ),
+            pause: self.paused_at.map(|since| Pause {
+                since,
+                reason: self.pause_reason.clone().unwrap_or_default(),
+            }),
             is_active: self.is_active,
             deactivated_at: self.deactivated_at,
             deactivation_reason: self.deactivation_reason.clone(),

@@ -99,6 +99,24 @@ pub(crate) async fn update_target(
         .await?)
 }
 
+/// Pauses (since when, why) or resumes (`None`) a registration.
+pub(crate) async fn set_pause(
+    conn: &mut AsyncPgConnection,
+    id: RegistrationId,
+    pause: Option<(DateTime<Utc>, &str)>,
+    at: DateTime<Utc>,
+) -> Result<RegistrationRow, RegistryError> {
+    Ok(diesel::update(registrations::table.find(id.as_uuid()))
+        .set((
+            registrations::paused_at.eq(pause.map(|p| p.0)),
+            registrations::pause_reason.eq(pause.map(|p| p.1)),
+            registrations::updated_at.eq(at),
+        ))
+        .returning(RegistrationRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
 /// Soft delete: the row stays, inactive, with when and why.
 pub(crate) async fn deactivate(
     conn: &mut AsyncPgConnection,

@@ -56,6 +56,8 @@ diesel::table! {
         merchant_id -> Nullable<Text>,
         retry_policy -> Text,
         retry_schedule_secs -> Nullable<Array<Int4>>,
+        paused_at -> Nullable<Timestamptz>,
+        pause_reason -> Nullable<Text>,
     }
 }
 

@@ -12,6 +12,7 @@ mod error_state;
 mod key_rotation;
 mod notification_types;
 mod partners;
+mod pausing;
 mod retry_policies;
 mod schema;
 mod secrets;
@@ -83,6 +84,22 @@ impl TestRegistry {
             .expect("list changes")
             .into_inner()
             .version
+    }
+
+    /// What the dispatcher is told of (partner, type).
+    pub async fn resolve(
+        &mut self,
+        partner_id: &str,
+        notification_type: i32,
+    ) -> pb::ResolvedCallback {
+        self.client
+            .resolve_callback(pb::ResolveCallbackRequest {
+                partner_id: partner_id.into(),
+                notification_type,
+            })
+            .await
+            .expect("resolve callback")
+            .into_inner()
     }
 
     /// Registers `url` for (partner, type) and returns the response.

@@ -17,15 +17,7 @@ fn policy(name: &str, waits: &[u32]) -> Option<pb::RetryPolicy> {
 }
 
 async fn resolved_waits(r: &mut TestRegistry, partner: &str) -> Vec<u32> {
-    r.client
-        .resolve_callback(pb::ResolveCallbackRequest {
-            partner_id: partner.into(),
-            notification_type: 5,
-        })
-        .await
-        .expect("resolve")
-        .into_inner()
-        .retry_schedule_seconds
+    r.resolve(partner, 5).await.retry_schedule_seconds
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
