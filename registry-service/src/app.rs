@@ -39,6 +39,7 @@ async fn registry(config: &Config) -> anyhow::Result<Registry> {
         &config.database_url,
         cipher,
         config.secret_rotation_grace(),
+        config.auto_pause_after,
     ))
 }
 

@@ -91,6 +91,14 @@ pub struct Config {
     #[arg(long, env = "REGISTRY_CALLERS", value_delimiter = ',', hide_env_values = true, value_parser = service_kit::settings::secret)]
     pub callers: Vec<SecretString>,
 
+    /// How long a registration may fail without a break before it is
+    /// paused (its events then wait instead of exhausting their retries),
+    /// as a humantime duration, or `off`. Five days by default: longer
+    /// than the default retry schedule (about two days), so only an
+    /// endpoint gone for good is paused.
+    #[arg(long, env = "REGISTRY_AUTO_PAUSE_AFTER", default_value = "5d", value_parser = parse_auto_pause)]
+    pub auto_pause_after: AutoPause,
+
     /// Local development: without `REGISTRY_ENCRYPTION_KEY`, or with a
     /// well-known one, seal secrets anyway (with a warning) instead of
     /// refusing to start.
@@ -122,6 +130,23 @@ pub enum Command {
         #[arg(long, default_value_t = 500)]
         batch: i64,
     },
+}
+
+/// `--auto-pause-after`: `None` is off. An alias, so that clap takes the
+/// whole `Option` from the value parser rather than making the flag
+/// optional.
+pub type AutoPause = Option<Duration>;
+
+/// `off`, or a positive humantime duration.
+fn parse_auto_pause(raw: &str) -> Result<Option<Duration>, String> {
+    if raw.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match humantime::parse_duration(raw.trim()) {
+        Ok(after) if !after.is_zero() => Ok(Some(after)),
+        Ok(_) => Err("must be a positive duration, or off".into()),
+        Err(e) => Err(format!("{e}; or off")),
+    }
 }
 
 /// The configured old keys, less empty entries (`REGISTRY_OLD_ENCRYPTION_KEYS=`
@@ -206,6 +231,27 @@ mod tests {
 
     fn config(args: &[&str]) -> Config {
         Config::parse_from(std::iter::once("registry-service").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn auto_pause_takes_a_duration_or_off() {
+        assert_eq!(
+            config(&[]).auto_pause_after,
+            Some(Duration::from_secs(5 * 86_400))
+        );
+        assert_eq!(
+            config(&["--auto-pause-after", "off"]).auto_pause_after,
+            None
+        );
+        assert_eq!(
+            config(&["--auto-pause-after", "36h"]).auto_pause_after,
+            Some(Duration::from_secs(36 * 3600))
+        );
+        for refused in ["0s", "soon", ""] {
+            let parsed =
+                Config::try_parse_from(["registry-service", "--auto-pause-after", refused]);
+            assert!(parsed.is_err(), "{refused:?} was taken");
+        }
     }
 
     #[test]

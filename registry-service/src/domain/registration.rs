@@ -89,6 +89,15 @@ impl ErrorState {
         }
     }
 
+    /// Whether a registration in this state at `at` has failed without a
+    /// break for `after` or longer.
+    pub fn failing_for(&self, at: DateTime<Utc>, after: std::time::Duration) -> bool {
+        let Ok(after) = chrono::Duration::from_std(after) else {
+            return false;
+        };
+        self.is_in_error_state && self.detected_at.is_some_and(|since| at - since >= after)
+    }
+
     /// The state after the partner changed the callback URL from `old` to
     /// `new`: reset when it changed, kept when the same URL was sent again.
     pub fn after_url_change(&self, old: &str, new: &str) -> ErrorState {

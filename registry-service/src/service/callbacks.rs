@@ -286,6 +286,7 @@ impl Registry {
                 .to_domain()
                 .error_state
                 .after(&report.outcome, report.occurred_at);
+            let auto_pause = self.auto_pause(&row, &state, report.occurred_at);
             let now = Utc::now();
             let change = OutcomeChange {
                 is_in_error_state: state.is_in_error_state,
@@ -296,17 +297,52 @@ impl Registry {
             };
             let mut row =
                 registrations::apply_outcome(conn, report.registration_id, &change).await?;
+            if let Some(pause) = auto_pause {
+                row = registrations::set_pause(conn, report.registration_id, Some((now, &pause)), now)
+                    .await?;
+                metrics::counter!("callbacks_registrations_auto_paused_total").increment(1);
+                tracing::warn!(registration.id = %report.registration_id, reason = %pause, "registration paused automatically");
+                changes::record(conn, callback_change(&row)).await?;
+            }
             if let Outcome::Gone { reason } = &report.outcome {
                 let why = format!("the endpoint answered 410 Gone ({reason})");
                 row = registrations::deactivate(conn, report.registration_id, &why, now).await?;
-                let change = Change::Callback(
-                    PartnerId::from_uuid(row.partner_id),
-                    NotificationTypeId::from_stored(row.notification_type_id),
-                );
-                changes::record(conn, change).await?;
+                changes::record(conn, callback_change(&row)).await?;
             }
             Ok((row.to_domain(), true))
         })
         .await
     }
+}
+
+impl Registry {
+    /// The reason to pause `row` for, if the failure just applied (leaving
+    /// `state`) makes its streak longer than `--auto-pause-after` and it is
+    /// not paused yet.
+    fn auto_pause(
+        &self,
+        row: &RegistrationRow,
+        state: &ErrorState,
+        at: DateTime<Utc>,
+    ) -> Option<String> {
+        let after = self.auto_pause_after?;
+        if row.paused_at.is_some() || !row.is_active || !state.failing_for(at, after) {
+            return None;
+        }
+        Some(format!(
+            "paused automatically: failing since {} (longer than {})",
+            state
+                .detected_at?
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            humantime::format_duration(after)
+        ))
+    }
+}
+
+/// The change-log entry for a change to `row`'s registration.
+fn callback_change(row: &RegistrationRow) -> Change {
+    Change::Callback(
+        PartnerId::from_uuid(row.partner_id),
+        NotificationTypeId::from_stored(row.notification_type_id),
+    )
 }

@@ -38,6 +38,9 @@ pub(crate) struct Registry {
     changes: changes::ChangeReader,
     cipher: Cipher,
     secret_grace: Duration,
+    /// How long a registration may fail without a break before it is
+    /// paused; `None`: never.
+    auto_pause_after: Option<Duration>,
 }
 
 /// A key together with its token, which exists only in this response.
@@ -126,12 +129,14 @@ impl Registry {
         database_url: &str,
         cipher: Cipher,
         secret_grace: Duration,
+        auto_pause_after: Option<Duration>,
     ) -> Self {
         Self {
             pool,
             changes: changes::ChangeReader::new(database_url),
             cipher,
             secret_grace,
+            auto_pause_after,
         }
     }
 

@@ -34,6 +34,8 @@ impl Registry {
 
     /// Resumes the paused registration for (partner, type); its held
     /// deliveries are due again within the dispatcher's recheck interval.
+    /// A registration still in error state has its failing streak counted
+    /// from now.
     pub(crate) async fn resume_callback(
         &self,
         partner_id: PartnerId,
@@ -74,7 +76,12 @@ impl Registry {
             let pause = decide(&row, now)?;
             let id = RegistrationId::from_uuid(row.id);
             let pause = pause.as_ref().map(|(since, why)| (*since, why.as_str()));
-            let row = registrations::set_pause(conn, id, pause, now).await?;
+            let mut row = registrations::set_pause(conn, id, pause, now).await?;
+            if pause.is_none() && row.is_in_error_state {
+                // A resume starts the failing streak again, so that the
+                // first failure after it does not pause it at once.
+                row = registrations::restart_streak(conn, id, now).await?;
+            }
             changes::record(conn, Change::Callback(partner_id, notification_type)).await?;
             Ok(row.to_domain())
         })

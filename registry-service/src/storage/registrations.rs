@@ -117,6 +117,19 @@ pub(crate) async fn set_pause(
         .await?)
 }
 
+/// Counts a registration's failing streak from `at`.
+pub(crate) async fn restart_streak(
+    conn: &mut AsyncPgConnection,
+    id: RegistrationId,
+    at: DateTime<Utc>,
+) -> Result<RegistrationRow, RegistryError> {
+    Ok(diesel::update(registrations::table.find(id.as_uuid()))
+        .set(registrations::detected_error_state_at.eq(at))
+        .returning(RegistrationRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
 /// Soft delete: the row stays, inactive, with when and why.
 pub(crate) async fn deactivate(
     conn: &mut AsyncPgConnection,

@@ -131,3 +131,88 @@ async fn pausing_twice_resuming_the_unpaused_and_bad_reasons_are_refused() {
         "",
     );
 }
+
+/// An outcome report of a failure `seconds` after `start`.
+async fn failure_at(
+    r: &mut TestRegistry,
+    registration_id: &str,
+    start: i64,
+    seconds: i64,
+) -> pb::Registration {
+    use pb::record_delivery_outcome_request::Outcome;
+    r.client
+        .record_delivery_outcome(pb::RecordDeliveryOutcomeRequest {
+            registration_id: registration_id.into(),
+            callback_url: URL.into(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: start + seconds,
+                nanos: 0,
+            }),
+            outcome: Some(Outcome::Failed(pb::DeliveryFailed {
+                reason: "HTTP 503".into(),
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .registration
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_failing_for_too_long_is_paused_and_resumes_with_a_new_streak() {
+    let mut r = TestRegistry::start_with(|config| {
+        config.auto_pause_after = Some(std::time::Duration::from_secs(60));
+    })
+    .await;
+    let (partner, _) = r.partner("Acme").await;
+    let id = r
+        .upsert(&partner, 5, URL)
+        .await
+        .registration
+        .unwrap()
+        .registration_id;
+    let start = chrono::Utc::now().timestamp() - 600;
+
+    assert!(failure_at(&mut r, &id, start, 0).await.paused_at.is_none());
+    assert!(failure_at(&mut r, &id, start, 59).await.paused_at.is_none());
+    let before = r.changes_version().await;
+    let paused = failure_at(&mut r, &id, start, 60).await;
+    assert!(paused.paused_at.is_some(), "failing for 60 s: {paused:?}");
+    let reason = paused.pause_reason.unwrap();
+    assert!(
+        reason.starts_with("paused automatically: failing since"),
+        "{reason}"
+    );
+    assert!(reason.contains("longer than 1m"), "{reason}");
+    assert!(paused.is_active, "paused, not deleted: nothing is lost");
+    assert!(
+        r.changes_version().await > before,
+        "the dispatchers hear of it"
+    );
+    assert!(r.resolve(&partner, 5).await.paused);
+
+    // Resumed, the streak starts again: the next failure does not pause it.
+    let resumed = r.client.resume_callback(resume(&partner)).await.unwrap();
+    let resumed = resumed.into_inner();
+    assert!(resumed.is_in_error_state, "still failing until a success");
+    let now = chrono::Utc::now().timestamp();
+    let again = failure_at(&mut r, &id, now, 1).await;
+    assert!(again.paused_at.is_none(), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_pause_can_be_turned_off() {
+    let mut r = TestRegistry::start_with(|config| config.auto_pause_after = None).await;
+    let (partner, _) = r.partner("Acme").await;
+    let id = r
+        .upsert(&partner, 5, URL)
+        .await
+        .registration
+        .unwrap()
+        .registration_id;
+    let start = chrono::Utc::now().timestamp() - 30 * 86_400;
+    failure_at(&mut r, &id, start, 0).await;
+    let weeks_later = failure_at(&mut r, &id, start, 21 * 86_400).await;
+    assert!(weeks_later.paused_at.is_none());
+}
