@@ -49,7 +49,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .print(json);
         }
-        Command::Delivery(_) | Command::Redeliver { .. } | Command::Publish { .. } => {
+        Command::Delivery(_)
+        | Command::Redeliver { .. }
+        | Command::Recover { .. }
+        | Command::Recovery { .. }
+        | Command::Publish { .. } => {
             let channel = connect(&cli.dispatcher, cli.dispatcher_token.as_deref()).await?;
             let mut dispatcher = DispatcherServiceClient::new(channel);
             dispatcher_command(&mut dispatcher, cli.command, json).await?;
@@ -323,15 +327,10 @@ async fn dispatcher_command(
             .await?
         }
         Command::Redeliver { delivery } => {
-            let d = dispatcher
-                .redeliver(dpb::RedeliverRequest {
-                    delivery_id: delivery,
-                    partner_id: None,
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            deliveries(vec![d]).print(json);
+            deliveries(vec![redeliver(dispatcher, delivery).await?]).print(json);
+        }
+        command @ (Command::Recover { .. } | Command::Recovery { .. }) => {
+            recovery_command(dispatcher, command).await?.print(json);
         }
         Command::Publish {
             partner,
@@ -478,4 +477,65 @@ async fn publish(
     };
     table.print(json);
     Ok(())
+}
+
+/// `recover` and `recovery`: send failed deliveries again in bulk, and
+/// read how far a recovery is.
+async fn recovery_command(
+    dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
+    command: Command,
+) -> anyhow::Result<Table> {
+    let recovery = match command {
+        Command::Recover {
+            partner,
+            since,
+            until,
+            notification_type,
+            include_cancelled,
+            dry_run,
+        } => dispatcher
+            .recover_deliveries(dpb::RecoverDeliveriesRequest {
+                partner_id: partner,
+                notification_type,
+                since: Some(timestamp(since)),
+                until: Some(timestamp(until)),
+                include_cancelled,
+                dry_run,
+            })
+            .await
+            .map_err(status)?
+            .into_inner(),
+        Command::Recovery { recovery } => dispatcher
+            .get_recovery(dpb::GetRecoveryRequest {
+                recovery_id: recovery,
+                partner_id: None,
+            })
+            .await
+            .map_err(status)?
+            .into_inner(),
+        other => anyhow::bail!("not a recovery command: {other:?}"),
+    };
+    Ok(crate::tables::recovery(recovery))
+}
+
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
+    }
+}
+
+/// `redeliver`: one delivery again, as a new series.
+async fn redeliver(
+    dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
+    delivery: String,
+) -> anyhow::Result<dpb::Delivery> {
+    Ok(dispatcher
+        .redeliver(dpb::RedeliverRequest {
+            delivery_id: delivery,
+            partner_id: None,
+        })
+        .await
+        .map_err(status)?
+        .into_inner())
 }

@@ -104,6 +104,29 @@ pub enum Command {
     Delivery(DeliveryCommand),
     /// Schedule a delivered, failed or cancelled delivery again.
     Redeliver { delivery: String },
+    /// Send a partner's failed deliveries of a time range again, each as a
+    /// new series, in a job that runs at a pace; `--dry-run` first says how
+    /// many and from when to when.
+    Recover {
+        partner: String,
+        /// Events published at or after this moment (RFC 3339)…
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// …and before this one (at most 90 days later).
+        #[arg(long)]
+        until: chrono::DateTime<chrono::Utc>,
+        /// One notification type only.
+        #[arg(long = "type")]
+        notification_type: Option<i32>,
+        /// Cancelled deliveries too.
+        #[arg(long)]
+        include_cancelled: bool,
+        /// Only say what would be sent.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A recovery's progress.
+    Recovery { recovery: String },
     /// Publish an event as a platform service would.
     Publish {
         partner: String,

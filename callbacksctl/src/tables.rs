@@ -135,3 +135,21 @@ pub(crate) fn deliveries(list: Vec<dpb::Delivery>) -> Table {
     }
     table
 }
+
+/// A recovery, or what a dry run would send.
+pub(crate) fn recovery(r: dpb::Recovery) -> Table {
+    let mut table = Table::new(&[
+        "recovery", "state", "partner", "type", "total", "resent", "earliest", "latest",
+    ]);
+    table.row(vec![
+        r.recovery_id.map_or(Value::Null, Value::from),
+        json!(r.state),
+        json!(r.partner_id),
+        r.notification_type.map_or(Value::Null, Value::from),
+        json!(r.total),
+        json!(r.resent),
+        time(r.earliest),
+        time(r.latest),
+    ]);
+    table
+}

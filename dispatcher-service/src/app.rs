@@ -32,6 +32,7 @@ pub struct Application {
     grpc: DispatcherGrpc,
     max_message_bytes: usize,
     worker: Option<Arc<Worker>>,
+    recovery_rate: u32,
     reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     callers: Callers,
 }
@@ -83,6 +84,7 @@ impl Application {
             grpc: DispatcherGrpc::new(dispatcher, config.max_payload_bytes),
             max_message_bytes: config.max_message_bytes,
             worker,
+            recovery_rate: config.recovery_rate,
             reporter: Box::pin(reporter),
             callers,
         })
@@ -118,6 +120,12 @@ impl Application {
             .set_serving::<DispatcherServiceServer<DispatcherGrpc>>()
             .await;
         let reporter = tokio::spawn(self.reporter);
+        let recoveries = tokio::spawn(crate::service::recovery::run(
+            self.pool.clone(),
+            self.recovery_rate,
+            self.worker.clone(),
+            signalled.clone(),
+        ));
         let worker = self
             .worker
             .map(|worker| tokio::spawn(worker.run(signalled.clone(), stop.clone())));
@@ -130,44 +138,67 @@ impl Application {
                 signalled.cancel();
             }
         };
-        let router = tonic::transport::Server::builder()
-            .layer(service_kit::grpc_layer::GrpcServerLayer)
-            .layer(CallerLayer::new(self.callers, callers::policy))
-            .add_service(health_service);
-        let server = service_kit::reflection::with_reflection(
-            router,
-            &[
-                callbacks_proto::FILE_DESCRIPTOR_SET,
-                tonic_health::pb::FILE_DESCRIPTOR_SET,
-            ],
-        )?
-        .add_service(
-            DispatcherServiceServer::new(self.grpc)
-                .max_decoding_message_size(self.max_message_bytes),
+        let served = serve_calls(
+            self.listener,
+            self.grpc,
+            self.callers,
+            self.max_message_bytes,
+            health_service,
+            signal,
+            &signalled,
         )
-        .serve_with_incoming_shutdown(service_kit::nodelay_incoming(self.listener), signal);
-        tokio::pin!(server);
-        // Calls in progress get a bounded time to finish: a client holding
-        // its connection open must not push shutdown past the grace.
-        let served = tokio::select! {
-            served = &mut server => served,
-            () = async {
-                signalled.cancelled().await;
-                tokio::time::sleep(CALL_DRAIN).await;
-            } => {
-                tracing::warn!(after = ?CALL_DRAIN, "calls still open after the signal; closing them");
-                Ok(())
-            }
-        };
+        .await;
         stop.cancel();
         if let Some(worker) = worker {
             let _ = worker.await;
         }
         reporter.abort();
+        let _ = recoveries.await;
         let _ = admin.await;
         tracing::info!("dispatcher stopped");
-        served.map_err(Into::into)
+        served
     }
+}
+
+/// Serves gRPC calls until `signal`, then gives the calls in progress a
+/// bounded time to finish: a client holding its connection open must not
+/// push shutdown past the grace.
+async fn serve_calls(
+    listener: TcpListener,
+    grpc: DispatcherGrpc,
+    allowed: Callers,
+    max_message_bytes: usize,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    signal: impl Future<Output = ()> + Send + 'static,
+    signalled: &CancellationToken,
+) -> anyhow::Result<()> {
+    let router = tonic::transport::Server::builder()
+        .layer(service_kit::grpc_layer::GrpcServerLayer)
+        .layer(CallerLayer::new(allowed, callers::policy))
+        .add_service(health_service);
+    let server = service_kit::reflection::with_reflection(
+        router,
+        &[
+            callbacks_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ],
+    )?
+    .add_service(DispatcherServiceServer::new(grpc).max_decoding_message_size(max_message_bytes))
+    .serve_with_incoming_shutdown(service_kit::nodelay_incoming(listener), signal);
+    tokio::pin!(server);
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = async {
+            signalled.cancelled().await;
+            tokio::time::sleep(CALL_DRAIN).await;
+        } => {
+            tracing::warn!(after = ?CALL_DRAIN, "calls still open after the signal; closing them");
+            Ok(())
+        }
+    };
+    served.map_err(Into::into)
 }
 
 /// The delivery loop this process runs, unless its workers are off.

@@ -128,6 +128,12 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_PAUSED_RECHECK", default_value = "30s", value_parser = humantime::parse_duration)]
     pub paused_recheck: Duration,
 
+    /// How many deliveries of a recovery job this replica makes due again
+    /// per second: a large recovery joins the queue at this pace instead
+    /// of ahead of fresh deliveries.
+    #[arg(long, env = "DISPATCHER_RECOVERY_RATE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub recovery_rate: u32,
+
     /// On SIGTERM, how long in-flight attempts may finish before their
     /// deliveries are released to other replicas.
     #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]

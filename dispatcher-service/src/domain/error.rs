@@ -20,6 +20,8 @@ pub enum DispatchError {
     /// Two redeliveries of one delivery at once: the other one won.
     #[error("delivery {0} was redelivered concurrently")]
     RedeliveredConcurrently(uuid::Uuid),
+    #[error("recovery {0} does not exist")]
+    RecoveryNotFound(uuid::Uuid),
     /// A backend we depend on (the registry) did not answer.
     #[error("{0}")]
     Unavailable(String),

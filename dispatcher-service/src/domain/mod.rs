@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod error;
 pub mod failure;
 pub mod queue;
+pub mod recovery;
 pub mod retry;
 pub mod signature;
 
@@ -16,4 +17,5 @@ pub use attempt::{AttemptResult, DeliveryStatus};
 pub use delivery::{Attempt, Delivery};
 pub use error::DispatchError;
 pub use failure::FailureKind;
+pub use recovery::{Recovery, RecoveryPlan, RecoveryScope, RecoveryState};
 pub use retry::{NextStep, RetryPolicy};

@@ -3,6 +3,7 @@
 
 pub(crate) mod callers;
 pub(crate) mod convert;
+mod recovery;
 pub(crate) mod status;
 
 use std::sync::Arc;
@@ -329,5 +330,41 @@ impl DispatcherService for DispatcherGrpc {
         scoped(caller, partner.is_some())?;
         let delivery = self.dispatcher.redeliver(id, partner).await?;
         Ok(Response::new(delivery.into()))
+    }
+
+    async fn recover_deliveries(
+        &self,
+        request: Request<pb::RecoverDeliveriesRequest>,
+    ) -> GrpcResult<pb::Recovery> {
+        let request = request.into_inner();
+        let scope = recovery::scope(&request)?;
+        if request.dry_run {
+            let plan = self.dispatcher.plan_recovery(&scope).await?;
+            return Ok(Response::new(recovery::planned(&scope, plan)));
+        }
+        let started = self.dispatcher.start_recovery(&scope).await?;
+        Ok(Response::new(started.into()))
+    }
+
+    async fn get_recovery(
+        &self,
+        request: Request<pb::GetRecoveryRequest>,
+    ) -> GrpcResult<pb::Recovery> {
+        let caller = request.extensions().get::<Caller>().copied();
+        let request = request.into_inner();
+        let mut v = Violations::default();
+        let id = v.check(guid("recovery_id", &request.recovery_id));
+        let partner = request
+            .partner_id
+            .as_deref()
+            .map(|p| v.check(guid("partner_id", p)));
+        v.finish()?;
+        let partner = partner.map(|p| p.expect(CHECKED));
+        scoped(caller, partner.is_some())?;
+        let recovery = self
+            .dispatcher
+            .get_recovery(id.expect(CHECKED), partner)
+            .await?;
+        Ok(Response::new(recovery.into()))
     }
 }

@@ -11,9 +11,9 @@ impl From<DispatchError> for Status {
             DispatchError::InvalidArgument(violations) => {
                 service_kit::validation::invalid_argument(violations)
             }
-            DispatchError::DeliveryNotFound(_) | DispatchError::NoActiveRegistration { .. } => {
-                Status::not_found(error.to_string())
-            }
+            DispatchError::DeliveryNotFound(_)
+            | DispatchError::RecoveryNotFound(_)
+            | DispatchError::NoActiveRegistration { .. } => Status::not_found(error.to_string()),
             DispatchError::StillPending(_) | DispatchError::RedeliveredConcurrently(_) => {
                 Status::failed_precondition(error.to_string())
             }

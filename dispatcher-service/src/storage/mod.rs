@@ -9,6 +9,7 @@ pub mod events;
 pub mod models;
 pub(crate) mod notifications;
 pub mod queue;
+pub(crate) mod recoveries;
 pub(crate) mod resolve;
 pub mod schema;
 

@@ -18,6 +18,7 @@ mod payload_schemas;
 mod plans;
 mod processes;
 mod publish;
+mod recovery;
 mod safety;
 mod schema;
 

@@ -8,6 +8,7 @@ pub(crate) mod deliveries;
 pub(crate) mod echo;
 pub(crate) mod health;
 pub(crate) mod pause;
+pub(crate) mod recoveries;
 pub(crate) mod types;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -265,6 +266,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::get_delivery))
         .routes(routes!(deliveries::redeliver))
         .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(recoveries::recover))
+        .routes(routes!(recoveries::get_recovery))
         .routes(routes!(admin::create_partner, admin::list_partners))
         .routes(routes!(admin::get_partner))
         .routes(routes!(admin::issue_api_key, admin::list_api_keys))

@@ -13,6 +13,7 @@ mod isolation;
 mod limits;
 mod openapi;
 mod pause;
+mod recoveries;
 mod request_id;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};

@@ -73,6 +73,11 @@ async fn the_document_lists_every_route_served() {
             "/{partnerUniqueID}/callbacks/{notificationType}/resume",
             "post",
         ),
+        ("/v1/callbacks/recoveries/{partnerUniqueID}", "post"),
+        (
+            "/v1/callbacks/recoveries/{partnerUniqueID}/{recoveryId}",
+            "get",
+        ),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),
@@ -116,7 +121,8 @@ async fn the_document_lists_every_route_served() {
             .replace("{notificationType}", "5")
             .replace("{notificationTypeID}", "5")
             .replace("{keyId}", &guid)
-            .replace("{deliveryId}", &guid);
+            .replace("{deliveryId}", &guid)
+            .replace("{recoveryId}", &guid);
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = stack
             .request(method.clone(), &concrete)

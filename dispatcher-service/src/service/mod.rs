@@ -1,5 +1,8 @@
 //! The dispatcher's use cases between the gRPC edge and storage: durable
-//! publish (single and batch), test notifications, and the delivery log.
+//! publish (single and batch), test notifications, the delivery log, and
+//! recovery in bulk ([`recovery`]).
+
+pub(crate) mod recovery;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -2,6 +2,10 @@
 //! documents. These structs are the OpenAPI schemas too; the wire types of
 //! gRPC are converted into them here and go no further.
 
+mod recovery;
+
+pub(crate) use recovery::{RecoverBody, RecoveryView};
+
 use callbacks_proto::registry::v1 as pb;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,2 @@
+DROP TABLE recovery_items;
+DROP TABLE recoveries;

@@ -1,0 +1,87 @@
+//! The JSON of a recovery: what a partner asks for, and the dry run's or
+//! the job's answer.
+
+use callbacks_proto::dispatcher::v1 as pb;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::maybe_time;
+
+/// `POST /v1/callbacks/recoveries/{partnerUniqueID}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "notificationType": 5,
+    "since": "2026-12-01T00:00:00Z",
+    "until": "2026-12-02T00:00:00Z",
+    "dryRun": true
+}))]
+pub(crate) struct RecoverBody {
+    /// One notification type only; every type when left out.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
+    pub notification_type: Option<i32>,
+    /// Events published at or after this moment…
+    pub since: DateTime<Utc>,
+    /// …and before this one: later than `since`, at most 90 days after it.
+    pub until: DateTime<Utc>,
+    /// Cancelled deliveries too, not only failed ones.
+    #[serde(default)]
+    pub include_cancelled: bool,
+    /// Only say what would be sent.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A recovery: the dry run's answer, or the job and how far it is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RecoveryView {
+    /// Unset for a dry run.
+    #[schema(format = Uuid)]
+    pub recovery_id: Option<String>,
+    /// Where the job's progress is read; unset for a dry run.
+    pub status_url: Option<String>,
+    pub dry_run: bool,
+    /// `planned` (a dry run), `running` or `done`.
+    pub state: String,
+    pub notification_type: Option<i32>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub include_cancelled: bool,
+    /// Deliveries the recovery covers (a dry run: would cover).
+    pub total: i64,
+    /// Publish times of the first and the last of them (dry run only).
+    pub earliest: Option<DateTime<Utc>>,
+    pub latest: Option<DateTime<Utc>>,
+    /// Sent again so far; one no longer failed or cancelled when its turn
+    /// comes is left alone.
+    pub resent: i64,
+    pub created_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Recovery> for RecoveryView {
+    fn from(r: pb::Recovery) -> Self {
+        Self {
+            status_url: r
+                .recovery_id
+                .as_ref()
+                .map(|id| format!("/v1/callbacks/recoveries/{}/{id}", r.partner_id)),
+            recovery_id: r.recovery_id,
+            dry_run: r.dry_run,
+            state: r.state,
+            notification_type: r.notification_type,
+            since: maybe_time(r.since),
+            until: maybe_time(r.until),
+            include_cancelled: r.include_cancelled,
+            total: r.total,
+            earliest: maybe_time(r.earliest),
+            latest: maybe_time(r.latest),
+            resent: r.resent,
+            created_at: maybe_time(r.created_at),
+            finished_at: maybe_time(r.finished_at),
+        }
+    }
+}
