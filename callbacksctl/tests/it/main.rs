@@ -347,3 +347,44 @@ async fn an_operator_pauses_and_resumes_a_callback() {
     let (ok, _, stderr) = ctl(&s, &["resume", &partner, "5"]).await;
     assert!(!ok && stderr.contains("not paused"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_plans_and_runs_a_recovery() {
+    let s = services().await;
+    let partner = ctl_json(&s, &["partner", "create", "Acme"]).await[0]["partner"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let range = [
+        "--since",
+        "2026-01-01T00:00:00Z",
+        "--until",
+        "2026-01-02T00:00:00Z",
+    ];
+    let mut dry = vec!["recover", partner.as_str(), "--type", "5", "--dry-run"];
+    dry.extend(range);
+    let planned = ctl_json(&s, &dry).await;
+    assert_eq!(planned[0]["state"], "planned");
+    assert_eq!(planned[0]["total"], 0);
+
+    let mut run = vec!["recover", partner.as_str()];
+    run.extend(range);
+    let started = ctl_json(&s, &run).await;
+    let id = started[0]["recovery"].as_str().unwrap().to_owned();
+    let read = ctl_json(&s, &["recovery", &id]).await;
+    assert_eq!(read[0]["state"], "done");
+
+    let (ok, _, stderr) = ctl(
+        &s,
+        &[
+            "recover",
+            &partner,
+            "--since",
+            "2026-01-02T00:00:00Z",
+            "--until",
+            "2026-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    assert!(!ok && stderr.contains("the range is empty"), "{stderr}");
+}

@@ -59,9 +59,10 @@ pub(crate) struct UpsertCallbackBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"reason": "maintenance until 18:00 UTC"}))]
 pub(crate) struct PauseBody {
-    /// Shown with the registration; at most 500 characters.
+    /// Shown with the registration; at most 500 characters, no control
+    /// characters.
     #[serde(default)]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub reason: Option<String>,
 }
 

@@ -38,10 +38,12 @@ pub(crate) struct RecoverBody {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RecoveryView {
-    /// Unset for a dry run.
+    /// Left out for a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = Uuid)]
     pub recovery_id: Option<String>,
-    /// Where the job's progress is read; unset for a dry run.
+    /// Where the job's progress is read; left out for a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_url: Option<String>,
     pub dry_run: bool,
     /// `planned` (a dry run), `running` or `done`.

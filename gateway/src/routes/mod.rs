@@ -39,8 +39,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(mut body) =
+        let axum::Json(body) =
             axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        Self::from_value(body)
+    }
+}
+
+impl<T: DeserializeOwned> ApiJson<T> {
+    fn from_value(mut body: serde_json::Value) -> Result<Self, ApiError> {
         if !body.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
@@ -52,7 +58,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// An optional JSON body: none when the request says no content type (as
-/// axum's `Json` has it), otherwise read as [`ApiJson`] reads it.
+/// axum's `Json` has it) or the body is JSON `null`, otherwise read as
+/// [`ApiJson`] reads it.
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
@@ -60,13 +67,15 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
         request: axum::extract::Request,
         state: &S,
     ) -> Result<Option<Self>, ApiError> {
-        if request.headers().contains_key(http::header::CONTENT_TYPE) {
-            <Self as FromRequest<S>>::from_request(request, state)
-                .await
-                .map(Some)
-        } else {
-            Ok(None)
+        if !request.headers().contains_key(http::header::CONTENT_TYPE) {
+            return Ok(None);
         }
+        let axum::Json(body) =
+            <axum::Json<serde_json::Value> as FromRequest<S>>::from_request(request, state).await?;
+        if body.is_null() {
+            return Ok(None);
+        }
+        Self::from_value(body).map(Some)
     }
 }
 

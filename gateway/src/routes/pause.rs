@@ -34,6 +34,7 @@ use crate::state::{AppState, grpc_request};
         (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already paused (the answer says since when)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
     ),
     security(("partnerApiKey" = []))
 )]

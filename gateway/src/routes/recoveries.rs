@@ -35,6 +35,7 @@ use crate::state::{AppState, grpc_request};
         (status = 400, description = "A malformed body, an empty range (until not after since) or one over 90 days", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
     ),
     security(("partnerApiKey" = []))
 )]
