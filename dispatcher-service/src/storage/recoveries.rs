@@ -16,7 +16,8 @@ use crate::domain::{
     DeliveryStatus, DispatchError, Recovery, RecoveryPlan, RecoveryScope, RecoveryState,
 };
 
-/// The deliveries a scope matches, `$1`–`$5` as [`bind_scope`] binds them.
+/// The deliveries a scope matches: `$1` partner, `$2` type (or NULL), `$3`
+/// since, `$4` until, `$5` statuses.
 const MATCHING: &str = "FROM events e JOIN deliveries d ON d.id = e.delivery_id
      WHERE e.partner_id = $1 AND ($2::int IS NULL OR e.notification_type = $2)
        AND e.created_at >= $3 AND e.created_at < $4 AND e.delivery_id IS NOT NULL
