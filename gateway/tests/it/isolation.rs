@@ -269,6 +269,12 @@ fn request_body(method: &Method, template: &str) -> Option<Value> {
         ("PUT", "/v1/admin/notification-types/{notificationTypeId}/payload-schema") => {
             json!({"type": "object"})
         }
+        ("POST", "/{partnerUniqueID}/callbacks/{notificationType}/pause") => {
+            json!({"reason": "matrix"})
+        }
+        ("POST", "/v1/callbacks/recoveries/{partnerUniqueID}") => {
+            json!({"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"})
+        }
         _ => return None,
     };
     Some(body)
@@ -354,8 +360,23 @@ async fn partner_b(stack: &Stack) -> World {
     .await
     .unwrap();
 
+    let recovery = json_of(
+        stack
+            .as_key(
+                &b_key,
+                Method::POST,
+                &format!("/v1/callbacks/recoveries/{b}"),
+            )
+            .json(&json!({"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"})),
+    )
+    .await;
+
     let ids = BTreeMap::from([
         ("partnerUniqueID", b.clone()),
+        (
+            "recoveryId",
+            recovery["recoveryId"].as_str().unwrap().to_owned(),
+        ),
         ("notificationType", "5".to_owned()),
         ("notificationTypeID", "5".to_owned()),
         ("notificationTypeId", "77".to_owned()),
