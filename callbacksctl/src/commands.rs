@@ -372,6 +372,7 @@ async fn show_delivery(
         "started",
         "duration_ms",
         "status",
+        "kind",
         "error",
         "response",
     ]);
@@ -381,6 +382,7 @@ async fn show_delivery(
             time(a.started_at),
             json!(a.duration_ms),
             a.response_status.map_or(Value::Null, Value::from),
+            a.failure_kind.clone().map_or(Value::Null, Value::from),
             a.error.clone().map_or(Value::Null, Value::from),
             json!(a.response_excerpt.chars().take(60).collect::<String>()),
         ]);

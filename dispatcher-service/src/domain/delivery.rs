@@ -29,6 +29,8 @@ pub struct Attempt {
     pub response_status: Option<u16>,
     pub error: Option<String>,
     pub response_excerpt: String,
+    /// Why it did not deliver, as a stable code; `None` for a 2xx or a 410.
+    pub failure: Option<super::FailureKind>,
 }
 
 /// Which of a partner's deliveries a list call asks for.

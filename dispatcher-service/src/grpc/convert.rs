@@ -56,6 +56,7 @@ impl From<Attempt> for pb::Attempt {
             response_status: a.response_status.map(u32::from),
             error: a.error,
             response_excerpt: a.response_excerpt,
+            failure_kind: a.failure.map(|kind| kind.code().to_owned()),
         }
     }
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{attempts, deliveries};
-use crate::domain::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::{Attempt, Delivery, DeliveryStatus, FailureKind};
 
 /// An event to store (`storage::events::insert`).
 #[derive(Debug, Clone)]
@@ -59,6 +59,7 @@ pub struct AttemptRow {
     pub response_status: Option<i32>,
     pub error: Option<String>,
     pub response_excerpt: String,
+    pub failure_kind: Option<String>,
 }
 
 impl DeliveryRow {
@@ -90,6 +91,7 @@ impl AttemptRow {
             response_status: self.response_status.and_then(|s| u16::try_from(s).ok()),
             error: self.error,
             response_excerpt: self.response_excerpt,
+            failure: self.failure_kind.as_deref().and_then(FailureKind::parse),
         }
     }
 }

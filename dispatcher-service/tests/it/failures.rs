@@ -50,7 +50,15 @@ async fn a_500_sets_the_error_state_and_a_success_clears_it() {
     assert_eq!(delivery.attempts[0].response_status, Some(500));
     assert_eq!(delivery.attempts[0].error.as_deref(), Some("HTTP 500"));
     assert_eq!(delivery.attempts[0].response_excerpt, "database down");
+    assert_eq!(
+        delivery.attempts[0].failure_kind.as_deref(),
+        Some("http_status")
+    );
     assert_eq!(delivery.attempts[1].response_status, Some(200));
+    assert_eq!(
+        delivery.attempts[1].failure_kind, None,
+        "a success has no kind"
+    );
     registration_when(&world, &partner, "the error state to clear", |r| {
         !r.is_in_error_state && r.error_state_reason.is_none()
     })
@@ -117,6 +125,7 @@ async fn timeouts_and_refused_connections_are_retried_and_recorded() {
     assert_eq!(slow.attempts.len(), 3);
     for attempt in &slow.attempts {
         assert_eq!(attempt.error.as_deref(), Some("timeout after 1 s"));
+        assert_eq!(attempt.failure_kind.as_deref(), Some("timeout"));
         assert!(attempt.duration_ms >= 900, "{attempt:?}");
     }
     assert_eq!(
@@ -134,9 +143,12 @@ async fn timeouts_and_refused_connections_are_retried_and_recorded() {
     .await;
     assert_eq!(refused.attempts.len(), 3);
     assert!(
-        refused.attempts.iter().all(
-            |a| a.error.as_deref() == Some("connection refused") && a.response_status.is_none()
-        )
+        refused
+            .attempts
+            .iter()
+            .all(|a| a.error.as_deref() == Some("connection refused")
+                && a.failure_kind.as_deref() == Some("connection_refused")
+                && a.response_status.is_none())
     );
     let registration = world.registration(&refused_partner).await.unwrap();
     assert_eq!(

@@ -443,6 +443,12 @@ pub(crate) struct DeliveryAttempt {
     pub error: Option<String>,
     /// The first bytes of the answer.
     pub response_excerpt: String,
+    /// Why the attempt failed, as a stable code for programs: `refused`,
+    /// `dns`, `connection_refused`, `connection_reset`, `connect_timeout`,
+    /// `timeout`, `tls`, `invalid_response`, `connection`, `redirect` or
+    /// `http_status`; null on success and on 410 Gone.
+    #[schema(pattern = "^[a-z_]+$")]
+    pub failure_kind: Option<String>,
 }
 
 /// A delivery of one event to one registration, with its attempts.
@@ -511,6 +517,7 @@ impl From<callbacks_proto::dispatcher::v1::Delivery> for Delivery {
                     response_status: a.response_status,
                     error: a.error,
                     response_excerpt: a.response_excerpt,
+                    failure_kind: a.failure_kind,
                 })
                 .collect(),
         }

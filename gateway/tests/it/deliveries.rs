@@ -99,6 +99,7 @@ async fn echo_reaches_the_receiver_and_the_log_tells() {
     .unwrap();
     assert_eq!(delivered["isTest"], true);
     assert_eq!(delivered["attempts"][0]["responseStatus"], 200);
+    assert!(delivered["attempts"][0]["failureKind"].is_null());
     let listed: Value = stack
         .as_key(
             &key,
