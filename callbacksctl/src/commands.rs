@@ -53,6 +53,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Redeliver { .. }
         | Command::Recover { .. }
         | Command::Recovery { .. }
+        | Command::EraseEvent { .. }
+        | Command::ErasePayloads { .. }
         | Command::Publish { .. } => {
             let channel = connect(&cli.dispatcher, cli.dispatcher_token.as_deref()).await?;
             let mut dispatcher = DispatcherServiceClient::new(channel);
@@ -332,6 +334,9 @@ async fn dispatcher_command(
         command @ (Command::Recover { .. } | Command::Recovery { .. }) => {
             recovery_command(dispatcher, command).await?.print(json);
         }
+        command @ (Command::EraseEvent { .. } | Command::ErasePayloads { .. }) => {
+            erase_command(dispatcher, command).await?.print(json);
+        }
         Command::Publish {
             partner,
             notification_type,
@@ -540,4 +545,35 @@ async fn redeliver(
         .await
         .map_err(status)?
         .into_inner())
+}
+
+/// `erase-event` and `erase-payloads`: payloads removed, deliveries kept.
+async fn erase_command(
+    dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
+    command: Command,
+) -> anyhow::Result<Table> {
+    let erased = match command {
+        Command::EraseEvent { event } => dispatcher
+            .erase_event(dpb::EraseEventRequest {
+                event_id: event,
+                partner_id: None,
+            })
+            .await
+            .map_err(status)?
+            .into_inner(),
+        Command::ErasePayloads { partner } => dispatcher
+            .erase_partner_payloads(dpb::ErasePartnerPayloadsRequest {
+                partner_id: partner,
+            })
+            .await
+            .map_err(status)?
+            .into_inner(),
+        other => anyhow::bail!("not an erase command: {other:?}"),
+    };
+    let mut table = Table::new(&["erased_events", "cancelled_deliveries"]);
+    table.row(vec![
+        json!(erased.erased_events),
+        json!(erased.cancelled_deliveries),
+    ]);
+    Ok(table)
 }

@@ -127,6 +127,11 @@ pub enum Command {
     },
     /// A recovery's progress.
     Recovery { recovery: String },
+    /// Remove one event's payload (its delivery and attempts stay; a
+    /// pending delivery is cancelled).
+    EraseEvent { event: String },
+    /// Remove every payload of a partner.
+    ErasePayloads { partner: String },
     /// Publish an event as a platform service would.
     Publish {
         partner: String,

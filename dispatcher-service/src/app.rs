@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use callbacks_proto::dispatcher::v1::dispatcher_service_server::DispatcherServiceServer;
@@ -33,6 +34,7 @@ pub struct Application {
     max_message_bytes: usize,
     worker: Option<Arc<Worker>>,
     recovery_rate: u32,
+    idempotency_window: Duration,
     reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     callers: Callers,
 }
@@ -85,6 +87,7 @@ impl Application {
             max_message_bytes: config.max_message_bytes,
             worker,
             recovery_rate: config.recovery_rate,
+            idempotency_window: config.idempotency_window,
             reporter: Box::pin(reporter),
             callers,
         })
@@ -126,6 +129,12 @@ impl Application {
             self.worker.clone(),
             signalled.clone(),
         ));
+        let housekeeping = tokio::spawn(crate::service::housekeeping::run(
+            self.pool.clone(),
+            self.idempotency_window,
+            (self.idempotency_window / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            signalled.clone(),
+        ));
         let worker = self
             .worker
             .map(|worker| tokio::spawn(worker.run(signalled.clone(), stop.clone())));
@@ -154,6 +163,7 @@ impl Application {
         }
         reporter.abort();
         let _ = recoveries.await;
+        let _ = housekeeping.await;
         let _ = admin.await;
         tracing::info!("dispatcher stopped");
         served
@@ -233,7 +243,7 @@ fn delivery_worker(
             poll_interval: config.poll_interval,
             max_in_flight: config.max_in_flight,
             per_endpoint: config.per_endpoint_concurrency,
-            defer_for: std::time::Duration::from_secs(1),
+            defer_for: Duration::from_secs(1),
             paused_recheck: config.paused_recheck,
             shutdown_grace: config.shutdown_grace,
         },

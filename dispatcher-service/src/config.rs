@@ -128,6 +128,12 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_PAUSED_RECHECK", default_value = "30s", value_parser = humantime::parse_duration)]
     pub paused_recheck: Duration,
 
+    /// How long an idempotency key is remembered: a publish repeating it
+    /// within this window is answered with the first event, a later one is
+    /// a new event. 24 hours, as Stripe's and Svix's keys.
+    #[arg(long, env = "DISPATCHER_IDEMPOTENCY_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub idempotency_window: Duration,
+
     /// How many deliveries of a recovery job this replica makes due again
     /// per second: a large recovery joins the queue at this pace instead
     /// of ahead of fresh deliveries.

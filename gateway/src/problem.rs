@@ -258,6 +258,7 @@ fn rest_name(grpc_field: &str) -> &str {
         "key_id" => "keyId",
         "key_label" => "keyLabel",
         "delivery_id" => "deliveryId",
+        "event_id" => "eventId",
         "raw_body" => "rawBody",
         "payload_schema_json" => "payloadSchema",
         other => other,

@@ -388,3 +388,26 @@ async fn an_operator_plans_and_runs_a_recovery() {
     .await;
     assert!(!ok && stderr.contains("the range is empty"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_erases_payloads() {
+    let s = services().await;
+    let partner = ctl_json(&s, &["partner", "create", "Acme"]).await[0]["partner"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let published = ctl_json(
+        &s,
+        &["publish", &partner, "5", r#"{"processUniqueId":"p-9"}"#],
+    )
+    .await;
+    let event = published[0]["event"].as_str().unwrap().to_owned();
+
+    let erased = ctl_json(&s, &["erase-event", &event]).await;
+    assert_eq!(erased[0]["erased_events"], 1);
+    let again = ctl_json(&s, &["erase-payloads", &partner]).await;
+    assert_eq!(again[0]["erased_events"], 0, "erased already");
+    let unknown = "01a25000-0000-7000-8000-000000000000";
+    let (ok, _, stderr) = ctl(&s, &["erase-event", unknown]).await;
+    assert!(!ok && stderr.contains("NotFound"), "{stderr}");
+}

@@ -22,6 +22,11 @@ pub enum DispatchError {
     RedeliveredConcurrently(uuid::Uuid),
     #[error("recovery {0} does not exist")]
     RecoveryNotFound(uuid::Uuid),
+    #[error("event {0} does not exist")]
+    EventNotFound(uuid::Uuid),
+    /// A redelivery of a delivery whose event's payload was erased.
+    #[error("the payload of event {0} was erased; there is nothing to deliver")]
+    PayloadErased(uuid::Uuid),
     /// A backend we depend on (the registry) did not answer.
     #[error("{0}")]
     Unavailable(String),

@@ -99,6 +99,13 @@ impl DispatcherGrpc {
     }
 }
 
+fn erasure(erased: crate::storage::erasure::Erased) -> pb::Erasure {
+    pb::Erasure {
+        erased_events: erased.events,
+        cancelled_deliveries: erased.cancelled,
+    }
+}
+
 /// A `ListDeliveries` request's filter, page number and page size, with
 /// the defaults for a page left out (the first, of 20).
 fn list_request(request: pb::ListDeliveriesRequest) -> Result<(ListFilter, u32, u32), Status> {
@@ -344,6 +351,38 @@ impl DispatcherService for DispatcherGrpc {
         }
         let started = self.dispatcher.start_recovery(&scope).await?;
         Ok(Response::new(started.into()))
+    }
+
+    async fn erase_event(
+        &self,
+        request: Request<pb::EraseEventRequest>,
+    ) -> GrpcResult<pb::Erasure> {
+        let caller = request.extensions().get::<Caller>().copied();
+        let request = request.into_inner();
+        let mut v = Violations::default();
+        let id = v.check(guid("event_id", &request.event_id));
+        let partner = request
+            .partner_id
+            .as_deref()
+            .map(|p| v.check(guid("partner_id", p)));
+        v.finish()?;
+        let partner = partner.map(|p| p.expect(CHECKED));
+        scoped(caller, partner.is_some())?;
+        let erased = self
+            .dispatcher
+            .erase_event(id.expect(CHECKED), partner)
+            .await?;
+        Ok(Response::new(erasure(erased)))
+    }
+
+    async fn erase_partner_payloads(
+        &self,
+        request: Request<pb::ErasePartnerPayloadsRequest>,
+    ) -> GrpcResult<pb::Erasure> {
+        let partner = guid("partner_id", &request.into_inner().partner_id)
+            .map_err(|v| service_kit::validation::invalid_argument(vec![v]))?;
+        let erased = self.dispatcher.erase_partner(partner).await?;
+        Ok(Response::new(erasure(erased)))
     }
 
     async fn get_recovery(

@@ -13,10 +13,11 @@ impl From<DispatchError> for Status {
             }
             DispatchError::DeliveryNotFound(_)
             | DispatchError::RecoveryNotFound(_)
+            | DispatchError::EventNotFound(_)
             | DispatchError::NoActiveRegistration { .. } => Status::not_found(error.to_string()),
-            DispatchError::StillPending(_) | DispatchError::RedeliveredConcurrently(_) => {
-                Status::failed_precondition(error.to_string())
-            }
+            DispatchError::StillPending(_)
+            | DispatchError::RedeliveredConcurrently(_)
+            | DispatchError::PayloadErased(_) => Status::failed_precondition(error.to_string()),
             DispatchError::Unavailable(why) => Status::unavailable(why),
             DispatchError::OutcomeUnknown(why) => Status::unknown(why),
             DispatchError::Internal(source) => service_kit::status::internal(source.as_ref()),

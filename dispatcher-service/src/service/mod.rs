@@ -2,6 +2,8 @@
 //! publish (single and batch), test notifications, the delivery log, and
 //! recovery in bulk ([`recovery`]).
 
+mod erasure;
+pub(crate) mod housekeeping;
 pub(crate) mod recovery;
 
 use std::collections::{HashMap, HashSet};

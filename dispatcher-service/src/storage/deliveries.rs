@@ -85,6 +85,14 @@ pub(crate) async fn redeliver(
     if existing.status == DeliveryStatus::Pending {
         return Err(DispatchError::StillPending(id));
     }
+    let erased: Option<chrono::DateTime<chrono::Utc>> = events::table
+        .find(existing.event_id)
+        .select(events::erased_at)
+        .first(conn)
+        .await?;
+    if erased.is_some() {
+        return Err(DispatchError::PayloadErased(existing.event_id));
+    }
     // The answer is the row this update wrote: read again afterwards, it
     // could already show the new series' outcome (a worker may claim the
     // delivery the moment the update commits).

@@ -5,7 +5,9 @@
 pub(crate) mod clock;
 pub(crate) mod commit;
 pub(crate) mod deliveries;
+pub(crate) mod erasure;
 pub mod events;
+pub(crate) mod idempotency;
 pub mod models;
 pub(crate) mod notifications;
 pub mod queue;

@@ -21,7 +21,7 @@ use crate::domain::{
 const MATCHING: &str = "FROM events e JOIN deliveries d ON d.id = e.delivery_id
      WHERE e.partner_id = $1 AND ($2::int IS NULL OR e.notification_type = $2)
        AND e.created_at >= $3 AND e.created_at < $4 AND e.delivery_id IS NOT NULL
-       AND d.status = ANY($5)";
+       AND d.status = ANY($5) AND e.erased_at IS NULL";
 
 #[derive(QueryableByName)]
 struct PlanRow {
@@ -230,6 +230,7 @@ const ADVANCE: &str = "WITH job AS (
            completed_at = NULL, updated_at = now()
        FROM taken, job
        WHERE d.id = taken.delivery_id AND d.status = ANY(job.statuses)
+         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id AND e.erased_at IS NOT NULL)
        RETURNING d.id
      )
      UPDATE recoveries r

@@ -48,6 +48,7 @@ diesel::table! {
         trace_context -> Nullable<Text>,
         created_at -> Timestamptz,
         delivery_id -> Nullable<Uuid>,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -10,6 +10,7 @@
 mod coherence;
 mod cursor;
 mod delivery;
+mod erasure;
 mod failures;
 mod fencing;
 mod isolation;

@@ -221,3 +221,48 @@ async fn publishing_does_not_depend_on_the_registry() {
         "not attempted blind, not dropped"
     );
 }
+
+/// Issue 23, item 1: an idempotency key is remembered for its window, then
+/// forgotten: a repeat inside the window is the first event, one after it
+/// a new event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_forgotten_after_its_window() {
+    use std::time::Duration;
+    let mut world = World::start().await;
+    let url = world.receiver.url("/hooks");
+    let (partner, _) = world.partner_with_callback(&url, None).await;
+    let mut config = world.dispatcher_config();
+    config.idempotency_window = Duration::from_secs(2);
+    let dispatcher = world.start_dispatcher(config).await;
+    let mut client = dispatcher.client.clone();
+    let keyed = || {
+        let mut request = publish(&partner, "{}");
+        request.idempotency_key = Some("order-42".into());
+        request
+    };
+
+    let first = client.publish(keyed()).await.unwrap().into_inner();
+    let repeat = client.publish(keyed()).await.unwrap().into_inner();
+    assert!(repeat.duplicate && repeat.event_id == first.event_id);
+
+    let db = world.dispatch_db.client().await.unwrap();
+    test_support::eventually("the key forgotten", Duration::from_secs(15), || {
+        let db = &db;
+        let id = first.event_id.clone();
+        async move {
+            let row = db
+                .query_one(
+                    "SELECT idempotency_key IS NULL FROM events WHERE id = $1::text::uuid",
+                    &[&id],
+                )
+                .await
+                .ok()?;
+            row.get::<_, bool>(0).then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    let later = client.publish(keyed()).await.unwrap().into_inner();
+    assert!(!later.duplicate, "after the window, a new event");
+    assert_ne!(later.event_id, first.event_id);
+}

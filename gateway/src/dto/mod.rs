@@ -4,7 +4,7 @@
 
 mod recovery;
 
-pub(crate) use recovery::{RecoverBody, RecoveryView};
+pub(crate) use recovery::{Erasure, RecoverBody, RecoveryView};
 
 use callbacks_proto::registry::v1 as pb;
 use chrono::{DateTime, Utc};

@@ -1,5 +1,6 @@
-//! The JSON of a recovery: what a partner asks for, and the dry run's or
-//! the job's answer.
+//! The JSON of a recovery (what a partner asks for, and the dry run's or
+//! the job's answer) and of an erasure: a partner's own bulk operations
+//! on its deliveries.
 
 use callbacks_proto::dispatcher::v1 as pb;
 use chrono::{DateTime, Utc};
@@ -7,6 +8,25 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::maybe_time;
+
+/// What an erasure did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Erasure {
+    /// Payloads this call removed.
+    pub erased_events: i64,
+    /// Pending deliveries it cancelled.
+    pub cancelled_deliveries: i64,
+}
+
+impl From<pb::Erasure> for Erasure {
+    fn from(e: pb::Erasure) -> Self {
+        Self {
+            erased_events: e.erased_events,
+            cancelled_deliveries: e.cancelled_deliveries,
+        }
+    }
+}
 
 /// `POST /v1/callbacks/recoveries/{partnerUniqueID}`.
 #[derive(Debug, Deserialize, ToSchema)]

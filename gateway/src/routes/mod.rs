@@ -6,6 +6,7 @@ pub(crate) mod admin;
 pub(crate) mod callbacks;
 pub(crate) mod deliveries;
 pub(crate) mod echo;
+pub(crate) mod erasure;
 pub(crate) mod health;
 pub(crate) mod pause;
 pub(crate) mod recoveries;
@@ -277,6 +278,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(recoveries::recover))
         .routes(routes!(recoveries::get_recovery))
+        .routes(routes!(erasure::erase_event))
+        .routes(routes!(erasure::erase_payloads))
         .routes(routes!(admin::create_partner, admin::list_partners))
         .routes(routes!(admin::get_partner))
         .routes(routes!(admin::issue_api_key, admin::list_api_keys))

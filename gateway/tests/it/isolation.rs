@@ -338,7 +338,7 @@ async fn partner_b(stack: &Stack) -> World {
     .await;
     let delivery_id = echo["deliveryId"].as_str().unwrap().to_owned();
     // Delivered, so redelivering is allowed and nothing moves on its own.
-    test_support::eventually(
+    let delivered = test_support::eventually(
         "B's test notification delivered",
         Duration::from_secs(20),
         || async {
@@ -354,7 +354,7 @@ async fn partner_b(stack: &Stack) -> World {
                 .json()
                 .await
                 .ok()?;
-            (delivery["status"] == "delivered").then_some(())
+            (delivery["status"] == "delivered").then_some(delivery)
         },
     )
     .await
@@ -385,6 +385,7 @@ async fn partner_b(stack: &Stack) -> World {
             registration["registrationId"].as_str().unwrap().to_owned(),
         ),
         ("deliveryId", delivery_id),
+        ("eventId", delivered["eventId"].as_str().unwrap().to_owned()),
         ("keyId", spare["keyId"].as_str().unwrap().to_owned()),
     ]);
     let secrets = vec![

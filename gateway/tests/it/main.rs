@@ -9,6 +9,7 @@ mod auth;
 mod callbacks;
 mod deliveries;
 mod echo;
+mod erasure;
 mod isolation;
 mod limits;
 mod openapi;

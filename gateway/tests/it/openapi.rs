@@ -74,6 +74,8 @@ async fn the_document_lists_every_route_served() {
             "post",
         ),
         ("/v1/callbacks/recoveries/{partnerUniqueID}", "post"),
+        ("/v1/callbacks/events/{eventId}/payload", "delete"),
+        ("/v1/callbacks/payloads/{partnerUniqueID}", "delete"),
         (
             "/v1/callbacks/recoveries/{partnerUniqueID}/{recoveryId}",
             "get",
@@ -122,7 +124,8 @@ async fn the_document_lists_every_route_served() {
             .replace("{notificationTypeID}", "5")
             .replace("{keyId}", &guid)
             .replace("{deliveryId}", &guid)
-            .replace("{recoveryId}", &guid);
+            .replace("{recoveryId}", &guid)
+            .replace("{eventId}", &guid);
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = stack
             .request(method.clone(), &concrete)
