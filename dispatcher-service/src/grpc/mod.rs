@@ -194,12 +194,15 @@ fn json_payload(
 }
 
 /// A delivery id and the optional partner it must belong to.
-fn delivery_ref(
-    delivery_id: &str,
+/// A thing named by its id (`field`) and, when the caller is scoped to a
+/// partner, that partner's id.
+fn owned_ref(
+    field: &'static str,
+    id: &str,
     partner_id: Option<&str>,
 ) -> Result<(Uuid, Option<Uuid>), Status> {
     let mut v = Violations::default();
-    let id = v.check(guid("delivery_id", delivery_id));
+    let id = v.check(guid(field, id));
     let partner = partner_id.map(|p| v.check(guid("partner_id", p)));
     v.finish()?;
     Ok((id.expect(CHECKED), partner.map(|p| p.expect(CHECKED))))
@@ -207,13 +210,15 @@ fn delivery_ref(
 
 type GrpcResult<T> = Result<Response<T>, Status>;
 
-/// A delivery named without its partner is any partner's: operators only.
+/// A delivery, event or recovery named without its partner is any
+/// partner's: operators only.
 fn scoped(caller: Option<Caller>, has_partner: bool) -> Result<(), Status> {
     if has_partner || caller.is_some_and(|c| c.is(callers::OPERATOR)) {
         Ok(())
     } else {
         Err(Status::permission_denied(
-            "name the partner (partner_id): only operators read any partner's deliveries",
+            "name the partner (partner_id): only operators reach any partner's deliveries, \
+             events and recoveries",
         ))
     }
 }
@@ -306,7 +311,11 @@ impl DispatcherService for DispatcherGrpc {
     ) -> GrpcResult<pb::Delivery> {
         let caller = request.extensions().get::<Caller>().copied();
         let request = request.into_inner();
-        let (id, partner) = delivery_ref(&request.delivery_id, request.partner_id.as_deref())?;
+        let (id, partner) = owned_ref(
+            "delivery_id",
+            &request.delivery_id,
+            request.partner_id.as_deref(),
+        )?;
         scoped(caller, partner.is_some())?;
         let delivery = self.dispatcher.get_delivery(id, partner).await?;
         Ok(Response::new(delivery.into()))
@@ -333,7 +342,11 @@ impl DispatcherService for DispatcherGrpc {
     async fn redeliver(&self, request: Request<pb::RedeliverRequest>) -> GrpcResult<pb::Delivery> {
         let caller = request.extensions().get::<Caller>().copied();
         let request = request.into_inner();
-        let (id, partner) = delivery_ref(&request.delivery_id, request.partner_id.as_deref())?;
+        let (id, partner) = owned_ref(
+            "delivery_id",
+            &request.delivery_id,
+            request.partner_id.as_deref(),
+        )?;
         scoped(caller, partner.is_some())?;
         let delivery = self.dispatcher.redeliver(id, partner).await?;
         Ok(Response::new(delivery.into()))
@@ -359,19 +372,10 @@ impl DispatcherService for DispatcherGrpc {
     ) -> GrpcResult<pb::Erasure> {
         let caller = request.extensions().get::<Caller>().copied();
         let request = request.into_inner();
-        let mut v = Violations::default();
-        let id = v.check(guid("event_id", &request.event_id));
-        let partner = request
-            .partner_id
-            .as_deref()
-            .map(|p| v.check(guid("partner_id", p)));
-        v.finish()?;
-        let partner = partner.map(|p| p.expect(CHECKED));
+        let (id, partner) =
+            owned_ref("event_id", &request.event_id, request.partner_id.as_deref())?;
         scoped(caller, partner.is_some())?;
-        let erased = self
-            .dispatcher
-            .erase_event(id.expect(CHECKED), partner)
-            .await?;
+        let erased = self.dispatcher.erase_event(id, partner).await?;
         Ok(Response::new(erasure(erased)))
     }
 
@@ -391,19 +395,13 @@ impl DispatcherService for DispatcherGrpc {
     ) -> GrpcResult<pb::Recovery> {
         let caller = request.extensions().get::<Caller>().copied();
         let request = request.into_inner();
-        let mut v = Violations::default();
-        let id = v.check(guid("recovery_id", &request.recovery_id));
-        let partner = request
-            .partner_id
-            .as_deref()
-            .map(|p| v.check(guid("partner_id", p)));
-        v.finish()?;
-        let partner = partner.map(|p| p.expect(CHECKED));
+        let (id, partner) = owned_ref(
+            "recovery_id",
+            &request.recovery_id,
+            request.partner_id.as_deref(),
+        )?;
         scoped(caller, partner.is_some())?;
-        let recovery = self
-            .dispatcher
-            .get_recovery(id.expect(CHECKED), partner)
-            .await?;
+        let recovery = self.dispatcher.get_recovery(id, partner).await?;
         Ok(Response::new(recovery.into()))
     }
 }
