@@ -1,5 +1,7 @@
 //! Each registration's share of this process: a few slots of its own, a
-//! small parking space for deliveries waiting for one, and its recent pace.
+//! small parking space for deliveries waiting for one, its recent pace,
+//! and how hard it may be pushed ([`Throttle`]: held after it throttled or
+//! kept failing, fewer attempts at once until it recovers).
 //!
 //! A delivery whose endpoint has no free slot is parked in memory, holding
 //! its lease but no global slot; the task that finishes an attempt on that
@@ -23,6 +25,7 @@ use foldhash::{HashMap, HashMapExt as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use super::throttle::{Health, Throttle};
 use crate::domain::queue::Claim;
 use crate::registry::Target;
 
@@ -41,6 +44,14 @@ pub(super) struct Endpoint {
     /// one finishes), and when that was last updated.
     pace: Duration,
     paced_at: Instant,
+    throttle: Throttle,
+}
+
+/// What an attempt on an endpoint took, and what it said of the endpoint.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answered {
+    pub took: Duration,
+    pub health: Health,
 }
 
 /// A delivery ready to attempt: one of its endpoint's slots is held.
@@ -77,6 +88,8 @@ pub(super) struct Limits {
     /// How long after its claim a delivery may still start an attempt
     /// that cannot outlive its lease.
     pub start_within: Duration,
+    /// The longest an endpoint is held for its `Retry-After`.
+    pub longest_hold: Duration,
 }
 
 /// Every endpoint this process delivers to, under one lock.
@@ -93,6 +106,7 @@ impl Endpoint {
             parked: VecDeque::new(),
             pace: Duration::ZERO,
             paced_at: Instant::now(),
+            throttle: Throttle::new(per_endpoint),
         }
     }
 
@@ -164,18 +178,27 @@ impl Endpoints {
         let endpoint = endpoints
             .entry(target.registration_id)
             .or_insert_with(|| Endpoint::new(per_endpoint));
-        match endpoint.slots.clone().try_acquire_owned() {
-            Ok(permit) => Placement::Attempt(Ready {
+        if let Some(held) = endpoint.throttle.held(Instant::now()) {
+            return Placement::Refused(Box::new(claim), after_hold(held));
+        }
+        let busy = per_endpoint - endpoint.slots.available_permits();
+        let permit = endpoint
+            .throttle
+            .allows(busy)
+            .then(|| endpoint.slots.clone().try_acquire_owned().ok())
+            .flatten();
+        match permit {
+            Some(permit) => Placement::Attempt(Ready {
                 permit,
                 claim,
                 claimed_at,
                 target,
             }),
-            Err(_) if endpoint.parked.len() < per_endpoint * PARK_PER_SLOT => {
+            None if endpoint.parked.len() < per_endpoint * PARK_PER_SLOT => {
                 endpoint.parked.push_back((claim, target, claimed_at));
                 Placement::Parked
             }
-            Err(_) => Placement::Refused(Box::new(claim), self.back_off(endpoint)),
+            None => Placement::Refused(Box::new(claim), self.back_off(endpoint)),
         }
     }
 
@@ -183,21 +206,44 @@ impl Endpoints {
     /// none is left, gives the slot back. Both under one lock, so a delivery
     /// is never parked just after its endpoint's last slot holder looked.
     /// Deliveries whose lease could run out during an attempt are returned
-    /// as stale, with how long to put them off. `took` is how long the
-    /// attempt that held `permit` took, if one was made.
+    /// as stale, with how long to put them off, and so is everything parked
+    /// on an endpoint that is held. `answered` is what the attempt that held
+    /// `permit` found, if one was made. Past the endpoint's allowance, the
+    /// slot is given back and the parked wait for the next holder.
     pub(super) fn next_parked(
         &self,
         registration: Uuid,
         permit: OwnedSemaphorePermit,
-        took: Option<Duration>,
+        answered: Option<Answered>,
     ) -> (Option<Ready>, Stale) {
         let mut endpoints = self.lock();
         let mut stale = Vec::new();
         let Some(endpoint) = endpoints.get_mut(&registration) else {
             return (None, (stale, self.limits.floor));
         };
-        if let Some(took) = took {
-            endpoint.record_pace(took);
+        let now = Instant::now();
+        if let Some(answered) = answered {
+            endpoint.record_pace(answered.took);
+            let limits = (self.limits.per_endpoint, self.limits.longest_hold);
+            if let Some(reason) = endpoint
+                .throttle
+                .record(answered.health, limits.0, now, limits.1)
+            {
+                metrics::counter!("callbacks_endpoint_holds_total", "reason" => reason.label())
+                    .increment(1);
+            }
+        }
+        if let Some(held) = endpoint.throttle.held(now) {
+            stale.extend(endpoint.parked.drain(..).map(|(claim, _, _)| claim));
+            drop(permit);
+            return (None, (stale, after_hold(held)));
+        }
+        // Others still running, with this one: over the allowance, this
+        // slot is not passed on.
+        let others = self.limits.per_endpoint - endpoint.slots.available_permits() - 1;
+        if !endpoint.throttle.allows(others) {
+            drop(permit);
+            return (None, (stale, Duration::ZERO));
         }
         let next = loop {
             match endpoint.parked.pop_front() {
@@ -251,7 +297,18 @@ impl Endpoints {
 }
 
 fn forget_idle(endpoints: &mut HashMap<Uuid, Endpoint>, per_endpoint: usize) {
-    endpoints.retain(|_, e| !e.parked.is_empty() || e.slots.available_permits() < per_endpoint);
+    endpoints.retain(|_, e| {
+        !e.parked.is_empty()
+            || e.slots.available_permits() < per_endpoint
+            || !e.throttle.at_rest(per_endpoint)
+    });
+}
+
+/// How long to put a delivery off for an endpoint held for `held` more:
+/// at least that, spread upwards by up to a quarter so that the held
+/// deliveries do not all come due the moment it ends.
+fn after_hold(held: Duration) -> Duration {
+    held.mul_f64(1.0 + 0.25 * super::jitter_draw())
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod endpoints;
 mod failure;
 pub mod http;
 mod task;
+mod throttle;
 pub mod worker;
 
 /// A uniform draw in `[0, 1)` for retry jitter and spread returns.

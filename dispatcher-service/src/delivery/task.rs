@@ -10,9 +10,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::completer::{Finished, Report};
-use super::endpoints::{Placement, Ready};
+use super::endpoints::{Answered, Placement, Ready};
 use super::http::AttemptOf;
 use super::jitter_draw;
+use super::throttle::Health;
 use super::worker::{InFlight, Worker};
 use crate::domain::queue::{self, AttemptRecord, Claim, Outcome};
 use crate::domain::{AttemptResult, DeliveryStatus, FailureKind};
@@ -148,22 +149,26 @@ impl Worker {
             claimed_at,
             target,
         } = ready;
-        let mut took = None;
+        let mut answered = None;
         if self.endpoints.too_late(claimed_at) {
             self.hand_back(done, &claim, Duration::ZERO).await;
         } else {
             let finished = self.attempt(&claim, target.clone()).await;
             // The attempt's own measure (milliseconds are plenty for a
             // pace compared with a floor of a second).
-            took =
+            let took =
                 finished.outcome.attempt.as_ref().map(|a| {
                     Duration::from_millis(u64::try_from(a.duration_ms).unwrap_or_default())
                 });
+            let health = finished.report.as_ref().map(|r| Health::of(&r.result));
+            answered = took
+                .zip(health)
+                .map(|(took, health)| Answered { took, health });
             self.finish(done, finished).await;
         }
         let (following, (stale, wait)) =
             self.endpoints
-                .next_parked(target.registration_id, permit, took);
+                .next_parked(target.registration_id, permit, answered);
         for claim in stale {
             self.hand_back(done, &claim, wait).await;
         }

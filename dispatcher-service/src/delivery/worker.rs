@@ -120,6 +120,7 @@ impl Worker {
             floor: settings.defer_for,
             ceiling: settings.lease / 2,
             start_within: settings.lease.saturating_sub(deliverer.attempt_budget()),
+            longest_hold: policy.max_retry_after(),
         });
         Arc::new(Self {
             pool,

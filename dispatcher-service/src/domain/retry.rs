@@ -126,6 +126,11 @@ impl RetryPolicy {
         )
     }
 
+    /// The longest `Retry-After` honoured.
+    pub fn max_retry_after(&self) -> Duration {
+        self.max_retry_after
+    }
+
     /// The longest a series can take, without jitter.
     pub fn total(&self) -> Duration {
         self.schedule.iter().sum()

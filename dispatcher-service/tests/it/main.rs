@@ -22,6 +22,7 @@ mod publish;
 mod recovery;
 mod safety;
 mod schema;
+mod throttling;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -43,6 +43,9 @@ async fn failed_deliveries_are_recovered_in_bulk_at_a_pace() {
     let (partner, _) = world.partner_with_callback(&url, None).await;
     let mut config = world.dispatcher_config();
     config.recovery_rate = 2;
+    // One attempt each, so that they fail before the endpoint's circuit
+    // opens (which would hold them instead).
+    config.retry_schedule = String::new();
     let dispatcher = world.start_dispatcher(config).await;
     let mut client = dispatcher.client.clone();
 
@@ -77,7 +80,7 @@ async fn failed_deliveries_are_recovered_in_bulk_at_a_pace() {
         Duration::from_secs(1),
     )
     .await;
-    assert_eq!(unchanged.attempt_count, 3, "a dry run sends nothing");
+    assert_eq!(unchanged.attempt_count, 1, "a dry run sends nothing");
 
     let job = client
         .recover_deliveries(recover(&partner, before, after, false))
@@ -129,12 +132,12 @@ async fn failed_deliveries_are_recovered_in_bulk_at_a_pace() {
         )
         .await;
         assert_eq!(
-            delivered.attempt_count, 4,
-            "three failed, then the recovered one"
+            delivered.attempt_count, 2,
+            "one failed, then the recovered one"
         );
     }
     let oks = world.receiver.requests_to("/flaky").len();
-    assert_eq!(oks, 5 * 3 + 5, "each sent once more, none twice");
+    assert_eq!(oks, 5 + 5, "each sent once more, none twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
