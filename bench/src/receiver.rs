@@ -155,7 +155,17 @@ impl Receiver {
         request: Request<Incoming>,
     ) -> Result<Response<Empty<Bytes>>, hyper::Error> {
         let arrived = Instant::now();
-        let hang = request.uri().path().starts_with("/hang/");
+        let path = request.uri().path();
+        let hang = path.starts_with("/hang/");
+        // Endpoints that say "slow down" (429, retry after a second) and
+        // endpoints that fail everything (500).
+        let status = if path.starts_with("/throttle/") {
+            StatusCode::TOO_MANY_REQUESTS
+        } else if path.starts_with("/fail/") {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::NO_CONTENT
+        };
         let id = request
             .headers()
             .get("webhook-id")
@@ -174,7 +184,13 @@ impl Receiver {
             std::future::pending::<()>().await;
         }
         let mut response = Response::new(Empty::new());
-        *response.status_mut() = StatusCode::NO_CONTENT;
+        *response.status_mut() = status;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("1"),
+            );
+        }
         Ok(response)
     }
 

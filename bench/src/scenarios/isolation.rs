@@ -1,22 +1,24 @@
 //! Scenario 4, isolation: healthy endpoints alone, beside more that
-//! answer, and beside some that hang.
+//! answer, beside some that throttle, some that fail, and some that hang.
 
 use super::latency::latency_samples;
 use super::*;
 
-/// 4. Healthy endpoints' latency with and without endpoints that hang.
+/// Scenario 4: healthy endpoints' latency with and without endpoints that
+/// throttle, fail or hang.
 ///
 /// A p99 of a few milliseconds from one 10-second window moves with the
 /// VM's stalls: single runs of one build gave ratios from 0.6 to 2.1
 /// (docs/benchmarks.md, "Comparing two builds"). So the scenario runs
 /// `ISOLATION_RUNS` times, each on a fresh stack, and reads the p99 of
 /// the runs' latencies together. Within a run the phases keep their order
-/// (none, the control, the hanging last), so that no phase measures what
-/// the hanging endpoints leave behind: retries, and deliveries their
-/// parking sent back.
+/// (none, the control, the throttling, the failing, the hanging last): a
+/// phase after the throttling and the failing endpoints also carries what
+/// they leave behind (their held deliveries, retried as their holds end),
+/// and no phase measures what the hanging ones leave.
 pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
     let mut report = Report::new(
-        "4. isolation: 100 healthy endpoints at 1,000 events/s, alone, beside 10 more that answer, and beside 10 that hang",
+        "4. isolation: 100 healthy endpoints at 1,000 events/s, alone, beside 10 more that answer, 10 that throttle, 10 that fail and 10 that hang",
         &[
             "beside the 100 healthy",
             "healthy events",
@@ -30,7 +32,7 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
             "p99 ms of each run",
         ],
     );
-    let mut phases: [Phase; 3] = Default::default();
+    let mut phases: [Phase; 5] = Default::default();
     let mut peak_rss = PeakRss::default();
     for _ in 0..ISOLATION_RUNS {
         peak_rss = peak_rss.max(isolation_run(scale, &mut phases).await?);
@@ -58,10 +60,12 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
         .collect();
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     report.notes.push(format!(
-        "{ISOLATION_RUNS} runs, each on a fresh stack after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT; the percentiles are of all runs' latencies together. Healthy p99 beside the hanging endpoints / with no extra load: {:.2}; / beside the control: {:.2}. CPU is per 1,000 healthy events, the side load's work included.",
+        "{ISOLATION_RUNS} runs, each on a fresh stack after {} warm-up deliveries, VACUUM ANALYZE and a CHECKPOINT; the percentiles are of all runs' latencies together. Healthy p99 with no extra load / beside the throttling endpoints: {:.2}, beside the failing: {:.2}, beside the hanging: {:.2}; the hanging / beside the control: {:.2}. CPU is per 1,000 healthy events, the side load's work included.",
         scale.count(WARM_UP),
         ratio(p99[2], p99[0]),
-        ratio(p99[2], p99[1]),
+        ratio(p99[3], p99[0]),
+        ratio(p99[4], p99[0]),
+        ratio(p99[4], p99[1]),
     ));
     report.notes.push(peak_rss.note());
     Ok(report)
@@ -71,9 +75,11 @@ pub async fn isolation(scale: Scale) -> anyhow::Result<Report> {
 const ISOLATION_RUNS: usize = 3;
 
 /// The isolation scenario's phases, in the order each run measures them.
-const ISOLATION_PHASES: [&str; 3] = [
+const ISOLATION_PHASES: [&str; 5] = [
     "none",
     "10 more that answer (100 events/s)",
+    "10 that answer 429, Retry-After 1 s (100 events/s)",
+    "10 that answer 500 (100 events/s)",
     "10 that hang (100 events/s, 5 s timeout)",
 ];
 
@@ -92,7 +98,7 @@ struct Phase {
 
 /// One run of the isolation phases on a fresh stack, adding to `phases`;
 /// answers the services' peak RSS.
-async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<PeakRss> {
+async fn isolation_run(scale: Scale, phases: &mut [Phase; 5]) -> anyhow::Result<PeakRss> {
     let mut stack = Stack::start().await?;
     let worker = stack
         .add_dispatcher(DispatcherSettings {
@@ -103,15 +109,24 @@ async fn isolation_run(scale: Scale, phases: &mut [Phase; 3]) -> anyhow::Result<
         .await?;
     let healthy = stack.partners(100, "/p").await?;
     let others = stack.partners(10, "/other").await?;
+    let throttling = stack.partners(10, "/throttle").await?;
+    let failing = stack.partners(10, "/fail").await?;
     let hanging = stack.partners(10, "/hang").await?;
     let window = scale.duration(Duration::from_secs(10));
     let all: Vec<String> = [&healthy[..], &others[..]].concat();
     stack.warm(&all, scale.count(WARM_UP)).await?;
 
     // 100 events/s more, to nobody, to 10 endpoints that answer (the
-    // control: the same load, nothing hangs), and to 10 that hang until
-    // the 5 s timeout.
-    for (phase, side) in phases.iter_mut().zip([None, Some(&others), Some(&hanging)]) {
+    // control: the same load, nothing goes wrong), to 10 that answer 429,
+    // to 10 that answer 500, and to 10 that hang until the 5 s timeout.
+    let sides = [
+        None,
+        Some(&others),
+        Some(&throttling),
+        Some(&failing),
+        Some(&hanging),
+    ];
+    for (phase, side) in phases.iter_mut().zip(sides) {
         let cpu = Cpu::start(vec![stack.dispatcher_pid(worker)]);
         let load = side.map(|side| side_load(&stack, side, 100, window));
         let (samples, events, lost, duplicated) =

@@ -215,10 +215,14 @@ async fn a_small_isolation_run_pools_every_run_and_loses_nothing() {
     // Windows of one second: 1,000 healthy events per phase and run, three
     // runs on fresh stacks, pooled.
     let report = scenarios::isolation(Scale(0.01)).await.unwrap();
-    assert_eq!(report.rows.len(), 3, "none, the control, the hanging");
+    assert_eq!(
+        report.rows.len(),
+        5,
+        "none, the control, the throttling, the failing, the hanging"
+    );
     assert_eq!(
         report.column("healthy events"),
-        ["3000", "3000", "3000"],
+        ["3000"; 5],
         "three runs' healthy events"
     );
     reports_what_the_issue_asks(&report, "dispatcher CPU s/1k");
@@ -235,7 +239,7 @@ async fn a_small_isolation_run_pools_every_run_and_loses_nothing() {
         assert!(p99 >= low - 0.05 && p99 <= high + 0.05, "{p99} {runs:?}");
     }
     assert!(
-        report.notes[0].contains("beside the hanging endpoints / with no extra load: "),
+        report.notes[0].contains("with no extra load / beside the throttling endpoints: "),
         "{:?}",
         report.notes
     );
