@@ -197,14 +197,15 @@ fn latencies(sent: &Sent, arrivals: &[(Uuid, Instant)]) -> (Vec<Duration>, usize
     let mut seen = HashSet::new();
     let mut samples = Vec::new();
     let mut duplicates = 0;
+    // Only what was sent here counts: other traffic (a side load's
+    // retries, which carry the same webhook-id each time) arrives too.
     for (id, at) in arrivals {
+        let Some(t) = sent.get(id) else { continue };
         if !seen.insert(*id) {
             duplicates += 1;
             continue;
         }
-        if let Some(t) = sent.get(id) {
-            samples.push(at.saturating_duration_since(*t));
-        }
+        samples.push(at.saturating_duration_since(*t));
     }
     let lost = sent.keys().filter(|id| !seen.contains(id)).count();
     (samples, lost, duplicates)
