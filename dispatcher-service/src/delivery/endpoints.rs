@@ -179,7 +179,8 @@ impl Endpoints {
             .entry(target.registration_id)
             .or_insert_with(|| Endpoint::new(per_endpoint));
         if let Some(held) = endpoint.throttle.held(Instant::now()) {
-            return Placement::Refused(Box::new(claim), after_hold(held));
+            let spread = endpoint.throttle.next_hold();
+            return Placement::Refused(Box::new(claim), after_hold(held, spread));
         }
         let busy = per_endpoint - endpoint.slots.available_permits();
         let permit = endpoint
@@ -236,7 +237,8 @@ impl Endpoints {
         if let Some(held) = endpoint.throttle.held(now) {
             stale.extend(endpoint.parked.drain(..).map(|(claim, _, _)| claim));
             drop(permit);
-            return (None, (stale, after_hold(held)));
+            let spread = endpoint.throttle.next_hold();
+            return (None, (stale, after_hold(held, spread)));
         }
         // Others still running, with this one: over the allowance, this
         // slot is not passed on.
@@ -305,10 +307,11 @@ fn forget_idle(endpoints: &mut HashMap<Uuid, Endpoint>, per_endpoint: usize) {
 }
 
 /// How long to put a delivery off for an endpoint held for `held` more:
-/// at least that, spread upwards by up to a quarter so that the held
-/// deliveries do not all come due the moment it ends.
-fn after_hold(held: Duration) -> Duration {
-    held.mul_f64(1.0 + 0.25 * super::jitter_draw())
+/// at least that, spread over the `next` hold after it, so that the held
+/// deliveries neither come due the moment it ends nor meet its probe all
+/// at once (each one claimed and released again costs the shared queue).
+fn after_hold(held: Duration, next: Duration) -> Duration {
+    held + next.mul_f64(super::jitter_draw())
 }
 
 #[cfg(test)]

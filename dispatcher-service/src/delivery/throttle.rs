@@ -111,6 +111,13 @@ impl Throttle {
         None
     }
 
+    /// How long the next hold without a `Retry-After` lasts: the window
+    /// over which the deliveries held now are spread, so that the probe
+    /// after this hold does not meet all of them again at once.
+    pub(super) fn next_hold(&self) -> Duration {
+        self.next_hold
+    }
+
     /// Whether one more attempt may start while `busy` are running.
     pub(super) fn allows(&self, busy: usize) -> bool {
         busy < self.allowance
