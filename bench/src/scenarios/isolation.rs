@@ -146,7 +146,7 @@ async fn isolation_run(scale: Scale, phases: &mut [Phase; 5]) -> anyhow::Result<
     Ok(stack.peak_rss())
 }
 
-/// Publishes `rate` events/s round-robin to `partners` for `window`, one
+/// Publishes `rate` events/s to `partners` in turn for `window`, one
 /// call at a time per tick, in the background.
 fn side_load(
     stack: &Stack,
