@@ -236,10 +236,7 @@ async fn recovery_command(
 }
 
 fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
+    std::time::SystemTime::from(at).into()
 }
 
 /// `redeliver`: one delivery again, as a new series.

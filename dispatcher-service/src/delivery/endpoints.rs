@@ -178,7 +178,8 @@ impl Endpoints {
         let endpoint = endpoints
             .entry(target.registration_id)
             .or_insert_with(|| Endpoint::new(per_endpoint));
-        if let Some(held) = endpoint.throttle.held(Instant::now()) {
+        // The clock is read only for an endpoint that is held.
+        if let Some(held) = endpoint.throttle.held(Instant::now) {
             let spread = endpoint.throttle.next_hold();
             return Placement::Refused(Box::new(claim), after_hold(held, spread));
         }
@@ -234,7 +235,7 @@ impl Endpoints {
                     .increment(1);
             }
         }
-        if let Some(held) = endpoint.throttle.held(now) {
+        if let Some(held) = endpoint.throttle.held(|| now) {
             stale.extend(endpoint.parked.drain(..).map(|(claim, _, _)| claim));
             drop(permit);
             let spread = endpoint.throttle.next_hold();

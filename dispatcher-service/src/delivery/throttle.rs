@@ -102,8 +102,9 @@ impl Throttle {
     }
 
     /// How much longer the endpoint is held at `now`, if it is.
-    pub(super) fn held(&mut self, now: Instant) -> Option<Duration> {
+    pub(super) fn held(&mut self, now: impl FnOnce() -> Instant) -> Option<Duration> {
         let until = self.held_until?;
+        let now = now();
         if until > now {
             return Some(until - now);
         }
@@ -224,9 +225,9 @@ mod tests {
         let asked = Some(Duration::from_secs(2));
         let reason = throttle.record(Health::Throttled(asked), SLOTS, now, HOUR);
         assert_eq!(reason, Some(HoldReason::Throttled));
-        assert_eq!(throttle.held(now), Some(Duration::from_secs(2)));
+        assert_eq!(throttle.held(|| now), Some(Duration::from_secs(2)));
         assert!(throttle.allows(3) && !throttle.allows(4), "half of 8");
-        assert_eq!(throttle.held(now + Duration::from_secs(2)), None);
+        assert_eq!(throttle.held(|| now + Duration::from_secs(2)), None);
         // Recovers gradually: doubling per success, up to the slots.
         throttle.record(Health::Fine, SLOTS, now, HOUR);
         assert!(throttle.allows(7) && !throttle.allows(8));
@@ -240,12 +241,12 @@ mod tests {
         let mut throttle = Throttle::new(SLOTS);
         for expected in [1, 2, 4] {
             throttle.record(Health::Throttled(None), SLOTS, now, HOUR);
-            assert_eq!(throttle.held(now), Some(Duration::from_secs(expected)));
+            assert_eq!(throttle.held(|| now), Some(Duration::from_secs(expected)));
             throttle.held_until = None;
         }
         let days = Some(Duration::from_secs(86_400 * 3));
         throttle.record(Health::Throttled(days), SLOTS, now, HOUR);
-        assert_eq!(throttle.held(now), Some(HOUR));
+        assert_eq!(throttle.held(|| now), Some(HOUR));
     }
 
     #[test]
@@ -255,10 +256,10 @@ mod tests {
         for _ in 1..CIRCUIT_AFTER {
             assert_eq!(throttle.record(Health::Failing, SLOTS, now, HOUR), None);
         }
-        assert!(throttle.held(now).is_none(), "not yet");
+        assert!(throttle.held(|| now).is_none(), "not yet");
         let opened = throttle.record(Health::Failing, SLOTS, now, HOUR);
         assert_eq!(opened, Some(HoldReason::CircuitOpen));
-        assert!(throttle.held(now).is_some());
+        assert!(throttle.held(|| now).is_some());
         assert!(throttle.allows(0) && !throttle.allows(1), "one probe");
         // A success in between starts the count again.
         let mut other = Throttle::new(SLOTS);

@@ -102,8 +102,5 @@ pub(crate) async fn get_recovery(
 }
 
 fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
+    std::time::SystemTime::from(at).into()
 }
