@@ -69,6 +69,26 @@ ensure_spin() {
   return 1
 }
 
+# Makes sure promtool (Prometheus' rule checker and tester) is there:
+# Debian's prometheus package ships it. Installs that package as root, or
+# through sudo when sudo needs no password.
+ensure_promtool() {
+  if command -v promtool >/dev/null; then return 0; fi
+  if can_apt_install; then
+    echo "==> installing promtool (Debian's prometheus package) from the distribution's packages"
+    apt_install --no-install-recommends prometheus
+    return 0
+  fi
+  if command -v apt-get >/dev/null && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "==> installing promtool (Debian's prometheus package) with sudo"
+    sudo -n apt-get update -qq
+    sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    return 0
+  fi
+  echo "The rules' checks need promtool: install Debian's prometheus package (apt-get install --no-install-recommends prometheus), or put promtool on PATH." >&2
+  return 1
+}
+
 # Prints the path of the project's Python virtualenv, after making sure the
 # given packages (pip requirement strings) are installed in it. PyPI is the
 # only network it needs; Python itself comes from the distribution when

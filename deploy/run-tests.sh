@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and every test: formatting, clippy, the docs, the whole workspace's
 # tests against real Postgres, a real validator over the OpenAPI document,
-# the local stack with the curl lines it prints, the deployment artefacts,
+# the Prometheus rules and the Grafana dashboard, the local stack with the
+# curl lines it prints and its /metrics, the deployment artefacts,
 # the queue's model check, a short run of every fuzz target, and the
 # private-cluster fallback of the test support on its own.
 set -euo pipefail
@@ -31,7 +32,10 @@ trap 'rm -f "$document"' EXIT
 cargo run -q --locked -p gateway -- openapi > "$document"
 "$venv/bin/openapi-spec-validator" "$document"
 
-echo "==> the README's first command: run-local.sh --with-receiver, the lines it prints (curl, grpcurl), schemathesis"
+echo "==> Prometheus rules and dashboard: promtool check/test rules"
+./deploy/promtool.sh
+
+echo "==> the README's first command: run-local.sh --with-receiver, the lines it prints (curl, grpcurl), schemathesis, promtool check metrics"
 ./deploy/smoke-local.sh
 
 echo "==> deployment artefacts: Kubernetes manifests, compose file, collector config"

@@ -4,9 +4,11 @@
 # checks that the first webhook arrived with a valid signature, runs the
 # curl and grpcurl lines the banner prints exactly as printed (grpcurl as
 # PyPI ships it), checks their answers, runs schemathesis against the
-# gateway with the demo partner's key (deploy/schemathesis.sh), and
-# stops the stack as Ctrl-C would (SIGTERM here: a background job ignores
-# SIGINT). Exits non-zero on any difference.
+# gateway with the demo partner's key (deploy/schemathesis.sh), runs
+# `promtool check metrics` on every service's /metrics (deploy/promtool.sh,
+# with the rules and the dashboard), and stops the stack as Ctrl-C would
+# (SIGTERM here: a background job ignores SIGINT). Exits non-zero on any
+# difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -123,4 +125,20 @@ run_block 'Delete the callback' '204'
 admin_key="$(sed -n 's/^ *admin key *//p' "$log" | head -1)"
 ./deploy/schemathesis.sh "http://127.0.0.1:$GATEWAY_PORT" "$(banner PARTNER)" "$(banner KEY)" "$admin_key" \
   || fail "schemathesis found the gateway and its OpenAPI document disagreeing"
-echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, a payload breaking its type's schema is refused by name, a message over the cap is RESOURCE_EXHAUSTED, and schemathesis finds nothing"
+
+# Every service's /metrics, after all of the above has made them count
+# something: the gateway's on its port, the registry's and the
+# dispatcher's on the admin ports they picked (port 0 above), which they
+# log at start ("registry listening addr=… admin=127.0.0.1:PORT").
+admin_addr() { # service
+  sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n "s/.*$1 listening.*admin[^0-9]*\([0-9.]*:[0-9]*\).*/\1/p" | head -1
+}
+metrics_urls=("http://127.0.0.1:$GATEWAY_PORT/metrics")
+for service in registry dispatcher; do
+  addr="$(admin_addr "$service")"
+  [ -n "$addr" ] || fail "no admin address in the $service's 'listening' line"
+  metrics_urls+=("http://$addr/metrics")
+done
+./deploy/promtool.sh "${metrics_urls[@]}" \
+  || fail "promtool found a problem in the rules, the dashboard or a service's /metrics (above)"
+echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, a payload breaking its type's schema is refused by name, a message over the cap is RESOURCE_EXHAUSTED, schemathesis finds nothing, and promtool finds nothing wrong in any /metrics"

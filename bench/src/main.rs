@@ -1,4 +1,4 @@
-//! `bench [all|ingest|deliver|latency|isolation|backlog|limit|publish-loop|https-hosts]… [--scale F]`
+//! `bench [all|ingest|deliver|latency|isolation|backlog|limit|publish-loop|https-hosts|retention]… [--scale F]`
 
 use clap::Parser;
 
@@ -59,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         "limit",
         "publish-loop",
         "https-hosts",
+        "retention",
     ];
     let chosen: Vec<&str> = if cli.scenarios.iter().any(|s| s == "all") {
         all.to_vec()
@@ -76,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             "limit" => scenarios::limit(scale).await?,
             "publish-loop" => scenarios::publish_loop(scale).await?,
             "https-hosts" => scenarios::https_hosts(scale).await?,
+            "retention" => scenarios::retention(scale).await?,
             other => anyhow::bail!("unknown scenario {other}; choose from {all:?} or all"),
         };
         println!("{}", report.markdown());

@@ -24,6 +24,7 @@ mod isolation;
 mod latency;
 mod limit;
 mod publish_loop;
+mod retention;
 
 pub use backlog::backlog;
 pub use deliver::deliver;
@@ -34,6 +35,7 @@ pub use limit::limit;
 
 pub use https_hosts::https_hosts;
 pub use publish_loop::publish_loop;
+pub use retention::retention;
 
 /// Multiplies every count and duration: 1.0 is the full run, small values
 /// make a smoke test.

@@ -21,6 +21,7 @@ use crate::domain::RetryPolicy;
 use crate::grpc::{DispatcherGrpc, callers};
 use crate::registry::RegistryClient;
 use crate::service::Dispatcher;
+use crate::service::housekeeping::Housekeeping;
 use crate::storage::{self, DbPool};
 
 /// How long calls in progress at SIGTERM may take to finish.
@@ -34,7 +35,7 @@ pub struct Application {
     max_message_bytes: usize,
     worker: Option<Arc<Worker>>,
     recovery_rate: u32,
-    idempotency_window: Duration,
+    housekeeping: Housekeeping,
     reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     callers: Callers,
 }
@@ -51,6 +52,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Count from the first request on, not from the first scrape.
         service_kit::metrics::handle();
+        crate::metrics_help::describe();
         let policy = config.retry_policy()?;
         anyhow::ensure!(
             config.lease > config.response_timeout + config.connect_timeout,
@@ -87,7 +89,10 @@ impl Application {
             max_message_bytes: config.max_message_bytes,
             worker,
             recovery_rate: config.recovery_rate,
-            idempotency_window: config.idempotency_window,
+            housekeeping: Housekeeping {
+                idempotency_window: config.idempotency_window,
+                retention: config.retention,
+            },
             reporter: Box::pin(reporter),
             callers,
         })
@@ -129,12 +134,8 @@ impl Application {
             self.worker.clone(),
             signalled.clone(),
         ));
-        let housekeeping = tokio::spawn(crate::service::housekeeping::run(
-            self.pool.clone(),
-            self.idempotency_window,
-            (self.idempotency_window / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
-            signalled.clone(),
-        ));
+        let housekeeping =
+            tokio::spawn(self.housekeeping.run(self.pool.clone(), signalled.clone()));
         let worker = self
             .worker
             .map(|worker| tokio::spawn(worker.run(signalled.clone(), stop.clone())));

@@ -134,6 +134,13 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_IDEMPOTENCY_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     pub idempotency_window: Duration,
 
+    /// How long events, deliveries and attempts are kept after a
+    /// delivery's last attempt (or after publication, for an event nobody
+    /// subscribed to); `off` keeps them for ever. A pending delivery is
+    /// kept whatever its age.
+    #[arg(long, env = "DISPATCHER_RETENTION", default_value = "30days", value_parser = retention)]
+    pub retention: Retention,
+
     /// How many deliveries of a recovery job this replica makes due again
     /// per second: a large recovery joins the queue at this pace instead
     /// of ahead of fresh deliveries.
@@ -215,4 +222,20 @@ impl Config {
             crate::grpc::callers::ROLES,
         )
     }
+}
+
+/// The retention period: `None` keeps everything.
+pub type Retention = Option<Duration>;
+
+/// Parses `DISPATCHER_RETENTION`: `off`, or a humantime period of at least
+/// a minute.
+fn retention(text: &str) -> Result<Retention, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let period = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if period < Duration::from_secs(60) {
+        return Err("a retention period must be at least a minute (or `off`)".into());
+    }
+    Ok(Some(period))
 }

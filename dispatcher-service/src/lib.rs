@@ -22,6 +22,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 mod grpc;
+mod metrics_help;
 pub mod registry;
 mod service;
 pub mod storage;

@@ -79,6 +79,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Count from the first request on, not from the first scrape.
         service_kit::metrics::handle();
+        crate::observe::describe();
         let state = AppState::new(&config).context("configuring the backends")?;
         if config.admin_api_key.is_none() {
             tracing::warn!("GATEWAY_ADMIN_API_KEY is not set: the operator endpoints are disabled");

@@ -56,3 +56,16 @@ pub(crate) async fn middleware(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     response
 }
+
+/// Registers the help text of the gateway's own metrics (`promtool check
+/// metrics` refuses metrics without it).
+pub(crate) fn describe() {
+    metrics::describe_counter!(
+        "http_server_requests_total",
+        "HTTP requests, by method, route template and status"
+    );
+    metrics::describe_histogram!(
+        "http_server_duration_seconds",
+        "HTTP request latency, by method and route template"
+    );
+}

@@ -62,6 +62,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Count from the first request on, not from the first scrape.
         service_kit::metrics::handle();
+        crate::metrics_help::describe();
         let callers = config.callers().context("REGISTRY_CALLERS")?;
         if callers.is_open() {
             tracing::warn!(

@@ -19,6 +19,7 @@ pub mod config;
 mod crypto;
 pub mod domain;
 mod grpc;
+mod metrics_help;
 mod service;
 pub mod storage;
 

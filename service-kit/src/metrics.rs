@@ -36,6 +36,14 @@ pub fn handle() -> PrometheusHandle {
             // Another recorder (a test's) may be installed already; then this
             // handle renders only what this recorder sees.
             let _ = metrics::set_global_recorder(recorder);
+            metrics::describe_counter!(
+                "rpc_server_requests_total",
+                "gRPC calls served, by service, method and status code (0 = OK)"
+            );
+            metrics::describe_histogram!(
+                "rpc_server_duration_seconds",
+                "gRPC call latency, by service and method"
+            );
             handle
         })
         .clone()

@@ -8,7 +8,7 @@ use super::*;
 /// times: how long each took. The tables are analysed first, and the
 /// session set up as the dispatcher's claim connection, so it plans as the
 /// dispatcher's does.
-async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Percentiles> {
+pub(super) async fn claim_cost(stack: &Stack, rounds: usize) -> anyhow::Result<Percentiles> {
     use dispatcher_service::storage::queue::{CLAIM, Role};
     use tokio_postgres::types::Type;
     let client = stack.dispatch_db.client().await?;

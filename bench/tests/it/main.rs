@@ -316,3 +316,18 @@ async fn a_small_https_hosts_run_counts_handshakes_and_reuse() {
         report.notes
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_retention_run_samples_the_tables_and_the_claim() {
+    let report = scenarios::retention(Scale(0.01)).await.unwrap();
+    assert_eq!(report.rows.len(), 1, "{}", report.markdown());
+    nothing_lost(&report);
+    peak_rss_reported(&report);
+    assert!(numbers(&report, "events").iter().all(|e| *e > 0.0));
+    assert!(numbers(&report, "tables MiB").iter().all(|m| *m > 0.0));
+    assert!(
+        numbers(&report, "claim of 128 p50 ms")
+            .iter()
+            .all(|c| *c > 0.0)
+    );
+}

@@ -13,6 +13,7 @@ pub(crate) mod notifications;
 pub mod queue;
 pub(crate) mod recoveries;
 pub(crate) mod resolve;
+pub(crate) mod retention;
 pub mod schema;
 
 use diesel::pg::Pg;
