@@ -314,6 +314,7 @@ async fn register(
             callback_password: None,
             merchant_id: None,
             retry_policy: None,
+            signature_scheme: None,
         })
         .await?;
     Ok(partner)

@@ -253,6 +253,8 @@ fn rest_name(grpc_field: &str) -> &str {
         "merchant_id" => "merchantId",
         "retry_policy.name" => "retryPolicy.name",
         "retry_policy.schedule_seconds" => "retryPolicy.scheduleSeconds",
+        "signature_scheme" => "signatureScheme",
+        "previous_expires_in_seconds" => "previousExpiresInSeconds",
         "page_number" => "pageNumber",
         "page_size" => "pageSize",
         "key_id" => "keyId",

@@ -245,6 +245,28 @@ pub(crate) fn format_signing_secret(key: &[u8]) -> SecretString {
     SecretString::from(format!("{SECRET_PREFIX}{}", STANDARD.encode(key)))
 }
 
+/// The prefix of an Ed25519 public key's text form (Standard Webhooks).
+pub(crate) const PUBLIC_KEY_PREFIX: &str = "whpk_";
+/// The prefix of an Ed25519 signing key's text form: the 32-byte seed, as
+/// the registry hands it to the dispatcher and nobody else.
+pub(crate) const SIGNING_KEY_PREFIX: &str = "whsk_";
+
+/// The text form of the Ed25519 public key of `seed`: what a partner
+/// verifies `v1a` signatures with.
+pub(crate) fn ed25519_public_key(seed: &[u8]) -> Result<String, CryptoError> {
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        .map_err(|_| CryptoError::Open)?;
+    Ok(format!(
+        "{PUBLIC_KEY_PREFIX}{}",
+        STANDARD.encode(ring::signature::KeyPair::public_key(&pair).as_ref())
+    ))
+}
+
+/// The text form of the Ed25519 signing key `seed`, for the dispatcher.
+pub(crate) fn format_ed25519_seed(seed: &[u8]) -> SecretString {
+    SecretString::from(format!("{SIGNING_KEY_PREFIX}{}", STANDARD.encode(seed)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

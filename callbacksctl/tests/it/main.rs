@@ -204,6 +204,7 @@ async fn publish_receive_inspect_and_redeliver() {
             callback_password: None,
             merchant_id: None,
             retry_policy: None,
+            signature_scheme: None,
         })
         .await
         .unwrap();

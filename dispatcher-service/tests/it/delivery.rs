@@ -117,6 +117,7 @@ async fn during_a_rotation_both_secrets_verify() {
         .rotate_signing_secret(rpb::RotateSigningSecretRequest {
             partner_id: partner.clone(),
             notification_type: TYPE,
+            previous_expires_in_seconds: None,
         })
         .await
         .unwrap()
@@ -146,7 +147,7 @@ async fn during_a_rotation_both_secrets_verify() {
         request.header("authorization").is_none(),
         "no credentials registered"
     );
-    for secret in [rotated.current, rotated.previous.unwrap()] {
+    for secret in [rotated.current, rotated.previous[0].key.clone()] {
         standardwebhooks::Webhook::new(&secret)
             .unwrap()
             .verify(&request.body, &request.headers)

@@ -20,8 +20,10 @@ mod plans;
 mod processes;
 mod publish;
 mod recovery;
+mod retention;
 mod safety;
 mod schema;
+mod signing;
 mod throttling;
 
 use std::path::PathBuf;
@@ -249,6 +251,7 @@ impl World {
                 callback_password: credentials.map(|c| c.1.to_owned()),
                 merchant_id: None,
                 retry_policy: None,
+                signature_scheme: None,
             })
             .await
             .unwrap()

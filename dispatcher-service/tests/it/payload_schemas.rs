@@ -114,6 +114,7 @@ async fn a_test_notification_is_held_to_its_types_schema() {
             callback_password: None,
             merchant_id: None,
             retry_policy: None,
+            signature_scheme: None,
         })
         .await
         .unwrap();

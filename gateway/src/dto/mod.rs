@@ -3,8 +3,10 @@
 //! gRPC are converted into them here and go no further.
 
 mod recovery;
+mod signing;
 
 pub(crate) use recovery::{Erasure, RecoverBody, RecoveryView};
+pub(crate) use signing::{RotateBody, SignatureScheme, SigningSecret};
 
 use callbacks_proto::registry::v1 as pb;
 use chrono::{DateTime, Utc};
@@ -52,6 +54,12 @@ pub(crate) struct UpsertCallbackBody {
     #[serde(default)]
     #[schema(schema_with = crate::schemas::retry_policy_choice)]
     pub retry_policy: Option<RetryPolicyChoice>,
+    /// How deliveries are signed. Left out: kept (a new registration:
+    /// `hmac-sha256`). A change makes a key of the new scheme; the old key
+    /// keeps signing for 24 hours beside it, so receivers move over without
+    /// a gap.
+    #[serde(default)]
+    pub signature_scheme: Option<SignatureScheme>,
 }
 
 /// `POST …/pause`: why (optional).
@@ -107,6 +115,7 @@ pub(crate) struct Registration {
     /// Your own identifier of the merchant, as registered.
     pub merchant_id: Option<String>,
     pub retry_policy: RetryPolicy,
+    pub signature_scheme: SignatureScheme,
     /// Set while paused: deliveries wait until the registration is resumed.
     pub paused_at: Option<DateTime<Utc>>,
     /// Why it is paused, as given when it was paused.
@@ -135,26 +144,6 @@ pub(crate) struct RegistrationPage {
     pub page_size: u32,
     pub has_previous_page: bool,
     pub has_next_page: bool,
-}
-
-/// The Standard Webhooks secret a partner verifies our signatures with.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({
-    "registrationId": "0190f3c4-5e7a-7c1d-9a52-6f1b2c3d4e5f",
-    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-    "previousSecret": null,
-    "previousSecretExpiresAt": null
-}))]
-pub(crate) struct SigningSecret {
-    #[schema(format = Uuid)]
-    pub registration_id: String,
-    /// `whsec_` + base64 of the key.
-    pub secret: String,
-    /// The secret before the last rotation, still valid until
-    /// `previousSecretExpiresAt`; deliveries carry a signature for each.
-    pub previous_secret: Option<String>,
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 /// `202` answer to a test notification.
@@ -321,7 +310,7 @@ fn time(ts: Option<prost_types::Timestamp>) -> DateTime<Utc> {
     maybe_time(ts).unwrap_or_default()
 }
 
-fn maybe_time(ts: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+pub(super) fn maybe_time(ts: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     let ts = ts?;
     DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
 }
@@ -355,6 +344,7 @@ impl From<pb::Registration> for Registration {
             has_password: r.has_password,
             merchant_id: r.merchant_id,
             retry_policy: r.retry_policy.unwrap_or_default().into(),
+            signature_scheme: SignatureScheme::from_wire(r.signature_scheme),
             paused_at: maybe_time(r.paused_at),
             pause_reason: r.pause_reason,
             is_active: r.is_active,
@@ -365,17 +355,6 @@ impl From<pb::Registration> for Registration {
             detected_error_state_at: maybe_time(r.detected_error_state_at),
             created_at: time(r.created_at),
             updated_at: time(r.updated_at),
-        }
-    }
-}
-
-impl From<pb::SigningSecrets> for SigningSecret {
-    fn from(s: pb::SigningSecrets) -> Self {
-        Self {
-            registration_id: s.registration_id,
-            secret: s.current,
-            previous_secret: s.previous,
-            previous_secret_expires_at: maybe_time(s.previous_expires_at),
         }
     }
 }

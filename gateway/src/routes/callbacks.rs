@@ -1,5 +1,5 @@
 //! A partner's callback registrations: create or update, list, get, delete
-//! (soft), and the signing secret.
+//! (soft).
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use http::StatusCode;
 
 use super::{ApiJson, ApiPath, ApiQuery, guid, type_id};
 use crate::auth::{OwnPartner, Partner};
-use crate::dto::{Registration, RegistrationPage, SigningSecret, UpsertCallbackBody};
+use crate::dto::{Registration, RegistrationPage, UpsertCallbackBody};
 use crate::problem::{ApiError, InvalidParam, Problem};
 use crate::schemas::{IsActive, UpsertCallbackRequest};
 use crate::state::{AppState, grpc_request};
@@ -67,6 +67,9 @@ pub(crate) async fn put_callback(
             callback_password: body.call_back_password,
             merchant_id: body.merchant_id,
             retry_policy: body.retry_policy.map(Into::into),
+            signature_scheme: body
+                .signature_scheme
+                .map(|scheme| pb::SignatureScheme::from(scheme).into()),
         }))
         .await?
         .into_inner();
@@ -301,82 +304,4 @@ pub(crate) async fn get_registration(
             ))
         })?;
     Ok(Json(found.into()))
-}
-
-/// The signing secret.
-///
-/// The Standard Webhooks secret (`whsec_…`) to verify the `webhook-signature`
-/// header of our deliveries with; during a rotation's grace period the
-/// previous secret too.
-#[utoipa::path(
-    get,
-    path = "/{partnerUniqueID}/callbacks/{notificationType}/secret",
-    tag = "callbacks",
-    params(
-        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
-    ),
-    responses(
-        (status = 200, description = "The secret", body = SigningSecret),
-        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("partnerApiKey" = []))
-)]
-pub(crate) async fn get_secret(
-    State(state): State<AppState>,
-    owner: OwnPartner,
-    ApiPath((_partner, kind)): ApiPath<(String, String)>,
-) -> Result<Json<SigningSecret>, ApiError> {
-    let (partner_id, notification_type) = target(&owner, &kind)?;
-    let secrets = state
-        .registry()
-        .get_signing_secret(grpc_request(pb::GetSigningSecretRequest {
-            partner_id,
-            notification_type,
-        }))
-        .await?
-        .into_inner();
-    Ok(Json(secrets.into()))
-}
-
-/// Rotate the signing secret.
-///
-/// Makes a new secret. The previous one stays valid beside it for a grace
-/// period (24 h by default), and deliveries are signed with both meanwhile,
-/// so receivers can switch without downtime.
-#[utoipa::path(
-    post,
-    path = "/{partnerUniqueID}/callbacks/{notificationType}/secret/rotate",
-    tag = "callbacks",
-    params(
-        ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
-        ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
-    ),
-    responses(
-        (status = 200, description = "The new secret, and the previous one", body = SigningSecret),
-        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key belongs to another partner", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No active registration", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("partnerApiKey" = []))
-)]
-pub(crate) async fn rotate_secret(
-    State(state): State<AppState>,
-    owner: OwnPartner,
-    ApiPath((_partner, kind)): ApiPath<(String, String)>,
-) -> Result<Json<SigningSecret>, ApiError> {
-    let (partner_id, notification_type) = target(&owner, &kind)?;
-    let secrets = state
-        .registry()
-        .rotate_signing_secret(grpc_request(pb::RotateSigningSecretRequest {
-            partner_id,
-            notification_type,
-        }))
-        .await?
-        .into_inner();
-    Ok(Json(secrets.into()))
 }

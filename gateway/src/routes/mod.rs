@@ -10,6 +10,7 @@ pub(crate) mod erasure;
 pub(crate) mod health;
 pub(crate) mod pause;
 pub(crate) mod recoveries;
+pub(crate) mod secrets;
 pub(crate) mod types;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -270,8 +271,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(callbacks::get_registration))
         .routes(routes!(pause::pause_callback))
         .routes(routes!(pause::resume_callback))
-        .routes(routes!(callbacks::get_secret))
-        .routes(routes!(callbacks::rotate_secret))
+        .routes(routes!(secrets::get_secret))
+        .routes(routes!(secrets::rotate_secret))
         .routes(routes!(echo::echo))
         .routes(routes!(deliveries::get_delivery))
         .routes(routes!(deliveries::redeliver))

@@ -16,6 +16,7 @@ mod openapi;
 mod pause;
 mod recoveries;
 mod request_id;
+mod signing;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};

@@ -39,6 +39,13 @@ pub enum RegistryError {
         partner: PartnerId,
         notification_type: NotificationTypeId,
     },
+    #[error(
+        "{count} previous signing keys are still valid, the most there may be; the next one expires at {next_expiry}: rotate again after it, or rotate with previous_expires_in_seconds = 0"
+    )]
+    TooManyPreviousKeys {
+        count: usize,
+        next_expiry: chrono::DateTime<chrono::Utc>,
+    },
     #[error("registration {0} does not exist")]
     RegistrationNotFound(RegistrationId),
     #[error("notification type {0} does not exist")]

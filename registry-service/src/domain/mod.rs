@@ -14,6 +14,7 @@ pub mod paging;
 pub mod partner;
 pub mod registration;
 pub mod retry_policy;
+pub mod signing;
 pub mod text;
 
 pub use callback_url::{CallbackUrl, UrlPolicy};
@@ -24,3 +25,4 @@ pub use paging::{Page, PageRequest};
 pub use partner::{ApiKey, NewNotificationType, NotificationType, Partner};
 pub use registration::{ErrorState, Outcome, Pause, Registration};
 pub use retry_policy::RetryPolicy;
+pub use signing::SignatureScheme;

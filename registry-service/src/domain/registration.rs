@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{NotificationTypeId, PartnerId, RegistrationId, RetryPolicy};
+use super::{NotificationTypeId, PartnerId, RegistrationId, RetryPolicy, SignatureScheme};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -26,6 +26,7 @@ pub struct Registration {
     /// merchant this registration is for.
     pub merchant_id: Option<String>,
     pub retry_policy: RetryPolicy,
+    pub signature_scheme: SignatureScheme,
     /// Set while the registration is paused: its deliveries wait.
     pub pause: Option<Pause>,
     pub is_active: bool,

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use secrecy::ExposeSecret;
 
-use crate::domain::{ApiKey, Change, ChangesSince, NotificationType, Page, Partner, Registration};
+use crate::domain::{
+    ApiKey, Change, ChangesSince, NotificationType, Page, Partner, Registration, SignatureScheme,
+};
 use crate::service::{IssuedKey, ResolvedCallback, SigningSecrets};
 
 pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
@@ -101,25 +103,35 @@ impl From<Registration> for pb::Registration {
                 name: r.retry_policy.name().to_owned(),
                 schedule_seconds: r.retry_policy.waits().to_vec(),
             }),
+            signature_scheme: scheme(r.signature_scheme).into(),
         }
     }
 }
 
 impl From<SigningSecrets> for pb::SigningSecrets {
     fn from(s: SigningSecrets) -> Self {
-        let (previous, previous_expires_at) = match s.previous {
-            Some((secret, expires_at)) => (
-                Some(secret.expose_secret().to_owned()),
-                Some(timestamp(expires_at)),
-            ),
-            None => (None, None),
-        };
         Self {
             registration_id: s.registration_id.to_string(),
-            current: s.current.expose_secret().to_owned(),
-            previous,
-            previous_expires_at,
+            current: s.current.key.expose_secret().to_owned(),
+            scheme: scheme(s.current.scheme).into(),
+            previous: s
+                .previous
+                .into_iter()
+                .map(|k| pb::PreviousKey {
+                    key: k.key.expose_secret().to_owned(),
+                    scheme: scheme(k.scheme).into(),
+                    expires_at: k.expires_at.map(timestamp),
+                })
+                .collect(),
         }
+    }
+}
+
+/// A signature scheme on the wire.
+fn scheme(scheme: SignatureScheme) -> pb::SignatureScheme {
+    match scheme {
+        SignatureScheme::HmacSha256 => pb::SignatureScheme::HmacSha256,
+        SignatureScheme::Ed25519 => pb::SignatureScheme::Ed25519,
     }
 }
 

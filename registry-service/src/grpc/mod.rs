@@ -311,7 +311,11 @@ impl RegistryService for RegistryGrpc {
     ) -> GrpcResult<pb::SigningSecrets> {
         let request = request.into_inner();
         let (partner, kind) = parse::target(&request.partner_id, request.notification_type)?;
-        let secrets = self.registry.rotate_signing_secret(partner, kind).await?;
+        let keep = parse::previous_key_life(request.previous_expires_in_seconds)?;
+        let secrets = self
+            .registry
+            .rotate_signing_secret(partner, kind, keep)
+            .await?;
         tracing::info!(partner.id = %partner, notification.type = kind.get(), "signing secret rotated");
         ok(secrets)
     }

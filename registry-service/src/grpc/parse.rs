@@ -1,15 +1,18 @@
 //! Turns the wire requests that carry more than an id into domain values,
 //! reporting every field violation of a request at once.
 
+use std::time::Duration;
+
 use callbacks_proto::registry::v1 as pb;
 use pb::record_delivery_outcome_request::Outcome as WireOutcome;
 
 use super::convert::from_timestamp;
 use crate::domain::registration::ListFilter;
+use crate::domain::signing::MAX_PREVIOUS_KEY_LIFETIME;
 use crate::domain::text::{self, Credentials};
 use crate::domain::{
     FieldViolation, NewNotificationType, NotificationTypeId, Outcome, PageRequest, PartnerId,
-    RegistrationId, RegistryError, RetryPolicy, UrlPolicy,
+    RegistrationId, RegistryError, RetryPolicy, SignatureScheme, UrlPolicy,
 };
 use crate::service::{OutcomeReport, UpsertCallback};
 use service_kit::validation::{CHECKED, Violations};
@@ -85,6 +88,7 @@ pub(super) fn upsert_callback(
         &retry_policy.name,
         &retry_policy.schedule_seconds,
     ));
+    let signature_scheme = violations.check(signature_scheme(request.signature_scheme));
     violations.finish()?;
     Ok(UpsertCallback {
         partner_id: partner.expect(CHECKED),
@@ -93,7 +97,40 @@ pub(super) fn upsert_callback(
         credentials: credentials.expect(CHECKED),
         merchant_id: merchant_id.expect(CHECKED),
         retry_policy: retry_policy.expect(CHECKED),
+        signature_scheme: signature_scheme.expect(CHECKED),
     })
+}
+
+/// A requested signature scheme; `None` (left out, or UNSPECIFIED) keeps
+/// the registration's.
+fn signature_scheme(value: Option<i32>) -> Result<Option<SignatureScheme>, FieldViolation> {
+    match value.map(pb::SignatureScheme::try_from) {
+        None | Some(Ok(pb::SignatureScheme::Unspecified)) => Ok(None),
+        Some(Ok(pb::SignatureScheme::HmacSha256)) => Ok(Some(SignatureScheme::HmacSha256)),
+        Some(Ok(pb::SignatureScheme::Ed25519)) => Ok(Some(SignatureScheme::Ed25519)),
+        Some(Err(_)) => Err(FieldViolation::new(
+            "signature_scheme",
+            "must be SIGNATURE_SCHEME_HMAC_SHA256 or SIGNATURE_SCHEME_ED25519",
+        )),
+    }
+}
+
+/// How long a rotation keeps the replaced key: at most a week.
+pub(super) fn previous_key_life(seconds: Option<u32>) -> Result<Option<Duration>, RegistryError> {
+    let Some(seconds) = seconds else {
+        return Ok(None);
+    };
+    let life = Duration::from_secs(seconds.into());
+    if life > MAX_PREVIOUS_KEY_LIFETIME {
+        return Err(RegistryError::invalid(
+            "previous_expires_in_seconds",
+            format!(
+                "must be 0 to {} (a week)",
+                MAX_PREVIOUS_KEY_LIFETIME.as_secs()
+            ),
+        ));
+    }
+    Ok(Some(life))
 }
 
 /// The partner whose registrations are listed, the filter and the page.

@@ -27,7 +27,10 @@ impl From<RegistryError> for Status {
             }
             RegistryError::PartnerDisabled(_)
             | RegistryError::AlreadyPaused { .. }
-            | RegistryError::NotPaused { .. } => Status::failed_precondition(error.to_string()),
+            | RegistryError::NotPaused { .. }
+            | RegistryError::TooManyPreviousKeys { .. } => {
+                Status::failed_precondition(error.to_string())
+            }
             RegistryError::Unauthenticated => Status::unauthenticated("invalid API key"),
             RegistryError::Internal(source) => service_kit::status::internal(source.as_ref()),
         }

@@ -76,7 +76,20 @@ impl Registry {
             detected_error_state_at: error_state.detected_at,
             updated_at: Utc::now(),
         };
-        registrations::update_target(conn, id, &change).await
+        let updated = registrations::update_target(conn, id, &change).await?;
+        match request.signature_scheme {
+            Some(scheme) if scheme.as_str() != updated.signature_scheme => {
+                self.rotate_keys(
+                    conn,
+                    &updated,
+                    scheme,
+                    self.secret_grace,
+                    super::signing::WhenFull::DropSoonest,
+                )
+                .await
+            }
+            _ => Ok(updated),
+        }
     }
 
     async fn insert_registration(
@@ -85,10 +98,6 @@ impl Registry {
         request: &UpsertCallback,
     ) -> Result<Option<RegistrationRow>, RegistryError> {
         let id = RegistrationId::generate();
-        let secret = self
-            .cipher
-            .new_signing_key()
-            .map_err(RegistryError::internal)?;
         let now = Utc::now();
         let row = RegistrationRow {
             id: id.as_uuid(),
@@ -97,9 +106,7 @@ impl Registry {
             callback_url: request.callback_url.as_str().to_owned(),
             callback_user_name: request.credentials.as_ref().map(|c| c.user_name.clone()),
             callback_password_sealed: self.seal_password(id, request.credentials.as_ref())?,
-            signing_secret_sealed: self.seal(&secret, &secret_context(id))?,
-            previous_secret_sealed: None,
-            previous_secret_expires_at: None,
+            signing_secret_sealed: self.fresh_key(id)?,
             is_active: true,
             deactivated_at: None,
             deactivation_reason: None,
@@ -114,6 +121,14 @@ impl Registry {
             retry_schedule_secs: request.retry_policy.stored_waits(),
             paused_at: None,
             pause_reason: None,
+            signature_scheme: request
+                .signature_scheme
+                .unwrap_or_default()
+                .as_str()
+                .to_owned(),
+            previous_keys_sealed: Vec::new(),
+            previous_keys_scheme: Vec::new(),
+            previous_keys_expire_at: Vec::new(),
         };
         registrations::insert(conn, &row).await
     }
@@ -177,52 +192,6 @@ impl Registry {
         .await
     }
 
-    pub(crate) async fn get_signing_secrets(
-        &self,
-        partner_id: PartnerId,
-        notification_type: NotificationTypeId,
-    ) -> Result<SigningSecrets, RegistryError> {
-        let mut conn = self.pool.get().await?;
-
-        let row = registrations::find_active(&mut conn, partner_id, notification_type)
-            .await?
-            .ok_or_else(|| no_active(partner_id, notification_type))?;
-        self.open_secrets(&row, Utc::now())
-    }
-
-    /// A new current secret; the old one stays valid for the grace period.
-    pub(crate) async fn rotate_signing_secret(
-        &self,
-        partner_id: PartnerId,
-        notification_type: NotificationTypeId,
-    ) -> Result<SigningSecrets, RegistryError> {
-        let grace =
-            chrono::Duration::from_std(self.secret_grace).map_err(RegistryError::internal)?;
-        let mut conn = self.pool.get().await?;
-        conn.transaction(async |conn| {
-            let row = registrations::lock_active(conn, partner_id, notification_type)
-                .await?
-                .ok_or_else(|| no_active(partner_id, notification_type))?;
-            let id = RegistrationId::from_uuid(row.id);
-            let fresh = self
-                .cipher
-                .new_signing_key()
-                .map_err(RegistryError::internal)?;
-            let now = Utc::now();
-            let row = registrations::set_secrets(
-                conn,
-                id,
-                self.seal(&fresh, &secret_context(id))?,
-                row.signing_secret_sealed,
-                now + grace,
-            )
-            .await?;
-            changes::record(conn, Change::Callback(partner_id, notification_type)).await?;
-            self.open_secrets(&row, now)
-        })
-        .await
-    }
-
     // ------------------------------------------------------ for delivery
 
     pub(crate) async fn resolve_callback(
@@ -236,7 +205,7 @@ impl Registry {
             .await?
             .ok_or_else(|| no_active(partner_id, notification_type))?;
         let id = RegistrationId::from_uuid(row.id);
-        let secrets = self.open_secrets(&row, Utc::now())?;
+        let signing_secrets = self.signing_keys(&row, Utc::now())?;
         let password = match &row.callback_password_sealed {
             Some(sealed) => Some(SecretString::from(
                 String::from_utf8(self.open(sealed, &password_context(id))?)
@@ -244,8 +213,6 @@ impl Registry {
             )),
             None => None,
         };
-        let mut signing_secrets = vec![secrets.current];
-        signing_secrets.extend(secrets.previous.map(|(secret, _)| secret));
         let retry_waits = row.to_domain().retry_policy.waits().to_vec();
         Ok(ResolvedCallback {
             registration_id: id,

@@ -9,8 +9,10 @@ mod accounts;
 mod callbacks;
 mod pause;
 mod reseal;
+mod signing;
 
 pub(crate) use reseal::{ResealReport, current_key_id};
+pub(crate) use signing::SigningSecrets;
 
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ use crate::domain::text::Credentials;
 use crate::domain::{
     ApiKey, ApiKeyId, CallbackUrl, Change, ChangesSince, ErrorState, NewNotificationType,
     NotificationType, NotificationTypeId, Outcome, Page, PageRequest, Partner, PartnerId,
-    Registration, RegistrationId, RegistryError, RetryPolicy,
+    Registration, RegistrationId, RegistryError, RetryPolicy, SignatureScheme,
 };
 use crate::storage::models::{OutcomeChange, RegistrationRow, TargetChange};
 use crate::storage::registrations::ListFilter;
@@ -61,13 +63,10 @@ pub(crate) struct UpsertCallback {
     pub merchant_id: Option<String>,
     /// Replaced like the rest: left out, it is the default.
     pub retry_policy: RetryPolicy,
-}
-
-#[derive(Debug)]
-pub struct SigningSecrets {
-    pub registration_id: RegistrationId,
-    pub current: SecretString,
-    pub previous: Option<(SecretString, DateTime<Utc>)>,
+    /// Left out, the registration keeps its scheme (a new one: HMAC). A
+    /// change makes a key of the new scheme; the old key stays valid for
+    /// the grace period.
+    pub signature_scheme: Option<SignatureScheme>,
 }
 
 /// Everything the dispatcher needs to deliver to a registration.
@@ -77,7 +76,8 @@ pub struct ResolvedCallback {
     pub callback_url: String,
     pub user_name: Option<String>,
     pub password: Option<SecretString>,
-    /// Current first, then the previous one during its grace period.
+    /// Current first, then the previous ones still valid: `whsec_` HMAC
+    /// secrets, `whsk_` Ed25519 seeds.
     pub signing_secrets: Vec<SecretString>,
     pub is_in_error_state: bool,
     /// The waits of the registration's retry policy, in seconds; none for
@@ -190,28 +190,5 @@ impl Registry {
             .and_then(|c| c.password.as_ref())
             .map(|p| self.seal(p.expose_secret().as_bytes(), &password_context(id)))
             .transpose()
-    }
-
-    fn open_secrets(
-        &self,
-        row: &RegistrationRow,
-        now: DateTime<Utc>,
-    ) -> Result<SigningSecrets, RegistryError> {
-        let id = RegistrationId::from_uuid(row.id);
-        let context = secret_context(id);
-        let current =
-            crypto::format_signing_secret(&self.open(&row.signing_secret_sealed, &context)?);
-        let previous = match (&row.previous_secret_sealed, row.previous_secret_expires_at) {
-            (Some(sealed), Some(expires_at)) if expires_at > now => Some((
-                crypto::format_signing_secret(&self.open(sealed, &context)?),
-                expires_at,
-            )),
-            _ => None,
-        };
-        Ok(SigningSecrets {
-            registration_id: id,
-            current,
-            previous,
-        })
     }
 }

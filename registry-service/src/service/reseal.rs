@@ -88,11 +88,11 @@ fn reseal_row(cipher: &Cipher, row: &SealedRow) -> Result<SealedRow, RegistryErr
             .map(|sealed| again(sealed, &password))
             .transpose()?,
         signing_secret_sealed: again(&row.signing_secret_sealed, &secret)?,
-        previous_secret_sealed: row
-            .previous_secret_sealed
-            .as_deref()
+        previous_keys_sealed: row
+            .previous_keys_sealed
+            .iter()
             .map(|sealed| again(sealed, &secret))
-            .transpose()?,
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::schema::{api_keys, notification_types, partners, registrations};
 use crate::domain::{
     ApiKey, ApiKeyId, ErrorState, NotificationType, NotificationTypeId, Partner, PartnerId, Pause,
-    Registration, RegistrationId, RetryPolicy,
+    Registration, RegistrationId, RetryPolicy, SignatureScheme,
 };
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -91,8 +91,6 @@ pub struct RegistrationRow {
     pub callback_user_name: Option<String>,
     pub callback_password_sealed: Option<Vec<u8>>,
     pub signing_secret_sealed: Vec<u8>,
-    pub previous_secret_sealed: Option<Vec<u8>>,
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub is_active: bool,
     pub deactivated_at: Option<DateTime<Utc>>,
     pub deactivation_reason: Option<String>,
@@ -107,6 +105,10 @@ pub struct RegistrationRow {
     pub retry_schedule_secs: Option<Vec<i32>>,
     pub paused_at: Option<DateTime<Utc>>,
     pub pause_reason: Option<String>,
+    pub signature_scheme: String,
+    pub previous_keys_sealed: Vec<Vec<u8>>,
+    pub previous_keys_scheme: Vec<String>,
+    pub previous_keys_expire_at: Vec<DateTime<Utc>>,
 }
 
 impl RegistrationRow {
@@ -123,6 +125,7 @@ impl RegistrationRow {
                 &self.retry_policy,
                 self.retry_schedule_secs.as_deref(),
             ),
+            signature_scheme: SignatureScheme::from_stored(&self.signature_scheme),
             pause: self.paused_at.map(|since| Pause {
                 since,
                 reason: self.pause_reason.clone().unwrap_or_default(),
@@ -155,6 +158,35 @@ pub struct TargetChange {
     pub error_state_reason: Option<String>,
     pub detected_error_state_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The columns a key rotation changes: the current key and the previous
+/// ones (parallel arrays, newest first).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = registrations)]
+pub struct KeysChange {
+    pub signing_secret_sealed: Vec<u8>,
+    pub signature_scheme: String,
+    pub previous_keys_sealed: Vec<Vec<u8>>,
+    pub previous_keys_scheme: Vec<String>,
+    pub previous_keys_expire_at: Vec<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl KeysChange {
+    /// Adds a previous key after those already listed.
+    pub fn push(&mut self, sealed: &[u8], scheme: &str, expires_at: DateTime<Utc>) {
+        self.previous_keys_sealed.push(sealed.to_vec());
+        self.previous_keys_scheme.push(scheme.to_owned());
+        self.previous_keys_expire_at.push(expires_at);
+    }
+
+    /// Drops the previous key at `index`.
+    pub fn remove(&mut self, index: usize) {
+        self.previous_keys_sealed.remove(index);
+        self.previous_keys_scheme.remove(index);
+        self.previous_keys_expire_at.remove(index);
+    }
 }
 
 /// The columns an applied delivery outcome changes.

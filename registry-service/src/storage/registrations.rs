@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::{OutcomeChange, RegistrationRow, TargetChange};
+use super::models::{KeysChange, OutcomeChange, RegistrationRow, TargetChange};
 use super::schema::registrations;
 pub(crate) use crate::domain::registration::ListFilter;
 use crate::domain::{
@@ -149,20 +149,14 @@ pub(crate) async fn deactivate(
         .await?)
 }
 
-pub(crate) async fn set_secrets(
+/// Writes a rotation's keys.
+pub(crate) async fn set_keys(
     conn: &mut AsyncPgConnection,
     id: RegistrationId,
-    current: Vec<u8>,
-    previous: Vec<u8>,
-    previous_expires_at: DateTime<Utc>,
+    change: &KeysChange,
 ) -> Result<RegistrationRow, RegistryError> {
     Ok(diesel::update(registrations::table.find(id.as_uuid()))
-        .set((
-            registrations::signing_secret_sealed.eq(current),
-            registrations::previous_secret_sealed.eq(Some(previous)),
-            registrations::previous_secret_expires_at.eq(Some(previous_expires_at)),
-            registrations::updated_at.eq(Utc::now()),
-        ))
+        .set(change)
         .returning(RegistrationRow::as_returning())
         .get_result(conn)
         .await?)

@@ -42,8 +42,6 @@ diesel::table! {
         callback_user_name -> Nullable<Text>,
         callback_password_sealed -> Nullable<Bytea>,
         signing_secret_sealed -> Bytea,
-        previous_secret_sealed -> Nullable<Bytea>,
-        previous_secret_expires_at -> Nullable<Timestamptz>,
         is_active -> Bool,
         deactivated_at -> Nullable<Timestamptz>,
         deactivation_reason -> Nullable<Text>,
@@ -58,6 +56,10 @@ diesel::table! {
         retry_schedule_secs -> Nullable<Array<Int4>>,
         paused_at -> Nullable<Timestamptz>,
         pause_reason -> Nullable<Text>,
+        signature_scheme -> Text,
+        previous_keys_sealed -> Array<Bytea>,
+        previous_keys_scheme -> Array<Text>,
+        previous_keys_expire_at -> Array<Timestamptz>,
     }
 }
 

@@ -19,13 +19,13 @@ pub(crate) struct SealedRow {
     pub id: uuid::Uuid,
     pub callback_password_sealed: Option<Vec<u8>>,
     pub signing_secret_sealed: Vec<u8>,
-    pub previous_secret_sealed: Option<Vec<u8>>,
+    pub previous_keys_sealed: Vec<Vec<u8>>,
 }
 
 /// True where a value of the row is not sealed under `$1` (a header).
 const NOT_UNDER: &str = "(substring(signing_secret_sealed for 9) <> $1 \
      OR substring(callback_password_sealed for 9) <> $1 \
-     OR substring(previous_secret_sealed for 9) <> $1)";
+     OR EXISTS (SELECT 1 FROM unnest(previous_keys_sealed) AS k WHERE substring(k for 9) <> $1))";
 
 /// Up to `limit` rows after `after` (in id order) holding a value not
 /// sealed under `header`, locked until the transaction ends, so a partner's
@@ -37,7 +37,7 @@ pub(crate) async fn lock_not_under(
     limit: i64,
 ) -> Result<Vec<SealedRow>, RegistryError> {
     Ok(diesel::sql_query(format!(
-        "SELECT id, callback_password_sealed, signing_secret_sealed, previous_secret_sealed \
+        "SELECT id, callback_password_sealed, signing_secret_sealed, previous_keys_sealed \
          FROM registrations WHERE id > $2 AND {NOT_UNDER} ORDER BY id LIMIT $3 FOR UPDATE"
     ))
     .bind::<Bytea, _>(header)
@@ -71,10 +71,11 @@ pub(crate) async fn count_under_other_keys(
         format!("(get_byte({column}, 0) = 2 AND substring({column} for {HEADER}) <> ALL($1))")
     };
     let found: Count = diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM registrations WHERE {} OR {} OR {}",
+        "SELECT count(*) AS n FROM registrations WHERE {} OR {} \
+         OR EXISTS (SELECT 1 FROM unnest(previous_keys_sealed) AS k WHERE {})",
         outside("signing_secret_sealed"),
         outside("callback_password_sealed"),
-        outside("previous_secret_sealed"),
+        outside("k"),
     ))
     .bind::<Array<Bytea>, _>(headers)
     .get_result(conn)
@@ -97,7 +98,7 @@ pub(crate) async fn update(
         .set((
             registrations::callback_password_sealed.eq(&row.callback_password_sealed),
             registrations::signing_secret_sealed.eq(&row.signing_secret_sealed),
-            registrations::previous_secret_sealed.eq(&row.previous_secret_sealed),
+            registrations::previous_keys_sealed.eq(&row.previous_keys_sealed),
         ))
         .execute(conn)
         .await?;

@@ -40,6 +40,7 @@ async fn every_change_that_stales_an_answer_is_listed_in_order() {
         .rotate_signing_secret(pb::RotateSigningSecretRequest {
             partner_id: partner.clone(),
             notification_type: 5,
+            previous_expires_in_seconds: None,
         })
         .await
         .unwrap();

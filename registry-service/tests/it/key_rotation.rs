@@ -77,7 +77,8 @@ async fn rows_not_under(db: &TestDb, current: u8) -> i64 {
         "SELECT count(*) FROM registrations WHERE \
          substring(signing_secret_sealed for 9) <> '\\x{header}'::bytea \
          OR substring(callback_password_sealed for 9) <> '\\x{header}'::bytea \
-         OR substring(previous_secret_sealed for 9) <> '\\x{header}'::bytea"
+         OR EXISTS (SELECT 1 FROM unnest(previous_keys_sealed) AS k \
+         WHERE substring(k for 9) <> '\\x{header}'::bytea)"
     ))
     .await
     .unwrap()
@@ -107,6 +108,7 @@ async fn keys_rotate_under_load_and_the_old_one_retires() {
                 old.rotate_signing_secret(pb::RotateSigningSecretRequest {
                     partner_id: partner.clone(),
                     notification_type: kind,
+                    previous_expires_in_seconds: None,
                 })
                 .await
                 .unwrap();
@@ -186,6 +188,7 @@ async fn partners_at_work(
                 .rotate_signing_secret(pb::RotateSigningSecretRequest {
                     partner_id: target.0.clone(),
                     notification_type: target.1,
+                    previous_expires_in_seconds: None,
                 })
                 .await
                 .unwrap();

@@ -130,6 +130,7 @@ pub fn upsert_request(
         callback_password: None,
         merchant_id: None,
         retry_policy: None,
+        signature_scheme: None,
     }
 }
 

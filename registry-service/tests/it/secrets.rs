@@ -17,6 +17,26 @@ fn secret_request(partner: &str) -> pb::GetSigningSecretRequest {
     }
 }
 
+fn rotate_request(partner: &str, keep_seconds: Option<u32>) -> pb::RotateSigningSecretRequest {
+    pb::RotateSigningSecretRequest {
+        partner_id: partner.into(),
+        notification_type: 5,
+        previous_expires_in_seconds: keep_seconds,
+    }
+}
+
+/// What the dispatcher gets for the partner's type-5 registration.
+async fn resolve(r: &mut TestRegistry, partner: &str) -> pb::ResolvedCallback {
+    r.client
+        .resolve_callback(pb::ResolveCallbackRequest {
+            partner_id: partner.into(),
+            notification_type: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn key_bytes(secret: &str) -> Vec<u8> {
     let b64 = secret.strip_prefix("whsec_").expect("whsec_ prefix");
     base64::engine::general_purpose::STANDARD
@@ -37,7 +57,8 @@ async fn secrets_rotate_with_a_grace_period() {
         .unwrap()
         .into_inner();
     assert_eq!(key_bytes(&before.current).len(), 32);
-    assert!(before.previous.is_none());
+    assert!(before.previous.is_empty());
+    assert_eq!(before.scheme(), pb::SignatureScheme::HmacSha256);
     // Stable across reads.
     let again = r
         .client
@@ -49,16 +70,14 @@ async fn secrets_rotate_with_a_grace_period() {
 
     let rotated = r
         .client
-        .rotate_signing_secret(pb::RotateSigningSecretRequest {
-            partner_id: partner.clone(),
-            notification_type: 5,
-        })
+        .rotate_signing_secret(rotate_request(&partner, None))
         .await
         .unwrap()
         .into_inner();
     assert_ne!(rotated.current, before.current);
-    assert_eq!(rotated.previous.as_deref(), Some(before.current.as_str()));
-    let expires = rotated.previous_expires_at.unwrap().seconds;
+    assert_eq!(rotated.previous.len(), 1);
+    assert_eq!(rotated.previous[0].key, before.current);
+    let expires = rotated.previous[0].expires_at.unwrap().seconds;
     let in_a_day = chrono::Utc::now().timestamp() + 86_400;
     assert!(
         (expires - in_a_day).abs() < 60,
@@ -66,15 +85,7 @@ async fn secrets_rotate_with_a_grace_period() {
     );
 
     // Delivery signs with both while both are valid: current first.
-    let resolved = r
-        .client
-        .resolve_callback(pb::ResolveCallbackRequest {
-            partner_id: partner.clone(),
-            notification_type: 5,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let resolved = resolve(&mut r, &partner).await;
     assert_eq!(
         resolved.signing_secrets,
         [rotated.current.clone(), before.current.clone()]
@@ -88,26 +99,15 @@ async fn expired_previous_secret_is_dropped() {
     r.upsert(&partner, 5, URL).await;
     let rotated = r
         .client
-        .rotate_signing_secret(pb::RotateSigningSecretRequest {
-            partner_id: partner.clone(),
-            notification_type: 5,
-        })
+        .rotate_signing_secret(rotate_request(&partner, None))
         .await
         .unwrap()
         .into_inner();
     assert!(
-        rotated.previous.is_none(),
+        rotated.previous.is_empty(),
         "a zero grace period keeps no previous secret"
     );
-    let resolved = r
-        .client
-        .resolve_callback(pb::ResolveCallbackRequest {
-            partner_id: partner,
-            notification_type: 5,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let resolved = resolve(&mut r, &partner).await;
     assert_eq!(resolved.signing_secrets, [rotated.current]);
 }
 
@@ -132,15 +132,7 @@ async fn resolve_opens_credentials_that_rest_sealed() {
         "the password is never returned"
     );
 
-    let resolved = r
-        .client
-        .resolve_callback(pb::ResolveCallbackRequest {
-            partner_id: partner.clone(),
-            notification_type: 5,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let resolved = resolve(&mut r, &partner).await;
     assert_eq!(resolved.registration_id, registration.registration_id);
     assert_eq!(resolved.callback_url, URL);
     assert_eq!(resolved.callback_user_name.as_deref(), Some("acme-hooks"));
@@ -234,11 +226,184 @@ async fn secrets_of_missing_registrations() {
     );
     expect_code(
         r.client
-            .rotate_signing_secret(pb::RotateSigningSecretRequest {
-                partner_id: partner,
-                notification_type: 5,
-            })
+            .rotate_signing_secret(rotate_request(&partner, None))
             .await,
         Code::NotFound,
+    );
+}
+
+/// Issue 23, item 6: overlapping rotations keep several previous keys, each
+/// until its own expiry; at most five at once; a life over a week refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_rotations_keep_each_previous_key_for_its_own_time() {
+    let mut r = TestRegistry::start().await;
+    let (partner, _) = r.partner("Acme").await;
+    r.upsert(&partner, 5, URL).await;
+    let first = r
+        .client
+        .get_signing_secret(secret_request(&partner))
+        .await
+        .unwrap()
+        .into_inner()
+        .current;
+    let hour = r
+        .client
+        .rotate_signing_secret(rotate_request(&partner, Some(3600)))
+        .await
+        .unwrap()
+        .into_inner();
+    let week = r
+        .client
+        .rotate_signing_secret(rotate_request(&partner, Some(604_800)))
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<&str> = week.previous.iter().map(|k| k.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [hour.current.as_str(), first.as_str()],
+        "newest first"
+    );
+    let now = chrono::Utc::now().timestamp();
+    let lives: Vec<i64> = week
+        .previous
+        .iter()
+        .map(|k| k.expires_at.unwrap().seconds - now)
+        .collect();
+    assert!(
+        (lives[0] - 604_800).abs() < 60 && (lives[1] - 3600).abs() < 60,
+        "{lives:?}"
+    );
+    let resolved = resolve(&mut r, &partner).await;
+    assert_eq!(
+        resolved.signing_secrets,
+        [week.current.clone(), hour.current.clone(), first.clone()]
+    );
+
+    // Three more fill the five; a sixth is refused, and names when room comes.
+    for _ in 0..3 {
+        r.client
+            .rotate_signing_secret(rotate_request(&partner, Some(60)))
+            .await
+            .unwrap();
+    }
+    let full = expect_code(
+        r.client
+            .rotate_signing_secret(rotate_request(&partner, Some(60)))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(
+        full.message().contains("5 previous signing keys"),
+        "{full:?}"
+    );
+    // Dropping the replaced key at once is always possible.
+    let dropped = r
+        .client
+        .rotate_signing_secret(rotate_request(&partner, Some(0)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dropped.previous.len(), 5);
+    // A scheme change never fails on the keys' history: it keeps the key
+    // it replaces and drops the previous key that expires first.
+    let mut switch = upsert_request(&partner, 5, URL);
+    switch.signature_scheme = Some(pb::SignatureScheme::Ed25519.into());
+    r.client.upsert_callback(switch).await.unwrap();
+    let switched = r
+        .client
+        .get_signing_secret(secret_request(&partner))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(switched.previous.len(), 5);
+    assert_eq!(switched.previous[0].key, dropped.current);
+    assert!(
+        switched.previous.iter().any(|k| k.key == hour.current),
+        "the key kept for a week stays"
+    );
+
+    let too_long = expect_code(
+        r.client
+            .rotate_signing_secret(rotate_request(&partner, Some(604_801)))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(too_long.message().contains("previous_expires_in_seconds"));
+}
+
+/// Issue 23, item 6: a registration switched to Ed25519 shows the partner a
+/// `whpk_` public key, hands the dispatcher the `whsk_` seed that matches
+/// it, and keeps the HMAC secret signing for the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_to_ed25519_shows_a_public_key_and_keeps_the_hmac_secret_for_a_while() {
+    use ring::signature::KeyPair as _;
+    let mut r = TestRegistry::start().await;
+    let (partner, _) = r.partner("Acme").await;
+    r.upsert(&partner, 5, URL).await;
+    let hmac = r
+        .client
+        .get_signing_secret(secret_request(&partner))
+        .await
+        .unwrap()
+        .into_inner()
+        .current;
+    let mut switch = upsert_request(&partner, 5, URL);
+    switch.signature_scheme = Some(pb::SignatureScheme::Ed25519.into());
+    let registration = r
+        .client
+        .upsert_callback(switch.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .registration
+        .unwrap();
+    assert_eq!(
+        registration.signature_scheme(),
+        pb::SignatureScheme::Ed25519
+    );
+    let keys = r
+        .client
+        .get_signing_secret(secret_request(&partner))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(keys.scheme(), pb::SignatureScheme::Ed25519);
+    let public = keys.current.strip_prefix("whpk_").expect("a public key");
+    assert_eq!(keys.previous.len(), 1);
+    assert_eq!(keys.previous[0].key, hmac);
+    assert_eq!(keys.previous[0].scheme(), pb::SignatureScheme::HmacSha256);
+
+    let resolved = resolve(&mut r, &partner).await;
+    let seed = resolved.signing_secrets[0]
+        .strip_prefix("whsk_")
+        .expect("the dispatcher gets the seed");
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(seed)
+        .unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.encode(pair.public_key().as_ref()),
+        public
+    );
+    assert_eq!(resolved.signing_secrets[1], hmac);
+
+    // The same scheme again changes no key; an unknown one is refused.
+    r.client.upsert_callback(switch.clone()).await.unwrap();
+    let same = r
+        .client
+        .get_signing_secret(secret_request(&partner))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(same.current, keys.current);
+    switch.signature_scheme = Some(7);
+    let refused = expect_code(
+        r.client.upsert_callback(switch).await,
+        Code::InvalidArgument,
+    );
+    assert!(
+        refused.message().contains("signature_scheme"),
+        "{refused:?}"
     );
 }
