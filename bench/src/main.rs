@@ -1,4 +1,4 @@
-//! `bench [all|ingest|deliver|latency|isolation|backlog|limit|publish-loop|https-hosts|retention]… [--scale F]`
+//! `bench [all|ingest|deliver|latency|isolation|backlog|limit|publish-loop|https-hosts|retention|ordering]… [--scale F]`
 
 use clap::Parser;
 
@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         "publish-loop",
         "https-hosts",
         "retention",
+        "ordering",
     ];
     let chosen: Vec<&str> = if cli.scenarios.iter().any(|s| s == "all") {
         all.to_vec()
@@ -78,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             "publish-loop" => scenarios::publish_loop(scale).await?,
             "https-hosts" => scenarios::https_hosts(scale).await?,
             "retention" => scenarios::retention(scale).await?,
+            "ordering" => scenarios::ordering(scale).await?,
             other => anyhow::bail!("unknown scenario {other}; choose from {all:?} or all"),
         };
         println!("{}", report.markdown());

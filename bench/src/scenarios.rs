@@ -23,6 +23,7 @@ mod ingest;
 mod isolation;
 mod latency;
 mod limit;
+mod ordering;
 mod publish_loop;
 mod retention;
 
@@ -32,6 +33,7 @@ pub use ingest::ingest;
 pub use isolation::isolation;
 pub use latency::latency;
 pub use limit::limit;
+pub use ordering::ordering;
 
 pub use https_hosts::https_hosts;
 pub use publish_loop::publish_loop;

@@ -329,6 +329,7 @@ pub fn event(partner: &str, n: usize) -> dpb::PublishRequest {
         ),
         idempotency_key: None,
         occurred_at: None,
+        ordering_key: None,
     }
 }
 

@@ -140,6 +140,10 @@ pub enum Command {
         payload: String,
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// Deliveries with the same key to the same registration are made
+        /// one at a time, in publish order.
+        #[arg(long)]
+        ordering_key: Option<String>,
     },
     /// Run a local webhook endpoint that prints every delivery it gets.
     Receive {

@@ -136,6 +136,10 @@ impl Application {
         ));
         let housekeeping =
             tokio::spawn(self.housekeeping.run(self.pool.clone(), signalled.clone()));
+        let lanes = tokio::spawn(crate::service::housekeeping::repair_lanes(
+            self.pool.clone(),
+            signalled.clone(),
+        ));
         let worker = self
             .worker
             .map(|worker| tokio::spawn(worker.run(signalled.clone(), stop.clone())));
@@ -165,6 +169,7 @@ impl Application {
         reporter.abort();
         let _ = recoveries.await;
         let _ = housekeeping.await;
+        let _ = lanes.await;
         let _ = admin.await;
         tracing::info!("dispatcher stopped");
         served

@@ -3,59 +3,62 @@
 //! metrics` refuses metrics without it). The series themselves are made
 //! where they are counted.
 
+/// The counters, by name, with their help text.
+const COUNTERS: &[(&str, &str)] = &[
+    (
+        "callbacks_events_published_total",
+        "Events accepted, by outcome",
+    ),
+    (
+        "callbacks_events_refused_total",
+        "Publish calls refused, by reason",
+    ),
+    (
+        "callbacks_test_notifications_total",
+        "Test notifications (echoes) accepted",
+    ),
+    (
+        "callbacks_delivery_attempts_total",
+        "Webhook attempts, by outcome",
+    ),
+    (
+        "callbacks_delivery_failures_total",
+        "Failed webhook attempts, by kind",
+    ),
+    (
+        "callbacks_deliveries_finished_total",
+        "Deliveries that ended, by status",
+    ),
+    (
+        "callbacks_outcomes_not_written_total",
+        "Attempt outcomes this process did not write, by reason",
+    ),
+    (
+        "callbacks_deliveries_deferred_total",
+        "Deliveries put back unattempted, by reason",
+    ),
+    (
+        "callbacks_idempotency_keys_expired_total",
+        "Idempotency keys forgotten once their window passed",
+    ),
+    (
+        "callbacks_retention_removed_total",
+        "Rows removed once the retention period passed, by table",
+    ),
+    (
+        "callbacks_recovered_deliveries_total",
+        "Deliveries a recovery job made due again",
+    ),
+    (
+        "callbacks_endpoint_holds_total",
+        "Endpoints held, by reason",
+    ),
+];
+
 /// Registers the descriptions.
 pub(crate) fn describe() {
-    for (name, help) in [
-        (
-            "callbacks_events_published_total",
-            "Events accepted, by outcome",
-        ),
-        (
-            "callbacks_events_refused_total",
-            "Publish calls refused, by reason",
-        ),
-        (
-            "callbacks_test_notifications_total",
-            "Test notifications (echoes) accepted",
-        ),
-        (
-            "callbacks_delivery_attempts_total",
-            "Webhook attempts, by outcome",
-        ),
-        (
-            "callbacks_delivery_failures_total",
-            "Failed webhook attempts, by kind",
-        ),
-        (
-            "callbacks_deliveries_finished_total",
-            "Deliveries that ended, by status",
-        ),
-        (
-            "callbacks_outcomes_not_written_total",
-            "Attempt outcomes this process did not write, by reason",
-        ),
-        (
-            "callbacks_deliveries_deferred_total",
-            "Deliveries put back unattempted, by reason",
-        ),
-        (
-            "callbacks_idempotency_keys_expired_total",
-            "Idempotency keys forgotten once their window passed",
-        ),
-        (
-            "callbacks_retention_removed_total",
-            "Rows removed once the retention period passed, by table",
-        ),
-        (
-            "callbacks_recovered_deliveries_total",
-            "Deliveries a recovery job made due again",
-        ),
-        (
-            "callbacks_endpoint_holds_total",
-            "Endpoints held, by reason",
-        ),
-    ] {
-        metrics::describe_counter!(name, help);
+    for (name, help) in COUNTERS {
+        metrics::describe_counter!(*name, *help);
     }
     metrics::describe_gauge!(
         "callbacks_deliveries_in_flight",

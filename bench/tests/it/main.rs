@@ -331,3 +331,17 @@ async fn a_small_retention_run_samples_the_tables_and_the_claim() {
             .all(|c| *c > 0.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_ordering_run_delivers_every_lane_in_order() {
+    let report = scenarios::ordering(Scale(0.01)).await.unwrap();
+    assert_eq!(report.rows.len(), 3, "1, 10 and 100 lanes");
+    nothing_lost(&report);
+    peak_rss_reported(&report);
+    assert!(
+        numbers(&report, "out of order").iter().all(|o| *o == 0.0),
+        "{}",
+        report.markdown()
+    );
+    assert!(numbers(&report, "deliveries/s").iter().all(|r| *r > 0.0));
+}

@@ -52,16 +52,13 @@ pub(super) async fn dispatcher_command(
             notification_type,
             payload,
             idempotency_key,
+            ordering_key,
         } => {
-            publish(
-                dispatcher,
-                partner,
-                notification_type,
-                payload,
-                idempotency_key,
-                json,
-            )
-            .await?
+            let keys = Keys {
+                idempotency: idempotency_key,
+                ordering: ordering_key,
+            };
+            publish(dispatcher, partner, notification_type, payload, keys, json).await?
         }
         other => anyhow::bail!("not a dispatcher command: {other:?}"),
     }
@@ -161,13 +158,19 @@ async fn list_deliveries(
     Ok(())
 }
 
+/// A publish's optional keys.
+struct Keys {
+    idempotency: Option<String>,
+    ordering: Option<String>,
+}
+
 /// `publish`: one event, as a platform service publishes it.
 async fn publish(
     dispatcher: &mut DispatcherServiceClient<OutboundChannel>,
     partner: String,
     notification_type: i32,
     payload: String,
-    idempotency_key: Option<String>,
+    keys: Keys,
     json: bool,
 ) -> anyhow::Result<()> {
     let published = dispatcher
@@ -175,8 +178,9 @@ async fn publish(
             partner_id: partner,
             notification_type,
             payload_json: payload,
-            idempotency_key,
+            idempotency_key: keys.idempotency,
             occurred_at: None,
+            ordering_key: keys.ordering,
         })
         .await
         .map_err(status)?

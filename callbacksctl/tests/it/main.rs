@@ -293,9 +293,29 @@ async fn publish_receive_inspect_and_redeliver() {
     receiver.wait().await.unwrap();
     ctl_json(
         &s,
-        &["publish", &partner, "5", r#"{"processUniqueId":"p-10"}"#],
+        &[
+            "publish",
+            &partner,
+            "5",
+            r#"{"processUniqueId":"p-10"}"#,
+            "--ordering-key",
+            "order-1",
+        ],
     )
     .await;
+    let (ok, _, stderr) = ctl(
+        &s,
+        &[
+            "publish",
+            &partner,
+            "5",
+            r#"{"processUniqueId":"p-11"}"#,
+            "--ordering-key",
+            "",
+        ],
+    )
+    .await;
+    assert!(!ok && stderr.contains("ordering_key"), "{stderr}");
     let errors = test_support::eventually(
         "the registration to be in error state",
         Duration::from_secs(10),

@@ -96,6 +96,7 @@ pub(super) async fn run(
     mut done: mpsc::Receiver<Finished>,
 ) {
     let counters = Counters::new();
+    let lanes_pool = pool.clone();
     let mut connection = QueueConnection::new(pool, Role::Completions, timeout);
     // Kept across batches: allocated once, not per batch.
     let mut batch = Vec::with_capacity(256);
@@ -128,14 +129,33 @@ pub(super) async fn run(
         if written.unwritten > 0 {
             counters.unreachable.increment(written.unwritten as u64);
         }
+        let mut turns_ended = Vec::new();
         for (outcome, report) in outcomes.iter().zip(reports.drain(..)) {
             if written
                 .applied
                 .contains(&(outcome.delivery_id, outcome.hold.token))
             {
+                turns_ended.extend(outcome.ends_lane_turn.clone());
                 announce(&counters, &registry, outcome, report);
             }
         }
+        give_turns(&lanes_pool, &turns_ended).await;
+    }
+}
+
+/// Makes the next delivery of each lane whose turn ended due. One that
+/// fails here is given its turn by the housekeeping's look for stalled
+/// lanes (`service::housekeeping::repair_lanes`).
+async fn give_turns(pool: &DbPool, lanes: &[crate::domain::queue::Lane]) {
+    if lanes.is_empty() {
+        return;
+    }
+    let given = async {
+        let mut conn = pool.get().await?;
+        crate::storage::ordering::promote(&mut conn, lanes).await
+    };
+    if let Err(error) = given.await {
+        tracing::warn!(error = %error, "cannot give ordered lanes their next turn; the housekeeping will");
     }
 }
 

@@ -326,25 +326,20 @@ mod tests {
     /// An endpoint with 8 slots, `parked` deliveries waiting, and attempts
     /// that lately took `pace` (none yet if zero).
     fn endpoint(pace: Duration, parked: usize) -> Endpoint {
-        let target = Arc::new(Target::new(
-            Uuid::nil(),
-            String::new(),
-            None,
-            None,
-            Vec::new(),
-            &[],
-        ));
+        let nil = Uuid::nil();
+        let target = Arc::new(Target::new(nil, String::new(), None, None, vec![], &[]));
         let claim = Claim {
-            id: Uuid::nil(),
-            hold: Hold::handed_off(Uuid::nil()),
-            event_id: Uuid::nil(),
-            partner_id: Uuid::nil(),
+            id: nil,
+            hold: Hold::handed_off(nil),
+            event_id: nil,
+            partner_id: nil,
             notification_type: 5,
             attempt_count: 0,
             series_attempts: 0,
             is_test: false,
             payload: bytes::Bytes::new(),
             trace_context: None,
+            ordering_key: None,
         };
         let mut endpoint = Endpoint::new(8);
         endpoint.parked = (0..parked)

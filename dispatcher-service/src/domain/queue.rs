@@ -60,6 +60,30 @@ pub struct Claim {
     pub is_test: bool,
     pub payload: bytes::Bytes,
     pub trace_context: Option<String>,
+    /// The publisher's ordering key: the delivery is one of a lane, and
+    /// the next of the lane waits until it ends.
+    pub ordering_key: Option<String>,
+}
+
+impl Claim {
+    /// The lane the delivery belongs to, if it was published with an
+    /// ordering key.
+    pub fn lane(&self) -> Option<Lane> {
+        self.ordering_key.as_ref().map(|key| Lane {
+            partner_id: self.partner_id,
+            notification_type: self.notification_type,
+            key: key.clone(),
+        })
+    }
+}
+
+/// The deliveries published with one ordering key to one registration
+/// (partner and type): attempted one at a time, in publish order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lane {
+    pub partner_id: Uuid,
+    pub notification_type: i32,
+    pub key: String,
 }
 
 /// How a held delivery ends this time it is held: the write its holder makes.
@@ -75,6 +99,9 @@ pub struct Outcome {
     /// cancels without counting.
     pub attempt: Option<AttemptRecord>,
     pub error: Option<String>,
+    /// The delivery's lane, when it has one and this outcome ends it: the
+    /// next of the lane is made due once the outcome is written.
+    pub ends_lane_turn: Option<Lane>,
 }
 
 /// An attempt as the attempt log records it.
@@ -99,6 +126,7 @@ impl Outcome {
             status: DeliveryStatus::Pending,
             next_attempt_at: due,
             attempt: None,
+            ends_lane_turn: None,
             error: None,
         }
     }
@@ -108,6 +136,7 @@ impl Outcome {
         Self {
             status: DeliveryStatus::Cancelled,
             error: Some(reason.into()),
+            ends_lane_turn: claim.lane(),
             ..Self::release(claim.id, claim.hold, now)
         }
     }
@@ -127,6 +156,7 @@ impl Outcome {
             next_attempt_at,
             attempt: Some(record),
             error: result.reason(),
+            ends_lane_turn: claim.lane().filter(|_| status != DeliveryStatus::Pending),
         }
     }
 

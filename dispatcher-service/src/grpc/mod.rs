@@ -52,18 +52,12 @@ impl DispatcherGrpc {
             request.payload_json.into_bytes(),
             self.max_payload_bytes,
         ));
-        if let Some(key) = &request.idempotency_key {
-            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY {
-                v.push(FieldViolation::new(
-                    "idempotency_key",
-                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
-                ));
-            } else if key.chars().any(char::is_control) {
-                // Postgres text cannot hold NUL; no key needs control characters.
-                v.push(FieldViolation::new(
-                    "idempotency_key",
-                    "must not contain control characters",
-                ));
+        for (field, key) in [
+            ("idempotency_key", &request.idempotency_key),
+            ("ordering_key", &request.ordering_key),
+        ] {
+            if let Some(violation) = key.as_deref().and_then(|key| key_violation(field, key)) {
+                v.push(violation);
             }
         }
         let occurred_at = match &request.occurred_at {
@@ -93,9 +87,29 @@ impl DispatcherGrpc {
             notification_type: notification_type.expect(CHECKED),
             payload: payload.expect(CHECKED),
             idempotency_key: request.idempotency_key,
+            ordering_key: request.ordering_key,
             occurred_at: occurred_at.expect(CHECKED),
             trace_context: trace,
         })
+    }
+}
+
+/// What is wrong with an idempotency or ordering key, if anything: 1 to
+/// [`MAX_IDEMPOTENCY_KEY`] characters, none a control character (Postgres
+/// text cannot hold NUL, and no key needs them).
+fn key_violation(field: &'static str, key: &str) -> Option<FieldViolation> {
+    if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY {
+        Some(FieldViolation::new(
+            field,
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+        ))
+    } else if key.chars().any(char::is_control) {
+        Some(FieldViolation::new(
+            field,
+            "must not contain control characters",
+        ))
+    } else {
+        None
     }
 }
 

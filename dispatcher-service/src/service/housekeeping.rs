@@ -3,13 +3,14 @@
 //! retention period has let go. Each job works a chunk per statement, so
 //! no transaction is long and replicas share the work (`SKIP LOCKED`);
 //! retention vacuums what it removed from once that is a tenth of the table.
+//! Apart, it gives their turn to ordered lanes left waiting.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::DispatchError;
-use crate::storage::{DbPool, idempotency, retention};
+use crate::storage::{DbPool, idempotency, ordering, retention};
 
 /// Rows taken per statement.
 const CHUNK: i64 = 5_000;
@@ -133,6 +134,36 @@ where
                 tracing::warn!(error = %error, "cannot {what}");
                 return total;
             }
+        }
+    }
+}
+
+/// How often lanes left waiting with none of theirs ahead are looked for.
+const LANE_REPAIR_EVERY: Duration = Duration::from_secs(5);
+
+/// Most lanes given their turn per look.
+const LANES_PER_REPAIR: i64 = 1_000;
+
+/// Until `stop`: gives its turn to every lane whose deliveries wait with
+/// none ahead of them (`storage::ordering::stalled_lanes`): a promotion lost
+/// to a crash, or a delivery ahead cancelled by an erasure.
+pub(crate) async fn repair_lanes(pool: DbPool, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(LANE_REPAIR_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let repaired = async {
+            let mut conn = pool.get().await?;
+            let lanes = ordering::stalled_lanes(&mut conn, LANES_PER_REPAIR).await?;
+            ordering::promote(&mut conn, &lanes).await
+        };
+        match repaired.await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "lanes whose turn had not been given, given it"),
+            Err(error) => tracing::warn!(error = %error, "cannot look for stalled lanes"),
         }
     }
 }

@@ -34,6 +34,7 @@ pub(crate) struct PublishInput {
     pub notification_type: i32,
     pub payload: Vec<u8>,
     pub idempotency_key: Option<String>,
+    pub ordering_key: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub trace_context: Option<String>,
 }
@@ -91,10 +92,13 @@ impl Dispatcher {
         let Some(worker) = &self.worker else {
             return HashMap::new();
         };
-        let wanted = rows.iter().filter(|r| r.has_subscriber).count();
+        // An ordered delivery may have to wait for the one ahead of it in
+        // its lane: it is left for a claim.
+        let local_kind = |r: &NewEvent| r.has_subscriber && r.ordering_key.is_none();
+        let wanted = rows.iter().filter(|r| local_kind(r)).count();
         let mut reserved = worker.reserve(wanted).into_iter();
         let mut local = HashMap::new();
-        for row in rows.iter_mut().filter(|r| r.has_subscriber) {
+        for row in rows.iter_mut().filter(|r| local_kind(r)) {
             let Some(slot) = reserved.next() else { break };
             row.lease = Some(slot.lease);
             local.insert(row.id, (slot, row.clone()));
@@ -157,6 +161,7 @@ impl Dispatcher {
                 notification_type: input.notification_type,
                 payload: input.payload.into(),
                 idempotency_key: input.idempotency_key,
+                ordering_key: input.ordering_key,
                 is_test: false,
                 occurred_at: input.occurred_at,
                 trace_context: input.trace_context,
@@ -263,6 +268,7 @@ impl Dispatcher {
             notification_type,
             payload: raw_body.into(),
             idempotency_key: None,
+            ordering_key: None,
             is_test: true,
             has_subscriber: true,
             // The echo occurs as it is asked for: a fact about the event,
@@ -349,6 +355,7 @@ fn hand_off(
                     is_test: event.is_test,
                     payload: event.payload,
                     trace_context: event.trace_context,
+                    ordering_key: None,
                 },
                 reserved,
             ),

@@ -136,15 +136,24 @@ impl Committer {
 }
 
 /// Writes `events` in one transaction on the session (opened first if
-/// there is none), in idempotency-key order; answers each event's result
-/// by event id.
+/// there is none), in idempotency-key order (ordered events in publish
+/// order); answers each event's result by event id.
 async fn write(
     pool: &DbPool,
     session: &mut Option<Session>,
     events: &mut [NewEvent],
 ) -> Result<HashMap<Uuid, Stored>, DispatchError> {
+    // A stable sort: ordered events are left in publish order among their
+    // partner's (their lanes' locks, taken first, keep those inserts apart).
+    fn key(e: &NewEvent) -> Option<&str> {
+        e.idempotency_key
+            .as_deref()
+            .filter(|_| e.ordering_key.is_none())
+    }
     events.sort_by(|a, b| {
-        (a.partner_id, &a.idempotency_key).cmp(&(b.partner_id, &b.idempotency_key))
+        a.partner_id
+            .cmp(&b.partner_id)
+            .then_with(|| key(a).cmp(&key(b)))
     });
     let session = match session {
         Some(session) => session,

@@ -11,6 +11,7 @@ use super::models::NewEvent;
 use super::schema::events;
 use crate::domain::DispatchError;
 pub use crate::domain::delivery::Stored;
+use crate::domain::queue::Lane;
 
 #[derive(diesel::QueryableByName)]
 struct InsertedId {
@@ -64,6 +65,45 @@ const INSERT_KEYED: &str = insert_statement!("ON CONFLICT DO NOTHING");
 /// (docs/benchmarks.md, "What moved the numbers").
 const INSERT_UNKEYED: &str = insert_statement!("");
 
+/// Events with an ordering key (and maybe an idempotency key): each
+/// delivery takes its place `$10` in its lane, and waits if it is `$11`
+/// behind another of this batch or if its lane has a pending delivery
+/// already. Run under the lanes' locks (`storage::ordering`).
+const INSERT_ORDERED: &str = concat!(
+    "WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::bytea[], $5::text[],
+                              $6::timestamptz[], $7::text[], $8::uuid[], $9::text[], $10::int8[],
+                              $11::bool[])
+             AS t(id, partner_id, notification_type, payload, idempotency_key, occurred_at,
+                  trace_context, delivery_id, ordering_key, ordering_seq, behind)
+     ),
+     inserted AS (
+         INSERT INTO events (id, partner_id, notification_type, payload, idempotency_key, is_test,
+                             has_subscriber, occurred_at, trace_context, delivery_id, ordering_key)
+         SELECT id, partner_id, notification_type, payload, idempotency_key, false,
+                delivery_id IS NOT NULL, occurred_at, trace_context, delivery_id, ordering_key
+         FROM input
+         ON CONFLICT DO NOTHING
+         RETURNING id
+     ),
+     scheduled AS (
+         INSERT INTO deliveries (id, event_id, partner_id, notification_type, next_attempt_at,
+                                 ordering_key, ordering_seq)
+         SELECT i.delivery_id, i.id, i.partner_id, i.notification_type,
+                CASE WHEN i.behind OR EXISTS (
+                       SELECT 1 FROM deliveries d
+                       WHERE d.partner_id = i.partner_id AND d.notification_type = i.notification_type
+                         AND d.ordering_key = i.ordering_key AND d.status = 'pending')
+                     THEN ",
+    super::ordering::waiting!(),
+    " ELSE now() END,
+                i.ordering_key, i.ordering_seq
+         FROM input i JOIN inserted USING (id)
+         WHERE i.delivery_id IS NOT NULL
+     )
+     SELECT id FROM inserted"
+);
+
 /// Stores `new` events and a delivery for each that has a subscriber, then
 /// wakes the workers; all in the caller's transaction, so nothing is
 /// visible (or delivered) before it commits. Events whose idempotency key
@@ -85,11 +125,17 @@ pub async fn insert(
         .iter()
         .map(|e| e.has_subscriber.then(Uuid::now_v7))
         .collect();
-    let (keyed, unkeyed): (Vec<_>, Vec<_>) = new
+    let (ordered, unordered): (Vec<_>, Vec<_>) = new
         .iter()
         .zip(&delivery_ids)
+        .partition(|(e, _)| e.ordering_key.is_some());
+    let (keyed, unkeyed): (Vec<_>, Vec<_>) = unordered
+        .into_iter()
         .partition(|(e, _)| e.idempotency_key.is_some());
     let mut inserted = HashSet::with_capacity(new.len());
+    if !ordered.is_empty() {
+        inserted.extend(insert_ordered(conn, ordered).await?);
+    }
     for (statement, events) in [(INSERT_KEYED, keyed), (INSERT_UNKEYED, unkeyed)] {
         if !events.is_empty() {
             inserted.extend(insert_rows(conn, statement, &events).await?);
@@ -114,6 +160,63 @@ pub async fn insert(
         super::notify_due(conn).await?;
     }
     Ok(results)
+}
+
+/// Inserts events with an ordering key, given in publish order: locks
+/// their lanes, draws their places in that order, and marks each behind an
+/// earlier one of its lane in this batch; answers the ids of the events
+/// inserted.
+async fn insert_ordered(
+    conn: &mut AsyncPgConnection,
+    events: Vec<(&NewEvent, &Option<Uuid>)>,
+) -> Result<Vec<Uuid>, DispatchError> {
+    use diesel::sql_types::{Array, Bool, Bytea, Int4, Int8, Nullable, Text, Timestamptz};
+    let lanes: Vec<Option<Lane>> = events
+        .iter()
+        .map(|(e, delivery)| {
+            delivery.and(e.ordering_key.clone()).map(|key| Lane {
+                partner_id: e.partner_id,
+                notification_type: e.notification_type,
+                key,
+            })
+        })
+        .collect();
+    super::ordering::lock_lanes(conn, lanes.iter().flatten()).await?;
+    let mut places = super::ordering::places(conn, events.len())
+        .await?
+        .into_iter();
+    let mut seen = HashSet::new();
+    let behind: Vec<bool> = lanes
+        .iter()
+        .map(|lane| lane.as_ref().is_some_and(|lane| !seen.insert(lane)))
+        .collect();
+    fn column<T>(events: &[(&NewEvent, &Option<Uuid>)], f: impl Fn(&NewEvent) -> T) -> Vec<T> {
+        events.iter().map(|(e, _)| f(e)).collect()
+    }
+    Ok(diesel::sql_query(INSERT_ORDERED)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(column(&events, |e| e.id))
+        .bind::<Array<diesel::sql_types::Uuid>, _>(column(&events, |e| e.partner_id))
+        .bind::<Array<Int4>, _>(column(&events, |e| e.notification_type))
+        .bind::<Array<Bytea>, _>(column(&events, |e| e.payload.to_vec()))
+        .bind::<Array<Nullable<Text>>, _>(column(&events, |e| e.idempotency_key.clone()))
+        .bind::<Array<Timestamptz>, _>(column(&events, |e| e.occurred_at))
+        .bind::<Array<Nullable<Text>>, _>(column(&events, |e| e.trace_context.clone()))
+        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(
+            events.iter().map(|(_, id)| **id).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(column(&events, |e| e.ordering_key.clone()))
+        .bind::<Array<Int8>, _>(
+            events
+                .iter()
+                .map(|_| places.next().unwrap_or(0))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Bool>, _>(behind)
+        .load::<InsertedId>(conn)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect())
 }
 
 /// Runs one of the insert statements for `events` (each with its delivery's

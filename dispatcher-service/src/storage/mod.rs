@@ -10,6 +10,7 @@ pub mod events;
 pub(crate) mod idempotency;
 pub mod models;
 pub(crate) mod notifications;
+pub(crate) mod ordering;
 pub mod queue;
 pub(crate) mod recoveries;
 pub(crate) mod resolve;

@@ -17,6 +17,9 @@ pub struct NewEvent {
     /// Shared, not copied, between the insert and a hand-off to the worker.
     pub payload: bytes::Bytes,
     pub idempotency_key: Option<String>,
+    /// Deliveries with the same key to the same registration are attempted
+    /// one at a time, in publish order (`storage::ordering`).
+    pub ordering_key: Option<String>,
     pub is_test: bool,
     pub has_subscriber: bool,
     pub occurred_at: DateTime<Utc>,
@@ -71,7 +74,10 @@ impl DeliveryRow {
             event_id: self.event_id,
             partner_id: self.partner_id,
             notification_type: self.notification_type,
-            next_attempt_at: (status == DeliveryStatus::Pending).then_some(self.next_attempt_at),
+            // A delivery waiting for its lane's turn has no due time yet.
+            next_attempt_at: (status == DeliveryStatus::Pending
+                && !super::ordering::is_waiting(self.next_attempt_at))
+            .then_some(self.next_attempt_at),
             status,
             is_test: self.is_test,
             attempt_count: u32::try_from(self.attempt_count).unwrap_or_default(),

@@ -32,6 +32,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        ordering_key -> Nullable<Text>,
+        ordering_seq -> Nullable<Int8>,
     }
 }
 
@@ -49,6 +51,7 @@ diesel::table! {
         created_at -> Timestamptz,
         delivery_id -> Nullable<Uuid>,
         erased_at -> Nullable<Timestamptz>,
+        ordering_key -> Nullable<Text>,
     }
 }
 

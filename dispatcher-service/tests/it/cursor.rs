@@ -177,6 +177,7 @@ async fn a_crashed_workers_batch_is_taken_over_for_what_it_left_pending() {
             next_attempt_at: chrono::Utc::now() + chrono::Duration::hours(1),
             attempt: None,
             error: None,
+            ends_lane_turn: None,
         })
         .collect();
     assert_eq!(

@@ -58,6 +58,7 @@ fn outcome(claimed: &Claim, status: DeliveryStatus, code: i32) -> Outcome {
         next_attempt_at: Utc::now(),
         attempt: Some(attempt(code)),
         error: None,
+        ends_lane_turn: None,
     }
 }
 
@@ -89,6 +90,7 @@ pub(crate) async fn one_delivery(conn: &mut AsyncPgConnection, lease: Option<Lea
         occurred_at: Utc::now(),
         trace_context: None,
         lease,
+        ordering_key: None,
     };
     storage::events::insert(conn, &[event]).await.unwrap()[0]
         .delivery_id
@@ -346,6 +348,7 @@ async fn a_hand_off_whose_holder_answers_during_the_claim_is_left_out_of_it() {
         next_attempt_at: Utc::now() + chrono::Duration::minutes(5),
         attempt: Some(attempt(500)),
         error: None,
+        ends_lane_turn: None,
     };
     assert_eq!(
         queue::complete(&mut holder, &[retry], &[]).await.unwrap(),

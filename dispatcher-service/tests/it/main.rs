@@ -14,6 +14,7 @@ mod erasure;
 mod failures;
 mod fencing;
 mod isolation;
+mod ordering;
 mod pausing;
 mod payload_schemas;
 mod plans;
@@ -321,6 +322,7 @@ pub fn publish(partner: &str, payload: &str) -> dpb::PublishRequest {
         payload_json: payload.into(),
         idempotency_key: None,
         occurred_at: None,
+        ordering_key: None,
     }
 }
 

@@ -31,7 +31,7 @@ fn spawn_dispatcher_process(world: &World) -> Child {
 /// it for the test command).
 const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
-fn dispatcher_command(world: &World) -> Command {
+pub(crate) fn dispatcher_command(world: &World) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dispatcher-service"));
     command
         .env("DISPATCHER_LISTEN", "127.0.0.1:0")

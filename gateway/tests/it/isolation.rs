@@ -272,6 +272,9 @@ fn request_body(method: &Method, template: &str) -> Option<Value> {
         ("POST", "/{partnerUniqueID}/callbacks/{notificationType}/pause") => {
             json!({"reason": "matrix"})
         }
+        ("POST", "/{partnerUniqueID}/callbacks/{notificationType}/secret/rotate") => {
+            json!({"previousExpiresInSeconds": 0})
+        }
         ("POST", "/v1/callbacks/recoveries/{partnerUniqueID}") => {
             json!({"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"})
         }

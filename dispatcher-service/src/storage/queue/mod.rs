@@ -84,6 +84,8 @@ struct ClaimRow {
     payload: bytes::Bytes,
     #[diesel(sql_type = Nullable<Text>)]
     trace_context: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    ordering_key: Option<String>,
 }
 
 impl From<ClaimRow> for Claim {
@@ -103,6 +105,7 @@ impl From<ClaimRow> for Claim {
             is_test: row.is_test,
             payload: row.payload,
             trace_context: row.trace_context,
+            ordering_key: row.ordering_key,
         }
     }
 }
@@ -160,7 +163,7 @@ pub const CLAIM: &str = "WITH cursor AS MATERIALIZED (
      )
      SELECT k.id, $3 AS lease_token, k.next_attempt_at AS was_due, true AS batch, k.event_id,
             k.partner_id, k.notification_type, k.attempt_count, k.series_attempts, k.is_test,
-            e.payload, e.trace_context
+            e.payload, e.trace_context, e.ordering_key
      FROM kept k JOIN events e ON e.id = k.event_id";
 
 /// The sweep's statement, run holding the cursor's row lock (so that no
@@ -205,7 +208,7 @@ pub const SWEEP: &str = "WITH ended AS (
      )
      SELECT l.id, $3 AS lease_token, NULL::timestamptz AS was_due, true AS batch, l.event_id,
             l.partner_id, l.notification_type, l.attempt_count, l.series_attempts, l.is_test,
-            e.payload, e.trace_context
+            e.payload, e.trace_context, e.ordering_key
      FROM leased l JOIN events e ON e.id = l.event_id";
 
 fn lease_ms(lease: Duration) -> i32 {

@@ -362,6 +362,7 @@ pub fn unkeyed(partner: &str, marker: &str) -> dpb::PublishRequest {
         payload_json: format!(r#"{{"processUniqueId":"{marker}"}}"#),
         idempotency_key: None,
         occurred_at: None,
+        ordering_key: None,
     }
 }
 

@@ -60,6 +60,7 @@ async fn a_types_schema_holds_echoes_and_publishes_alike() {
         payload_json: payload.to_owned(),
         idempotency_key: None,
         occurred_at: None,
+        ordering_key: None,
     };
     let mut publisher = system.publisher().await;
     let refused = publisher

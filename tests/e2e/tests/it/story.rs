@@ -24,6 +24,7 @@ pub(crate) async fn publish_many(
             payload_json: format!(r#"{{"processUniqueId":"{tag}-{i}","tag":"{tag}","n":{i}}}"#),
             idempotency_key: None,
             occurred_at: None,
+            ordering_key: None,
         })
         .collect();
     let published = publisher
@@ -53,6 +54,7 @@ async fn the_whole_story() {
             payload_json: payload.into(),
             idempotency_key: Some("evt-1".into()),
             occurred_at: None,
+            ordering_key: None,
         })
         .await
         .unwrap()

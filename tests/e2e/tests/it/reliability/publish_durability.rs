@@ -80,6 +80,7 @@ fn event(partner: &str, key: &str) -> dpb::PublishRequest {
         payload_json: format!(r#"{{"processUniqueId":"{key}"}}"#),
         idempotency_key: Some(key.to_owned()),
         occurred_at: None,
+        ordering_key: None,
     }
 }
 
