@@ -205,3 +205,114 @@ async fn bad_and_empty_recoveries_are_answered_clearly() {
         "another partner's recovery is not found"
     );
 }
+
+/// Issue 23, item 3: the replica running a recovery is killed with SIGKILL
+/// part way; another finishes it. Each delivery is made due again exactly
+/// once by the job (a chunk leaves the job's list in the transaction that
+/// resends it), and every one is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_whose_replica_is_killed_part_way_is_finished_by_another() {
+    const EVENTS: usize = 40;
+    let mut world = World::start().await;
+    world
+        .receiver
+        .set_default("/flaky", Reply::ok().after(Duration::from_millis(50)));
+    let url = world.receiver.url("/flaky");
+    let (partner, _) = world.partner_with_callback(&url, None).await;
+    // Stores only; the deliveries are marked failed below, as if their
+    // retries had run out (attempting them here would open the endpoint's
+    // circuit and hold them instead).
+    let mut config = world.dispatcher_config();
+    config.delivery_workers = false;
+    config.recovery_rate = 1;
+    let first = world.start_dispatcher(config).await;
+    let client = first.client.clone();
+    let before = Utc::now() - chrono::Duration::seconds(5);
+    for n in 0..EVENTS {
+        publish_one(&client, &partner, &format!(r#"{{"n":{n}}}"#)).await;
+    }
+    let db = world.dispatch_db.client().await.unwrap();
+    let marked = db
+        .execute(
+            "UPDATE deliveries SET status = 'failed', completed_at = now() WHERE status = 'pending'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(marked, EVENTS as u64);
+    let after = Utc::now() + chrono::Duration::seconds(5);
+    let job = client
+        .clone()
+        .recover_deliveries(recover(&partner, before, after, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.total, EVENTS as i64);
+    // From here on the job is the child processes' to run.
+    first.stop().await;
+
+    let spawn = |world: &World| {
+        crate::processes::dispatcher_command(world)
+            .env("DISPATCHER_RECOVERY_RATE", "10")
+            .spawn()
+            .unwrap()
+    };
+    let mut killed = spawn(&world);
+    world
+        .receiver
+        .wait_for_requests(8, Duration::from_secs(20))
+        .await
+        .unwrap();
+    killed.start_kill().unwrap(); // SIGKILL
+    killed.wait().await.unwrap();
+    let resent_at_kill = world.receiver.requests_to("/flaky").len();
+    assert!(
+        resent_at_kill < EVENTS,
+        "the kill came part way ({resent_at_kill})"
+    );
+    let _finisher = spawn(&world);
+
+    let id = job.recovery_id.unwrap();
+    let (total, resent): (i64, i64) = eventually("the job done", Duration::from_secs(30), || {
+        let (db, id) = (&db, &id);
+        async move {
+            let row = db
+                .query_one(
+                    "SELECT total, resent, state FROM recoveries WHERE id = $1::text::uuid",
+                    &[id],
+                )
+                .await
+                .ok()?;
+            (row.get::<_, String>(2) == "done").then(|| (row.get(0), row.get(1)))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (total, resent),
+        (EVENTS as i64, EVENTS as i64),
+        "each resent once"
+    );
+    eventually("every delivery delivered", Duration::from_secs(30), || {
+        let db = &db;
+        async move {
+            let left: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
+                    &[],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (left == 0).then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    let items: i64 = db
+        .query_one("SELECT count(*) FROM recovery_items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(items, 0, "nothing left on the job's list");
+}
