@@ -21,6 +21,7 @@ use crate::domain::RetryPolicy;
 use crate::grpc::{DispatcherGrpc, callers};
 use crate::registry::RegistryClient;
 use crate::service::Dispatcher;
+use crate::service::health::HealthRelay;
 use crate::service::housekeeping::Housekeeping;
 use crate::storage::{self, DbPool};
 
@@ -36,6 +37,7 @@ pub struct Application {
     worker: Option<Arc<Worker>>,
     recovery_rate: u32,
     housekeeping: Housekeeping,
+    health: HealthRelay,
     reporter: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     callers: Callers,
 }
@@ -74,6 +76,12 @@ impl Application {
             config.registry_cache_ttl,
         )?;
         let worker = delivery_worker(&config, &pool, &registry, policy)?;
+        let health = HealthRelay {
+            pool: pool.clone(),
+            registry: registry.clone(),
+            operators: config.health_operator_partner,
+            every: config.poll_interval,
+        };
         let dispatcher = Arc::new(Dispatcher::new(pool.clone(), registry, worker.clone()));
         let admin = service_kit::metrics::bind_admin(config.admin_listen)
             .await
@@ -89,6 +97,7 @@ impl Application {
             max_message_bytes: config.max_message_bytes,
             worker,
             recovery_rate: config.recovery_rate,
+            health,
             housekeeping: Housekeeping {
                 idempotency_window: config.idempotency_window,
                 retention: config.retention,
@@ -128,18 +137,13 @@ impl Application {
             .set_serving::<DispatcherServiceServer<DispatcherGrpc>>()
             .await;
         let reporter = tokio::spawn(self.reporter);
-        let recoveries = tokio::spawn(crate::service::recovery::run(
-            self.pool.clone(),
+        let background = Background::start(
+            &self.pool,
             self.recovery_rate,
             self.worker.clone(),
-            signalled.clone(),
-        ));
-        let housekeeping =
-            tokio::spawn(self.housekeeping.run(self.pool.clone(), signalled.clone()));
-        let lanes = tokio::spawn(crate::service::housekeeping::repair_lanes(
-            self.pool.clone(),
-            signalled.clone(),
-        ));
+            (self.housekeeping, self.health),
+            &signalled,
+        );
         let worker = self
             .worker
             .map(|worker| tokio::spawn(worker.run(signalled.clone(), stop.clone())));
@@ -167,12 +171,47 @@ impl Application {
             let _ = worker.await;
         }
         reporter.abort();
-        let _ = recoveries.await;
-        let _ = housekeeping.await;
-        let _ = lanes.await;
+        background.join().await;
         let _ = admin.await;
         tracing::info!("dispatcher stopped");
         served
+    }
+}
+
+/// The jobs every replica runs beside delivering, until the signal:
+/// recoveries, housekeeping, the health relay, and the repair of ordered
+/// lanes.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Background {
+    fn start(
+        pool: &DbPool,
+        recovery_rate: u32,
+        worker: Option<Arc<Worker>>,
+        (housekeeping, health): (Housekeeping, HealthRelay),
+        signalled: &CancellationToken,
+    ) -> Self {
+        Self(vec![
+            tokio::spawn(crate::service::recovery::run(
+                pool.clone(),
+                recovery_rate,
+                worker,
+                signalled.clone(),
+            )),
+            tokio::spawn(housekeeping.run(pool.clone(), signalled.clone())),
+            tokio::spawn(health.run(signalled.clone())),
+            tokio::spawn(crate::service::housekeeping::repair_lanes(
+                pool.clone(),
+                signalled.clone(),
+            )),
+        ])
+    }
+
+    /// Waits for every job to end.
+    async fn join(self) {
+        for job in self.0 {
+            let _ = job.await;
+        }
     }
 }
 

@@ -141,6 +141,13 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_RETENTION", default_value = "30days", value_parser = retention)]
     pub retention: Retention,
 
+    /// The partner (the operators' own) that also gets every health event
+    /// (a registration entered its error state, recovered, or was paused
+    /// automatically) as a notification of type 900, delivered to its
+    /// registration for that type like any event. Unset: partners only.
+    #[arg(long, env = "DISPATCHER_HEALTH_OPERATOR_PARTNER")]
+    pub health_operator_partner: Option<uuid::Uuid>,
+
     /// How many deliveries of a recovery job this replica makes due again
     /// per second: a large recovery joins the queue at this pace instead
     /// of ahead of fresh deliveries.

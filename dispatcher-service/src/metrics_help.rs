@@ -46,6 +46,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Rows removed once the retention period passed, by table",
     ),
     (
+        "callbacks_health_events_relayed_total",
+        "Registry health events stored as notifications by this replica",
+    ),
+    (
         "callbacks_recovered_deliveries_total",
         "Deliveries a recovery job made due again",
     ),

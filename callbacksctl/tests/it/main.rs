@@ -132,7 +132,7 @@ async fn partners_keys_and_types() {
         .iter()
         .map(|t| t["type"].as_i64().unwrap())
         .collect();
-    assert_eq!(ids, [5, 6, 7]);
+    assert_eq!(ids, [5, 6, 7, 900]);
     let added = ctl_json(
         &s,
         &[

@@ -19,6 +19,7 @@
 
 mod cache;
 mod catalogue;
+mod health;
 mod target;
 
 use std::sync::Arc;

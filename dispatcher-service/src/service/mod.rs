@@ -3,6 +3,7 @@
 //! recovery in bulk ([`recovery`]).
 
 mod erasure;
+pub(crate) mod health;
 pub(crate) mod housekeeping;
 pub(crate) mod recovery;
 

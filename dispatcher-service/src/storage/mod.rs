@@ -7,6 +7,7 @@ pub(crate) mod commit;
 pub(crate) mod deliveries;
 pub(crate) mod erasure;
 pub mod events;
+pub(crate) mod health_relay;
 pub(crate) mod idempotency;
 pub mod models;
 pub(crate) mod notifications;

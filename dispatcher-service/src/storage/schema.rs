@@ -38,6 +38,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    health_relay (only_row) {
+        only_row -> Bool,
+        after_id -> Int8,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Uuid,
         partner_id -> Uuid,

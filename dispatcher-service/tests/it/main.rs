@@ -13,6 +13,7 @@ mod delivery;
 mod erasure;
 mod failures;
 mod fencing;
+mod health;
 mod isolation;
 mod ordering;
 mod pausing;

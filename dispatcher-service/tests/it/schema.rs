@@ -3,7 +3,7 @@
 
 use diesel::pg::Pg;
 use diesel::{QueryDsl, debug_query};
-use dispatcher_service::storage::schema::{attempts, deliveries, events};
+use dispatcher_service::storage::schema::{attempts, deliveries, events, health_relay};
 
 use crate::World;
 
@@ -23,6 +23,11 @@ async fn diesel_schema_matches_the_migrated_database() {
         (
             "attempts",
             debug_query::<Pg, _>(&attempts::table.select(attempts::all_columns)).to_string(),
+        ),
+        (
+            "health_relay",
+            debug_query::<Pg, _>(&health_relay::table.select(health_relay::all_columns))
+                .to_string(),
         ),
     ];
     for (table, sql) in expected {

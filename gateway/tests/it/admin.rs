@@ -141,7 +141,11 @@ async fn notification_types() {
         .iter()
         .map(|t| t["notificationTypeId"].clone())
         .collect();
-    assert_eq!(ids, [json!(5), json!(6), json!(7)]);
+    assert_eq!(
+        ids,
+        [json!(5), json!(6), json!(7), json!(900)],
+        "900: callback.health"
+    );
 
     let body = json!({"notificationTypeId": 12, "name": "settlement.completed", "description": "A settlement finished"});
     let created = stack

@@ -9,6 +9,7 @@
 pub mod callback_url;
 pub mod change;
 pub mod error;
+pub mod health;
 pub mod ids;
 pub mod paging;
 pub mod partner;

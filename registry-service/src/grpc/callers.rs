@@ -8,7 +8,7 @@ pub const ROLES: &[&str] = &["dispatcher", "gateway", "operator"];
 pub(crate) fn policy(method: &str) -> &'static [&'static str] {
     match method {
         // Decrypted credentials and secrets, and the error state's input.
-        "ResolveCallback" | "RecordDeliveryOutcome" => &["dispatcher"],
+        "ResolveCallback" | "RecordDeliveryOutcome" | "ListHealthEvents" => &["dispatcher"],
         "ListChanges" => &["dispatcher", "gateway"],
         "ListNotificationTypes" | "GetNotificationType" => &["dispatcher", "gateway", "operator"],
         _ => &["gateway", "operator"],

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use secrecy::ExposeSecret;
 
+use crate::domain::health::HealthEvent;
 use crate::domain::{
     ApiKey, Change, ChangesSince, NotificationType, Page, Partner, Registration, SignatureScheme,
 };
@@ -189,6 +190,20 @@ impl From<ChangesSince> for pb::ListChangesResponse {
             version: c.version,
             complete: c.complete,
             changes,
+        }
+    }
+}
+
+impl From<HealthEvent> for pb::HealthEvent {
+    fn from(e: HealthEvent) -> Self {
+        Self {
+            id: e.id,
+            partner_id: e.partner_id.to_string(),
+            notification_type: e.notification_type,
+            registration_id: e.registration_id.to_string(),
+            kind: e.kind.as_str().to_owned(),
+            reason: e.reason,
+            occurred_at: Some(timestamp(e.occurred_at)),
         }
     }
 }

@@ -337,6 +337,27 @@ impl RegistryService for RegistryGrpc {
         ok(self.registry.changes_since(after, MAX_CHANGES).await?)
     }
 
+    async fn list_health_events(
+        &self,
+        request: Request<pb::ListHealthEventsRequest>,
+    ) -> GrpcResult<pb::ListHealthEventsResponse> {
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => 100,
+            n @ 1..=1000 => n,
+            _ => {
+                return Err(RegistryError::invalid("limit", "must be 0 to 1000").into());
+            }
+        };
+        let events = self
+            .registry
+            .health_events_after(request.after_id, i64::from(limit))
+            .await?;
+        ok(pb::ListHealthEventsResponse {
+            events: events.into_iter().map(Into::into).collect(),
+        })
+    }
+
     async fn record_delivery_outcome(
         &self,
         request: Request<pb::RecordDeliveryOutcomeRequest>,

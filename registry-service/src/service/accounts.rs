@@ -174,4 +174,14 @@ impl Registry {
     ) -> Result<ChangesSince, RegistryError> {
         self.changes.since(after, limit).await
     }
+
+    /// Health events after `after`, in order (for the dispatchers' relay).
+    pub(crate) async fn health_events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::domain::health::HealthEvent>, RegistryError> {
+        let mut conn = self.pool.get().await?;
+        crate::storage::health_events::after(&mut conn, after, limit).await
+    }
 }

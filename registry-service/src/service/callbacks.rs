@@ -3,7 +3,9 @@
 //! outcomes).
 
 use super::*;
+use crate::domain::health::{HealthEvent, HealthKind};
 use crate::domain::registration::Standing;
+use crate::storage::health_events;
 
 impl Registry {
     // ------------------------------------------------------- registrations
@@ -249,11 +251,13 @@ impl Registry {
                 return Ok((row.to_domain(), false));
             }
             metrics::counter!("callbacks_outcome_reports_total", "applied" => "true").increment(1);
-            let state: ErrorState = row
-                .to_domain()
-                .error_state
-                .after(&report.outcome, report.occurred_at);
+            let before = row.to_domain().error_state;
+            let state: ErrorState = before.after(&report.outcome, report.occurred_at);
             let auto_pause = self.auto_pause(&row, &state, report.occurred_at);
+            let health = health_changes(&row, &before, &state, auto_pause.as_deref(), &report);
+            for event in &health {
+                health_events::record(conn, event).await?;
+            }
             let now = Utc::now();
             let change = OutcomeChange {
                 is_in_error_state: state.is_in_error_state,
@@ -280,6 +284,34 @@ impl Registry {
         })
         .await
     }
+}
+
+/// The health events an applied outcome makes: the error state entered or
+/// left, and the registration paused automatically.
+fn health_changes(
+    row: &RegistrationRow,
+    before: &ErrorState,
+    after: &ErrorState,
+    auto_pause: Option<&str>,
+    report: &OutcomeReport,
+) -> Vec<HealthEvent> {
+    let event = |kind, reason: Option<String>| HealthEvent {
+        id: 0,
+        partner_id: row.partner_id,
+        notification_type: row.notification_type_id,
+        registration_id: row.id,
+        kind,
+        reason,
+        occurred_at: report.occurred_at,
+    };
+    let mut events = Vec::new();
+    if let Some(kind) = HealthKind::of_change(before, after) {
+        events.push(event(kind, after.reason.clone()));
+    }
+    if let Some(reason) = auto_pause {
+        events.push(event(HealthKind::Disabled, Some(reason.to_owned())));
+    }
+    events
 }
 
 impl Registry {

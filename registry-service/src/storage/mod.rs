@@ -6,6 +6,7 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod changes;
+pub(crate) mod health_events;
 pub(crate) mod models;
 pub(crate) mod notification_types;
 pub(crate) mod partners;

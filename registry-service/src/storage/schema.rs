@@ -14,6 +14,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    health_events (id) {
+        id -> Int8,
+        partner_id -> Uuid,
+        notification_type -> Int4,
+        registration_id -> Uuid,
+        kind -> Text,
+        reason -> Nullable<Text>,
+        occurred_at -> Timestamptz,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     notification_types (id) {
         id -> Int4,
         name -> Text,

@@ -285,3 +285,75 @@ async fn operators_list_registrations_in_error_state() {
     assert_eq!(one.registrations[0].registration_id, globex_id);
     assert!(one.page.unwrap().has_next_page);
 }
+
+async fn health_after(r: &mut TestRegistry, after: i64, limit: u32) -> Vec<pb::HealthEvent> {
+    r.client
+        .list_health_events(pb::ListHealthEventsRequest {
+            after_id: after,
+            limit,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+}
+
+/// Issue 23, item 2: each change of the error state is one health event,
+/// written with the change, numbered in order; failures that change
+/// nothing make none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_of_the_error_state_is_one_health_event() {
+    let mut r = TestRegistry::start().await;
+    let (partner, _) = r.partner("Acme").await;
+    let id = r
+        .upsert(&partner, 5, URL)
+        .await
+        .registration
+        .unwrap()
+        .registration_id;
+    report(&mut r, &id, URL, 0, failed("HTTP 500")).await;
+    report(&mut r, &id, URL, 1, failed("HTTP 502")).await;
+    report(
+        &mut r,
+        &id,
+        URL,
+        2,
+        Outcome::Succeeded(pb::DeliverySucceeded {}),
+    )
+    .await;
+    report(
+        &mut r,
+        &id,
+        URL,
+        3,
+        Outcome::Succeeded(pb::DeliverySucceeded {}),
+    )
+    .await;
+
+    let events = health_after(&mut r, 0, 0).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["error_state_entered", "recovered"]);
+    assert_eq!(events[0].reason.as_deref(), Some("HTTP 500"));
+    assert_eq!(
+        (
+            events[0].registration_id.as_str(),
+            events[0].partner_id.as_str()
+        ),
+        (id.as_str(), partner.as_str())
+    );
+    assert_eq!(events[0].occurred_at, at(0));
+    assert!(events[0].id < events[1].id);
+    let rest = health_after(&mut r, events[0].id, 1).await;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].id, events[1].id);
+    expect_violation(
+        r.client
+            .list_health_events(pb::ListHealthEventsRequest {
+                after_id: 0,
+                limit: 1001,
+            })
+            .await,
+        "limit",
+        "0 to 1000",
+    );
+}

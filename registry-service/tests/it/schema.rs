@@ -5,7 +5,8 @@
 use diesel::pg::Pg;
 use diesel::{QueryDsl, debug_query};
 use registry_service::storage::schema::{
-    api_keys, notification_types, partners, registrations, registry_changes, registry_version,
+    api_keys, health_events, notification_types, partners, registrations, registry_changes,
+    registry_version,
 };
 
 use crate::TestRegistry;
@@ -42,6 +43,11 @@ async fn diesel_schema_matches_the_migrated_database() {
         (
             "registry_changes",
             debug_query::<Pg, _>(&registry_changes::table.select(registry_changes::all_columns))
+                .to_string(),
+        ),
+        (
+            "health_events",
+            debug_query::<Pg, _>(&health_events::table.select(health_events::all_columns))
                 .to_string(),
         ),
     ];
