@@ -327,6 +327,27 @@ pub fn publish(partner: &str, payload: &str) -> dpb::PublishRequest {
     }
 }
 
+/// Waits until every delivery in `db` is marked delivered.
+pub async fn all_delivered(db: &tokio_postgres::Client, deadline: Duration) {
+    test_support::eventually(
+        "every delivery to be marked delivered",
+        deadline,
+        || async {
+            let left: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
+                    &[],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (left == 0).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
 /// Waits for `n` requests at `receiver`; answers their bodies, sorted.
 pub async fn sorted_bodies(receiver: &WebhookReceiver, n: usize, timeout: Duration) -> Vec<String> {
     let mut bodies: Vec<String> = receiver

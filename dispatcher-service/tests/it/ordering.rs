@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use callbacks_proto::dispatcher::v1 as dpb;
-use test_support::{Reply, eventually};
+use test_support::Reply;
 use tonic::Code;
 
 use crate::processes::dispatcher_command;
@@ -102,26 +102,7 @@ async fn each_lane_arrives_in_publish_order_through_failures_replicas_and_a_kill
     let _restarted = spawn(&world);
 
     let db = world.dispatch_db.client().await.unwrap();
-    eventually(
-        "every ordered delivery delivered",
-        Duration::from_secs(90),
-        || {
-            let db = &db;
-            async move {
-                let left: i64 = db
-                    .query_one(
-                        "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
-                        &[],
-                    )
-                    .await
-                    .ok()?
-                    .get(0);
-                (left == 0).then_some(())
-            }
-        },
-    )
-    .await
-    .unwrap();
+    crate::all_delivered(&db, Duration::from_secs(90)).await;
 
     // Per lane, arrivals never go back: a failed or repeated attempt is the
     // same event again, and the next comes only after it was delivered.

@@ -111,26 +111,7 @@ async fn a_dispatcher_killed_mid_delivery_loses_nothing() {
     assert_eq!(seen.len(), EVENTS, "nothing lost");
 
     let db = world.dispatch_db.client().await.unwrap();
-    eventually(
-        "every delivery to be marked delivered",
-        Duration::from_secs(10),
-        || {
-            let db = &db;
-            async move {
-                let n: i64 = db
-                    .query_one(
-                        "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
-                        &[],
-                    )
-                    .await
-                    .ok()?
-                    .get(0);
-                (n == 0).then_some(())
-            }
-        },
-    )
-    .await
-    .unwrap();
+    crate::all_delivered(&db, Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

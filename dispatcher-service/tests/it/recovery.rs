@@ -293,22 +293,7 @@ async fn a_recovery_whose_replica_is_killed_part_way_is_finished_by_another() {
         (EVENTS as i64, EVENTS as i64),
         "each resent once"
     );
-    eventually("every delivery delivered", Duration::from_secs(30), || {
-        let db = &db;
-        async move {
-            let left: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
-                    &[],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (left == 0).then_some(())
-        }
-    })
-    .await
-    .unwrap();
+    crate::all_delivered(&db, Duration::from_secs(30)).await;
     let items: i64 = db
         .query_one("SELECT count(*) FROM recovery_items", &[])
         .await
