@@ -157,23 +157,32 @@ struct LaneRow {
 /// Up to `limit` lanes whose deliveries wait with none ahead of them due
 /// or in flight: a promotion was lost (a crash between an outcome's commit
 /// and the promotion), or the one ahead was cancelled by an erasure.
+///
+/// The lanes' index is walked one lane at a time (a skip scan: each step
+/// the lane's first pending delivery, then the next lane's), so a look
+/// costs a probe per lane, not per waiting delivery. A lane whose first
+/// pending delivery waits has nothing ahead of it.
 pub(crate) async fn stalled_lanes(
     conn: &mut AsyncPgConnection,
     limit: i64,
 ) -> Result<Vec<Lane>, DispatchError> {
     let rows: Vec<LaneRow> = diesel::sql_query(concat!(
-        "SELECT DISTINCT w.partner_id, w.notification_type, w.ordering_key
-         FROM deliveries w
-         WHERE w.ordering_key IS NOT NULL AND w.status = 'pending' AND w.next_attempt_at = ",
+        "WITH RECURSIVE heads AS (
+           (SELECT partner_id, notification_type, ordering_key, next_attempt_at FROM deliveries
+            WHERE ordering_key IS NOT NULL AND status = 'pending'
+            ORDER BY partner_id, notification_type, ordering_key, ordering_seq LIMIT 1)
+           UNION ALL
+           SELECT n.* FROM heads h, LATERAL (
+             SELECT partner_id, notification_type, ordering_key, next_attempt_at FROM deliveries d
+             WHERE d.ordering_key IS NOT NULL AND d.status = 'pending'
+               AND (d.partner_id, d.notification_type, d.ordering_key)
+                   > (h.partner_id, h.notification_type, h.ordering_key)
+             ORDER BY partner_id, notification_type, ordering_key, ordering_seq LIMIT 1) n
+         )
+         SELECT partner_id, notification_type, ordering_key FROM heads
+         WHERE next_attempt_at = ",
         waiting!(),
         "
-           AND NOT EXISTS (
-             SELECT 1 FROM deliveries a
-             WHERE a.partner_id = w.partner_id AND a.notification_type = w.notification_type
-               AND a.ordering_key = w.ordering_key AND a.status = 'pending'
-               AND a.next_attempt_at < ",
-        waiting!(),
-        ")
          LIMIT $1"
     ))
     .bind::<BigInt, _>(limit)

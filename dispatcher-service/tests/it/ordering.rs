@@ -167,3 +167,49 @@ async fn bad_ordering_keys_are_refused_by_name() {
         "{refused:?}"
     );
 }
+
+/// A lane whose head is cancelled by an erasure (no outcome of its own
+/// passes the turn) moves on: the housekeeping finds the lane stalled and
+/// gives the next delivery its turn, and only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_whose_head_is_erased_moves_on() {
+    let mut world = World::start().await;
+    world.receiver.set_default("/down", Reply::status(500));
+    let (partner, _) = world
+        .partner_with_callback(&world.receiver.url("/down"), None)
+        .await;
+    let mut config = world.dispatcher_config();
+    config.retry_schedule = "1h".into();
+    let dispatcher = world.start_dispatcher(config).await;
+    let mut client = dispatcher.client.clone();
+    let head = client
+        .publish(ordered(&partner, 0, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    for n in 1..3 {
+        client.publish(ordered(&partner, 0, n)).await.unwrap();
+    }
+    world
+        .receiver
+        .wait_for_requests_to("/down", 1, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    client
+        .erase_event(dpb::EraseEventRequest {
+            event_id: head.event_id,
+            partner_id: None,
+        })
+        .await
+        .unwrap();
+    world
+        .receiver
+        .wait_for_requests_to("/down", 2, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(
+        arrivals(&world),
+        [(0, 0), (0, 1)],
+        "the next, and only the next"
+    );
+}
