@@ -30,6 +30,10 @@ pub(crate) const HEALTH_NOTIFICATION_TYPE: i32 = 900;
 /// Most events relayed per transaction.
 const BATCH: u32 = 100;
 
+/// How long the relay waits after a first failure, and at most.
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const LAST_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Where the relay sends: the operators' partner, if any.
 #[derive(Debug, Clone)]
 pub(crate) struct HealthRelay {
@@ -41,26 +45,36 @@ pub(crate) struct HealthRelay {
 
 impl HealthRelay {
     /// Relays until `stop`: every `every`, batch after batch while they
-    /// come back full.
+    /// come back full. After a failure (the registry or the database
+    /// unreachable) it waits longer each time, from 5 s up to a minute, so
+    /// that an outage is not met with a call every interval.
     pub(crate) async fn run(self, stop: CancellationToken) {
         let mut ticks = tokio::time::interval(self.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Duration::ZERO;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = ticks.tick() => {}
             }
-            loop {
-                match self.relay_once().await {
-                    Ok(n) if n == BATCH as usize && !stop.is_cancelled() => {}
-                    Ok(_) => break,
-                    Err(error) => {
-                        tracing::warn!(error = %error, "cannot relay health events");
-                        break;
+            match self.relay_all(&stop).await {
+                Ok(()) => backoff = Duration::ZERO,
+                Err(error) => {
+                    backoff = (backoff * 2).clamp(FIRST_BACKOFF, LAST_BACKOFF);
+                    tracing::warn!(error = %error, retry_in = ?backoff, "cannot relay health events");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
                     }
                 }
             }
         }
+    }
+
+    /// Relays batch after batch while they come back full.
+    async fn relay_all(&self, stop: &CancellationToken) -> Result<(), DispatchError> {
+        while self.relay_once().await? == BATCH as usize && !stop.is_cancelled() {}
+        Ok(())
     }
 
     /// One transaction: takes the cursor (or passes, if another replica
