@@ -25,6 +25,15 @@ fn rotate_request(partner: &str, keep_seconds: Option<u32>) -> pb::RotateSigning
     }
 }
 
+/// What the partner reads of its type-5 registration's keys.
+async fn keys_of(r: &mut TestRegistry, partner: &str) -> pb::SigningSecrets {
+    r.client
+        .get_signing_secret(secret_request(partner))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// What the dispatcher gets for the partner's type-5 registration.
 async fn resolve(r: &mut TestRegistry, partner: &str) -> pb::ResolvedCallback {
     r.client
@@ -50,22 +59,12 @@ async fn secrets_rotate_with_a_grace_period() {
     let (partner, _) = r.partner("Acme").await;
     r.upsert(&partner, 5, URL).await;
 
-    let before = r
-        .client
-        .get_signing_secret(secret_request(&partner))
-        .await
-        .unwrap()
-        .into_inner();
+    let before = keys_of(&mut r, &partner).await;
     assert_eq!(key_bytes(&before.current).len(), 32);
     assert!(before.previous.is_empty());
     assert_eq!(before.scheme(), pb::SignatureScheme::HmacSha256);
     // Stable across reads.
-    let again = r
-        .client
-        .get_signing_secret(secret_request(&partner))
-        .await
-        .unwrap()
-        .into_inner();
+    let again = keys_of(&mut r, &partner).await;
     assert_eq!(again.current, before.current);
 
     let rotated = r
@@ -239,13 +238,7 @@ async fn overlapping_rotations_keep_each_previous_key_for_its_own_time() {
     let mut r = TestRegistry::start().await;
     let (partner, _) = r.partner("Acme").await;
     r.upsert(&partner, 5, URL).await;
-    let first = r
-        .client
-        .get_signing_secret(secret_request(&partner))
-        .await
-        .unwrap()
-        .into_inner()
-        .current;
+    let first = keys_of(&mut r, &partner).await.current;
     let hour = r
         .client
         .rotate_signing_secret(rotate_request(&partner, Some(3600)))
@@ -310,12 +303,7 @@ async fn overlapping_rotations_keep_each_previous_key_for_its_own_time() {
     let mut switch = upsert_request(&partner, 5, URL);
     switch.signature_scheme = Some(pb::SignatureScheme::Ed25519.into());
     r.client.upsert_callback(switch).await.unwrap();
-    let switched = r
-        .client
-        .get_signing_secret(secret_request(&partner))
-        .await
-        .unwrap()
-        .into_inner();
+    let switched = keys_of(&mut r, &partner).await;
     assert_eq!(switched.previous.len(), 5);
     assert_eq!(switched.previous[0].key, dropped.current);
     assert!(
@@ -341,13 +329,7 @@ async fn switching_to_ed25519_shows_a_public_key_and_keeps_the_hmac_secret_for_a
     let mut r = TestRegistry::start().await;
     let (partner, _) = r.partner("Acme").await;
     r.upsert(&partner, 5, URL).await;
-    let hmac = r
-        .client
-        .get_signing_secret(secret_request(&partner))
-        .await
-        .unwrap()
-        .into_inner()
-        .current;
+    let hmac = keys_of(&mut r, &partner).await.current;
     let mut switch = upsert_request(&partner, 5, URL);
     switch.signature_scheme = Some(pb::SignatureScheme::Ed25519.into());
     let registration = r
@@ -362,12 +344,7 @@ async fn switching_to_ed25519_shows_a_public_key_and_keeps_the_hmac_secret_for_a
         registration.signature_scheme(),
         pb::SignatureScheme::Ed25519
     );
-    let keys = r
-        .client
-        .get_signing_secret(secret_request(&partner))
-        .await
-        .unwrap()
-        .into_inner();
+    let keys = keys_of(&mut r, &partner).await;
     assert_eq!(keys.scheme(), pb::SignatureScheme::Ed25519);
     let public = keys.current.strip_prefix("whpk_").expect("a public key");
     assert_eq!(keys.previous.len(), 1);
@@ -390,12 +367,7 @@ async fn switching_to_ed25519_shows_a_public_key_and_keeps_the_hmac_secret_for_a
 
     // The same scheme again changes no key; an unknown one is refused.
     r.client.upsert_callback(switch.clone()).await.unwrap();
-    let same = r
-        .client
-        .get_signing_secret(secret_request(&partner))
-        .await
-        .unwrap()
-        .into_inner();
+    let same = keys_of(&mut r, &partner).await;
     assert_eq!(same.current, keys.current);
     switch.signature_scheme = Some(7);
     let refused = expect_code(
