@@ -162,6 +162,16 @@ pub async fn insert(
     Ok(results)
 }
 
+/// One column of `events`, for an `unnest` parameter.
+fn column<T>(events: &[(&NewEvent, &Option<Uuid>)], f: impl Fn(&NewEvent) -> T) -> Vec<T> {
+    events.iter().map(|(e, _)| f(e)).collect()
+}
+
+/// The events' payloads, borrowed (not copied) for the `bytea[]` parameter.
+fn payloads<'a>(events: &[(&'a NewEvent, &Option<Uuid>)]) -> Vec<&'a [u8]> {
+    events.iter().map(|(e, _)| e.payload.as_ref()).collect()
+}
+
 /// Inserts events with an ordering key, given in publish order: locks
 /// their lanes, draws their places in that order, and marks each behind an
 /// earlier one of its lane in this batch; answers the ids of the events
@@ -190,14 +200,11 @@ async fn insert_ordered(
         .iter()
         .map(|lane| lane.as_ref().is_some_and(|lane| !seen.insert(lane)))
         .collect();
-    fn column<T>(events: &[(&NewEvent, &Option<Uuid>)], f: impl Fn(&NewEvent) -> T) -> Vec<T> {
-        events.iter().map(|(e, _)| f(e)).collect()
-    }
     Ok(diesel::sql_query(INSERT_ORDERED)
         .bind::<Array<diesel::sql_types::Uuid>, _>(column(&events, |e| e.id))
         .bind::<Array<diesel::sql_types::Uuid>, _>(column(&events, |e| e.partner_id))
         .bind::<Array<Int4>, _>(column(&events, |e| e.notification_type))
-        .bind::<Array<Bytea>, _>(column(&events, |e| e.payload.to_vec()))
+        .bind::<Array<Bytea>, _>(payloads(&events))
         .bind::<Array<Nullable<Text>>, _>(column(&events, |e| e.idempotency_key.clone()))
         .bind::<Array<Timestamptz>, _>(column(&events, |e| e.occurred_at))
         .bind::<Array<Nullable<Text>>, _>(column(&events, |e| e.trace_context.clone()))
@@ -227,20 +234,12 @@ async fn insert_rows(
     events: &[(&NewEvent, &Option<Uuid>)],
 ) -> Result<Vec<Uuid>, DispatchError> {
     use diesel::sql_types::{Array, Bool, Bytea, Int4, Nullable, Text, Timestamptz};
-    fn column<T>(events: &[(&NewEvent, &Option<Uuid>)], f: impl Fn(&NewEvent) -> T) -> Vec<T> {
-        events.iter().map(|(e, _)| f(e)).collect()
-    }
     Ok(Prepared(
         diesel::sql_query(statement)
             .bind::<Array<diesel::sql_types::Uuid>, _>(column(events, |e| e.id))
             .bind::<Array<diesel::sql_types::Uuid>, _>(column(events, |e| e.partner_id))
             .bind::<Array<Int4>, _>(column(events, |e| e.notification_type))
-            .bind::<Array<Bytea>, _>(
-                events
-                    .iter()
-                    .map(|(e, _)| e.payload.as_ref())
-                    .collect::<Vec<&[u8]>>(),
-            )
+            .bind::<Array<Bytea>, _>(payloads(events))
             .bind::<Array<Nullable<Text>>, _>(column(events, |e| e.idempotency_key.clone()))
             .bind::<Array<Bool>, _>(column(events, |e| e.is_test))
             .bind::<Array<Bool>, _>(column(events, |e| e.has_subscriber))

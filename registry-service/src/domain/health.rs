@@ -7,10 +7,6 @@ use uuid::Uuid;
 
 use super::ErrorState;
 
-/// The notification type health events are delivered as, to the partner
-/// (and to the operators' partner).
-pub const HEALTH_NOTIFICATION_TYPE: i32 = 900;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealthKind {
     ErrorStateEntered,

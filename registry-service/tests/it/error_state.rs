@@ -286,18 +286,6 @@ async fn operators_list_registrations_in_error_state() {
     assert!(one.page.unwrap().has_next_page);
 }
 
-async fn health_after(r: &mut TestRegistry, after: i64, limit: u32) -> Vec<pb::HealthEvent> {
-    r.client
-        .list_health_events(pb::ListHealthEventsRequest {
-            after_id: after,
-            limit,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-}
-
 /// Issue 23, item 2: each change of the error state is one health event,
 /// written with the change, numbered in order; failures that change
 /// nothing make none.
@@ -330,7 +318,7 @@ async fn each_change_of_the_error_state_is_one_health_event() {
     )
     .await;
 
-    let events = health_after(&mut r, 0, 0).await;
+    let events = r.health_after(0, 0).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["error_state_entered", "recovered"]);
     assert_eq!(events[0].reason.as_deref(), Some("HTTP 500"));
@@ -343,7 +331,7 @@ async fn each_change_of_the_error_state_is_one_health_event() {
     );
     assert_eq!(events[0].occurred_at, at(0));
     assert!(events[0].id < events[1].id);
-    let rest = health_after(&mut r, events[0].id, 1).await;
+    let rest = r.health_after(events[0].id, 1).await;
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].id, events[1].id);
     expect_violation(

@@ -87,6 +87,19 @@ impl TestRegistry {
     }
 
     /// What the dispatcher is told of (partner, type).
+    /// The health events after `after` (at most `limit`; 0: the default).
+    pub async fn health_after(&mut self, after: i64, limit: u32) -> Vec<pb::HealthEvent> {
+        self.client
+            .list_health_events(pb::ListHealthEventsRequest {
+                after_id: after,
+                limit,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+    }
+
     pub async fn resolve(
         &mut self,
         partner_id: &str,

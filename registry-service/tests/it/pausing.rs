@@ -190,16 +190,7 @@ async fn a_registration_failing_for_too_long_is_paused_and_resumes_with_a_new_st
         r.changes_version().await > before,
         "the dispatchers hear of it"
     );
-    let health = r
-        .client
-        .list_health_events(pb::ListHealthEventsRequest {
-            after_id: 0,
-            limit: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let health = r.health_after(0, 0).await;
     let kinds: Vec<&str> = health.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["error_state_entered", "disabled"], "announced");
     assert_eq!(health[1].reason.as_deref(), Some(reason.as_str()));
