@@ -81,6 +81,7 @@ impl Application {
             registry: registry.clone(),
             operators: config.health_operator_partner,
             every: config.poll_interval,
+            throttled_after: config.throttled_notice_after,
         };
         let dispatcher = Arc::new(Dispatcher::new(pool.clone(), registry, worker.clone()));
         let admin = service_kit::metrics::bind_admin(config.admin_listen)

@@ -148,6 +148,15 @@ pub struct Config {
     #[arg(long, env = "DISPATCHER_HEALTH_OPERATOR_PARTNER")]
     pub health_operator_partner: Option<uuid::Uuid>,
 
+    /// How long an endpoint stays throttled (held, or allowed fewer
+    /// attempts at once, after 429/502/503/504 answers or timeouts) before
+    /// its partner and the operators get a `throttled` health notification:
+    /// once per streak. An hour: long enough that a burst of 429s a
+    /// receiver rides out says nothing, short enough to hear of a
+    /// receiver that cannot keep up before a backlog builds for a day.
+    #[arg(long, env = "DISPATCHER_THROTTLED_NOTICE_AFTER", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub throttled_notice_after: Duration,
+
     /// How many deliveries of a recovery job this replica makes due again
     /// per second: a large recovery joins the queue at this pace instead
     /// of ahead of fresh deliveries.

@@ -57,6 +57,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "callbacks_endpoint_holds_total",
         "Endpoints held, by reason",
     ),
+    (
+        "callbacks_endpoint_limit_changes_dropped_total",
+        "Endpoint limit changes not shared with the other replicas (too many waiting)",
+    ),
 ];
 
 /// Registers the descriptions.
@@ -75,6 +79,14 @@ pub(crate) fn describe() {
     metrics::describe_gauge!(
         "callbacks_queue_oldest_due_seconds",
         "How long the oldest due delivery has waited (at scrape)"
+    );
+    metrics::describe_gauge!(
+        "callbacks_endpoints_limited",
+        "Endpoints held or allowed fewer attempts at once, all replicas, by reason"
+    );
+    metrics::describe_gauge!(
+        "callbacks_dispatcher_replicas",
+        "Dispatcher replicas alive, as this one last saw them"
     );
     metrics::describe_histogram!(
         "callbacks_delivery_attempt_duration_seconds",

@@ -100,11 +100,23 @@ impl Worker {
             wake.notify_one();
         };
         let listener = tokio::spawn(listen(self.pool.clone(), notified, shutdown.clone()));
+        let changes = self
+            .changes_rx
+            .lock()
+            .take()
+            .expect("the delivery loop runs once");
+        let fleet = tokio::spawn(super::fleet::sync(
+            self.clone(),
+            changes,
+            self.settings.poll_interval,
+            stopped.clone(),
+        ));
         let mut claims = ClaimLoop::new(self, done);
         claims.claim_until(&shutdown).await;
         claims.take_handoffs_until(&stopped).await;
         claims.stop().await;
         let _ = completer.await;
+        let _ = fleet.await;
         listener.abort();
         tracing::info!("delivery loop stopped");
     }

@@ -25,9 +25,11 @@ use foldhash::{HashMap, HashMapExt as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::throttle::{Health, Throttle};
+use super::fleet::{Change, Fleet};
+use super::throttle::{Health, Shift, Throttle};
 use crate::domain::queue::Claim;
 use crate::registry::Target;
+use crate::storage::endpoint_limits::{Held, Limit};
 
 /// Parked deliveries allowed per endpoint, as a multiple of its slots.
 const PARK_PER_SLOT: usize = 4;
@@ -47,11 +49,14 @@ pub(super) struct Endpoint {
     throttle: Throttle,
 }
 
-/// What an attempt on an endpoint took, and what it said of the endpoint.
+/// What an attempt on an endpoint took, and what it said of the endpoint;
+/// with the partner and type the endpoint serves, for the other replicas.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Answered {
     pub took: Duration,
     pub health: Health,
+    pub partner_id: Uuid,
+    pub notification_type: i32,
 }
 
 /// A delivery ready to attempt: one of its endpoint's slots is held.
@@ -92,11 +97,15 @@ pub(super) struct Limits {
     pub longest_hold: Duration,
 }
 
-/// Every endpoint this process delivers to, under one lock.
+/// Every endpoint this process delivers to, under one lock; this
+/// replica's place among the others, and the changes of limits it owes
+/// them (see `fleet`).
 #[derive(Debug)]
 pub(super) struct Endpoints {
     map: Mutex<HashMap<Uuid, Endpoint>>,
     limits: Limits,
+    pub(super) fleet: Fleet,
+    changes: tokio::sync::mpsc::Sender<Change>,
 }
 
 impl Endpoint {
@@ -150,10 +159,12 @@ impl Endpoint {
 }
 
 impl Endpoints {
-    pub(super) fn new(limits: Limits) -> Self {
+    pub(super) fn new(limits: Limits, changes: tokio::sync::mpsc::Sender<Change>) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
             limits,
+            fleet: Fleet::alone(),
+            changes,
         }
     }
 
@@ -183,10 +194,16 @@ impl Endpoints {
             let spread = endpoint.throttle.next_hold();
             return Placement::Refused(Box::new(claim), after_hold(held, spread));
         }
+        let share = self
+            .fleet
+            .share(endpoint.throttle.allowance(), target.registration_id);
+        if share == 0 {
+            // Other replicas take this endpoint's attempts now.
+            let spread = endpoint.throttle.next_hold();
+            return Placement::Refused(Box::new(claim), after_hold(Duration::ZERO, spread));
+        }
         let busy = per_endpoint - endpoint.slots.available_permits();
-        let permit = endpoint
-            .throttle
-            .allows(busy)
+        let permit = (busy < share)
             .then(|| endpoint.slots.clone().try_acquire_owned().ok())
             .flatten();
         match permit {
@@ -225,15 +242,7 @@ impl Endpoints {
         };
         let now = Instant::now();
         if let Some(answered) = answered {
-            endpoint.record_pace(answered.took);
-            let limits = (self.limits.per_endpoint, self.limits.longest_hold);
-            if let Some(reason) = endpoint
-                .throttle
-                .record(answered.health, limits.0, now, limits.1)
-            {
-                metrics::counter!("callbacks_endpoint_holds_total", "reason" => reason.label())
-                    .increment(1);
-            }
+            self.record(endpoint, registration, &answered, now);
         }
         if let Some(held) = endpoint.throttle.held(|| now) {
             stale.extend(endpoint.parked.drain(..).map(|(claim, _, _)| claim));
@@ -244,7 +253,10 @@ impl Endpoints {
         // Others still running, with this one: over the allowance, this
         // slot is not passed on.
         let others = self.limits.per_endpoint - endpoint.slots.available_permits() - 1;
-        if !endpoint.throttle.allows(others) {
+        let share = self
+            .fleet
+            .share(endpoint.throttle.allowance(), registration);
+        if others >= share {
             drop(permit);
             return (None, (stale, Duration::ZERO));
         }
@@ -272,6 +284,76 @@ impl Endpoints {
             self.back_off(endpoint)
         };
         (next, (stale, wait))
+    }
+
+    /// Takes an attempt's answer into the endpoint's pace and throttle.
+    fn record(
+        &self,
+        endpoint: &mut Endpoint,
+        registration: Uuid,
+        answered: &Answered,
+        now: Instant,
+    ) {
+        endpoint.record_pace(answered.took);
+        let (slots, longest) = (self.limits.per_endpoint, self.limits.longest_hold);
+        if let Some(shift) = endpoint
+            .throttle
+            .record(answered.health, slots, now, longest)
+        {
+            self.share_shift(registration, answered, shift);
+        }
+    }
+
+    /// Counts a hold, and hands the change to the other replicas (see
+    /// `fleet`); past the bound of changes waiting, this replica alone
+    /// knows it.
+    fn share_shift(&self, registration: Uuid, answered: &Answered, shift: Shift) {
+        let change = match shift {
+            Shift::Held {
+                reason,
+                hold,
+                allowance,
+            } => {
+                metrics::counter!("callbacks_endpoint_holds_total", "reason" => reason.label())
+                    .increment(1);
+                Change::Held(Held {
+                    registration_id: registration,
+                    partner_id: answered.partner_id,
+                    notification_type: answered.notification_type,
+                    reason: reason.label(),
+                    hold,
+                    allowance: i32::try_from(allowance).unwrap_or(i32::MAX),
+                })
+            }
+            Shift::Eased { allowance } => Change::Eased {
+                registration_id: registration,
+                allowance: i32::try_from(allowance).unwrap_or(i32::MAX),
+            },
+        };
+        if self.changes.try_send(change).is_err() {
+            metrics::counter!("callbacks_endpoint_limit_changes_dropped_total").increment(1);
+        }
+    }
+
+    /// Takes on the limits every replica wrote (`limits`), and gives back
+    /// their whole allowance to the endpoints no longer limited (`gone`).
+    pub(super) fn adopt(&self, limits: &[Limit], gone: &[Uuid]) {
+        let per_endpoint = self.limits.per_endpoint;
+        let now = Instant::now();
+        let mut endpoints = self.lock();
+        for limit in limits {
+            let allowance = usize::try_from(limit.allowance).unwrap_or(1);
+            endpoints
+                .entry(limit.registration_id)
+                .or_insert_with(|| Endpoint::new(per_endpoint))
+                .throttle
+                .adopt(limit.remaining(), allowance.min(per_endpoint), now);
+        }
+        for registration in gone {
+            if let Some(endpoint) = endpoints.get_mut(registration) {
+                endpoint.throttle.restore(per_endpoint);
+            }
+        }
     }
 
     /// Whether an attempt started now could outlive the lease claimed at
@@ -316,130 +398,4 @@ fn after_hold(held: Duration, next: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::queue::Hold;
-
-    const FLOOR: Duration = Duration::from_secs(1);
-    const CEILING: Duration = Duration::from_secs(30);
-
-    /// An endpoint with 8 slots, `parked` deliveries waiting, and attempts
-    /// that lately took `pace` (none yet if zero).
-    fn endpoint(pace: Duration, parked: usize) -> Endpoint {
-        let nil = Uuid::nil();
-        let target = Arc::new(Target::new(nil, String::new(), None, None, vec![], &[]));
-        let claim = Claim {
-            id: nil,
-            hold: Hold::handed_off(nil),
-            event_id: nil,
-            partner_id: nil,
-            notification_type: 5,
-            attempt_count: 0,
-            series_attempts: 0,
-            is_test: false,
-            payload: bytes::Bytes::new(),
-            trace_context: None,
-            ordering_key: None,
-        };
-        let mut endpoint = Endpoint::new(8);
-        endpoint.parked = (0..parked)
-            .map(|_| (claim.clone(), target.clone(), Instant::now()))
-            .collect();
-        if !pace.is_zero() {
-            endpoint.record_pace(pace);
-        }
-        endpoint
-    }
-
-    #[test]
-    fn an_endpoint_that_hangs_puts_its_surplus_off_for_its_parking_drain_time() {
-        // Hangs until a 5 s timeout, 8 slots, 32 parked: 4 rounds of 5 s,
-        // spread downwards by up to half.
-        let hanging = endpoint(Duration::from_secs(5), 32);
-        assert_eq!(
-            hanging.back_off(8, FLOOR, CEILING, 0.0),
-            Duration::from_secs(20)
-        );
-        assert_eq!(
-            hanging.back_off(8, FLOOR, CEILING, 0.5),
-            Duration::from_secs(15)
-        );
-        // Half as many parked: half as long.
-        let fewer = endpoint(Duration::from_secs(5), 16);
-        assert_eq!(
-            fewer.back_off(8, FLOOR, CEILING, 0.0),
-            Duration::from_secs(10)
-        );
-    }
-
-    #[test]
-    fn the_ceiling_still_spreads_the_returns() {
-        // A 15 s timeout drains in 60 s: capped at 30 s, then spread.
-        let slow = endpoint(Duration::from_secs(15), 32);
-        let waits: Vec<Duration> = [0.0, 0.3, 0.6, 0.9]
-            .into_iter()
-            .map(|draw| slow.back_off(8, FLOOR, CEILING, draw))
-            .collect();
-        assert_eq!(waits[0], CEILING);
-        assert!(waits.windows(2).all(|w| w[1] < w[0]), "{waits:?}");
-        assert!(waits.iter().all(|w| *w >= CEILING / 2), "{waits:?}");
-    }
-
-    #[test]
-    fn a_fast_an_unknown_or_a_stale_pace_waits_the_floor() {
-        let fast = endpoint(Duration::from_millis(20), 32);
-        assert_eq!(fast.back_off(8, FLOOR, CEILING, 0.5), FLOOR);
-        let unknown = endpoint(Duration::ZERO, 32);
-        assert_eq!(unknown.back_off(8, FLOOR, CEILING, 0.5), FLOOR);
-        // Hung an hour ago, quiet since: its pace says nothing now.
-        let mut quiet = endpoint(Duration::from_secs(5), 32);
-        quiet.paced_at = Instant::now()
-            .checked_sub(Duration::from_secs(3600))
-            .expect("the clock is more than an hour past its origin");
-        assert_eq!(quiet.back_off(8, FLOOR, CEILING, 0.0), FLOOR);
-        // A ceiling below the floor gives the floor, and does not panic.
-        let hanging = endpoint(Duration::from_secs(5), 32);
-        assert_eq!(hanging.back_off(8, FLOOR, FLOOR / 2, 0.0), FLOOR);
-    }
-
-    #[test]
-    fn idle_endpoints_are_forgotten_busy_ones_kept() {
-        let mut endpoints = HashMap::new();
-        let idle = Uuid::from_u128(1);
-        let attempting = Uuid::from_u128(2);
-        let parking = Uuid::from_u128(3);
-        endpoints.insert(idle, endpoint(Duration::from_secs(5), 0));
-        endpoints.insert(attempting, endpoint(Duration::ZERO, 0));
-        endpoints.insert(parking, endpoint(Duration::ZERO, 1));
-        let permit = endpoints[&attempting]
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .expect("a free slot");
-        forget_idle(&mut endpoints, 8);
-        assert!(!endpoints.contains_key(&idle));
-        assert!(endpoints.contains_key(&attempting));
-        assert!(endpoints.contains_key(&parking));
-        drop(permit);
-        if let Some(e) = endpoints.get_mut(&parking) {
-            e.parked.clear();
-        }
-        forget_idle(&mut endpoints, 8);
-        assert!(endpoints.is_empty());
-    }
-
-    #[test]
-    fn the_pace_follows_recent_attempts() {
-        let mut endpoint = endpoint(Duration::ZERO, 0);
-        endpoint.record_pace(Duration::from_secs(5));
-        assert_eq!(endpoint.pace, Duration::from_secs(5));
-        for _ in 0..30 {
-            endpoint.record_pace(Duration::from_millis(10));
-        }
-        assert!(
-            endpoint.pace < Duration::from_millis(20),
-            "{:?}",
-            endpoint.pace
-        );
-    }
-}
+mod tests;

@@ -36,6 +36,7 @@ mod cursor_watch;
 pub(crate) mod dns;
 mod endpoints;
 mod failure;
+mod fleet;
 pub mod http;
 mod task;
 mod throttle;

@@ -161,9 +161,12 @@ impl Worker {
                     Duration::from_millis(u64::try_from(a.duration_ms).unwrap_or_default())
                 });
             let health = finished.report.as_ref().map(|r| Health::of(&r.result));
-            answered = took
-                .zip(health)
-                .map(|(took, health)| Answered { took, health });
+            answered = took.zip(health).map(|(took, health)| Answered {
+                took,
+                health,
+                partner_id: claim.partner_id,
+                notification_type: claim.notification_type,
+            });
             self.finish(done, finished).await;
         }
         let (following, (stale, wait)) =

@@ -69,6 +69,19 @@ pub(super) enum HoldReason {
     CircuitOpen,
 }
 
+/// A change of the endpoint's limit that the other replicas must see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shift {
+    /// Held for `hold`, now allowed `allowance` attempts at once.
+    Held {
+        reason: HoldReason,
+        hold: Duration,
+        allowance: usize,
+    },
+    /// Allowed more attempts at once after an answer.
+    Eased { allowance: usize },
+}
+
 impl HoldReason {
     pub(super) fn label(self) -> &'static str {
         match self {
@@ -119,9 +132,25 @@ impl Throttle {
         self.next_hold
     }
 
-    /// Whether one more attempt may start while `busy` are running.
-    pub(super) fn allows(&self, busy: usize) -> bool {
-        busy < self.allowance
+    /// Attempts allowed at once, on all replicas together.
+    pub(super) fn allowance(&self) -> usize {
+        self.allowance
+    }
+
+    /// Takes on what the replicas together decided: held for `remaining`
+    /// more (if it is longer than this replica's own hold), with
+    /// `allowance` attempts at once.
+    pub(super) fn adopt(&mut self, remaining: Duration, allowance: usize, now: Instant) {
+        if !remaining.is_zero() {
+            let until = now + remaining;
+            self.held_until = Some(self.held_until.map_or(until, |held| held.max(until)));
+        }
+        self.allowance = allowance.max(1);
+    }
+
+    /// The replicas no longer limit the endpoint: its whole allowance back.
+    pub(super) fn restore(&mut self, slots: usize) {
+        self.allowance = slots;
     }
 
     /// Whether it is as a new endpoint's: nothing to remember.
@@ -129,28 +158,31 @@ impl Throttle {
         self.allowance >= slots && self.held_until.is_none() && self.failures == 0
     }
 
-    /// Takes one attempt's `health` into account at `now`; answers why the
-    /// endpoint is now held, if this attempt held it. `longest` bounds a
-    /// hold the endpoint asked for.
+    /// Takes one attempt's `health` into account at `now`; answers how the
+    /// endpoint's limit changed, if it did. `longest` bounds a hold the
+    /// endpoint asked for.
     pub(super) fn record(
         &mut self,
         health: Health,
         slots: usize,
         now: Instant,
         longest: Duration,
-    ) -> Option<HoldReason> {
+    ) -> Option<Shift> {
         match health {
             Health::Fine => {
                 self.failures = 0;
                 self.next_hold = FIRST_HOLD;
+                let before = self.allowance;
                 self.allowance = (self.allowance * 2).clamp(1, slots);
-                None
+                (self.allowance != before).then_some(Shift::Eased {
+                    allowance: self.allowance,
+                })
             }
             Health::Throttled(asked) => {
                 self.allowance = (self.allowance / 2).max(1);
                 let hold = asked.map_or(self.next_hold, |asked| asked.min(longest));
                 self.hold(now, hold);
-                Some(HoldReason::Throttled)
+                Some(self.held_for(HoldReason::Throttled, hold))
             }
             Health::Failing => {
                 self.failures += 1;
@@ -158,9 +190,18 @@ impl Throttle {
                     return None;
                 }
                 self.allowance = 1;
-                self.hold(now, self.next_hold);
-                Some(HoldReason::CircuitOpen)
+                let hold = self.next_hold;
+                self.hold(now, hold);
+                Some(self.held_for(HoldReason::CircuitOpen, hold))
             }
+        }
+    }
+
+    fn held_for(&self, reason: HoldReason, hold: Duration) -> Shift {
+        Shift::Held {
+            reason,
+            hold,
+            allowance: self.allowance,
         }
     }
 
@@ -223,16 +264,23 @@ mod tests {
         let now = Instant::now();
         let mut throttle = Throttle::new(SLOTS);
         let asked = Some(Duration::from_secs(2));
-        let reason = throttle.record(Health::Throttled(asked), SLOTS, now, HOUR);
-        assert_eq!(reason, Some(HoldReason::Throttled));
+        let shift = throttle.record(Health::Throttled(asked), SLOTS, now, HOUR);
+        assert_eq!(
+            shift,
+            Some(Shift::Held {
+                reason: HoldReason::Throttled,
+                hold: Duration::from_secs(2),
+                allowance: 4
+            })
+        );
         assert_eq!(throttle.held(|| now), Some(Duration::from_secs(2)));
-        assert!(throttle.allows(3) && !throttle.allows(4), "half of 8");
+        assert_eq!(throttle.allowance(), 4, "half of 8");
         assert_eq!(throttle.held(|| now + Duration::from_secs(2)), None);
         // Recovers gradually: doubling per success, up to the slots.
-        throttle.record(Health::Fine, SLOTS, now, HOUR);
-        assert!(throttle.allows(7) && !throttle.allows(8));
-        throttle.record(Health::Fine, SLOTS, now, HOUR);
+        let eased = throttle.record(Health::Fine, SLOTS, now, HOUR);
+        assert_eq!(eased, Some(Shift::Eased { allowance: 8 }));
         assert!(throttle.at_rest(SLOTS));
+        assert_eq!(throttle.record(Health::Fine, SLOTS, now, HOUR), None);
     }
 
     #[test]
@@ -258,9 +306,19 @@ mod tests {
         }
         assert!(throttle.held(|| now).is_none(), "not yet");
         let opened = throttle.record(Health::Failing, SLOTS, now, HOUR);
-        assert_eq!(opened, Some(HoldReason::CircuitOpen));
+        assert!(
+            matches!(
+                opened,
+                Some(Shift::Held {
+                    reason: HoldReason::CircuitOpen,
+                    allowance: 1,
+                    ..
+                })
+            ),
+            "{opened:?}"
+        );
         assert!(throttle.held(|| now).is_some());
-        assert!(throttle.allows(0) && !throttle.allows(1), "one probe");
+        assert_eq!(throttle.allowance(), 1, "one probe");
         // A success in between starts the count again.
         let mut other = Throttle::new(SLOTS);
         for _ in 1..CIRCUIT_AFTER {
@@ -268,5 +326,23 @@ mod tests {
         }
         other.record(Health::Fine, SLOTS, now, HOUR);
         assert_eq!(other.record(Health::Failing, SLOTS, now, HOUR), None);
+    }
+
+    #[test]
+    fn the_replicas_limit_is_adopted_and_given_back() {
+        let now = Instant::now();
+        let mut throttle = Throttle::new(SLOTS);
+        throttle.adopt(Duration::from_secs(3), 2, now);
+        assert_eq!(throttle.held(|| now), Some(Duration::from_secs(3)));
+        assert_eq!(throttle.allowance(), 2);
+        // A shorter hold from the others does not cut this one's short.
+        throttle.adopt(Duration::from_secs(1), 2, now);
+        assert_eq!(throttle.held(|| now), Some(Duration::from_secs(3)));
+        // Over: no hold, and the allowance stays the others'.
+        throttle.adopt(Duration::ZERO, 1, now);
+        assert_eq!(throttle.held(|| now + Duration::from_secs(3)), None);
+        assert_eq!(throttle.allowance(), 1);
+        throttle.restore(SLOTS);
+        assert!(throttle.at_rest(SLOTS));
     }
 }

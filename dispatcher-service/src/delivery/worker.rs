@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::cursor_watch::CursorWatch;
 use super::endpoints::{Endpoints, Limits};
+use super::fleet;
 use super::http::Deliverer;
 use super::task::Meters;
 use crate::domain::RetryPolicy;
@@ -95,6 +96,8 @@ pub struct Worker {
     /// Taken by the claim loop.
     pub(super) handoffs_rx: Mutex<Option<mpsc::UnboundedReceiver<InFlight>>>,
     pub(super) endpoints: Endpoints,
+    /// This replica's changes of endpoint limits; taken by `fleet::sync`.
+    pub(super) changes_rx: Mutex<Option<mpsc::Receiver<fleet::Change>>>,
     /// Claimed and not yet completed: released if shutdown abandons them.
     pub(super) in_flight: Mutex<HashMap<Uuid, Hold>>,
     pub(super) batches: Batches,
@@ -115,13 +118,17 @@ impl Worker {
         settings: WorkerSettings,
     ) -> Arc<Self> {
         let (handoffs, handoffs_rx) = mpsc::unbounded_channel();
-        let endpoints = Endpoints::new(Limits {
-            per_endpoint: settings.per_endpoint,
-            floor: settings.defer_for,
-            ceiling: settings.lease / 2,
-            start_within: settings.lease.saturating_sub(deliverer.attempt_budget()),
-            longest_hold: policy.max_retry_after(),
-        });
+        let (changes, changes_rx) = mpsc::channel(fleet::CHANGES_BOUND);
+        let endpoints = Endpoints::new(
+            Limits {
+                per_endpoint: settings.per_endpoint,
+                floor: settings.defer_for,
+                ceiling: settings.lease / 2,
+                start_within: settings.lease.saturating_sub(deliverer.attempt_budget()),
+                longest_hold: policy.max_retry_after(),
+            },
+            changes,
+        );
         Arc::new(Self {
             pool,
             registry,
@@ -133,6 +140,7 @@ impl Worker {
             handoffs,
             handoffs_rx: Mutex::new(Some(handoffs_rx)),
             endpoints,
+            changes_rx: Mutex::new(Some(changes_rx)),
             in_flight: Mutex::new(HashMap::new()),
             batches: Arc::new(Mutex::new(HashMap::new())),
             cursor: Arc::new(CursorWatch::new()),

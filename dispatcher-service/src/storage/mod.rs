@@ -5,6 +5,7 @@
 pub(crate) mod clock;
 pub(crate) mod commit;
 pub(crate) mod deliveries;
+pub(crate) mod endpoint_limits;
 pub(crate) mod erasure;
 pub mod events;
 pub(crate) mod health_relay;
@@ -14,6 +15,7 @@ pub(crate) mod notifications;
 pub(crate) mod ordering;
 pub mod queue;
 pub(crate) mod recoveries;
+pub(crate) mod replicas;
 pub(crate) mod resolve;
 pub(crate) mod retention;
 pub mod schema;

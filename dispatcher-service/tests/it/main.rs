@@ -25,6 +25,7 @@ mod recovery;
 mod retention;
 mod safety;
 mod schema;
+mod shared_limits;
 mod signing;
 mod throttling;
 

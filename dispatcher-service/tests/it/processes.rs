@@ -288,3 +288,50 @@ async fn a_replica_with_a_skewed_clock_neither_delays_retries_nor_pins_the_error
     })
     .await;
 }
+
+/// Issue 23, item 2: a hold is shared on the database's clock. A replica
+/// an hour ahead hears "429, Retry-After: 3"; a correct replica started
+/// after it is killed holds the endpoint for those seconds, not for an
+/// hour and three seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_heard_by_a_replica_with_a_skewed_clock_lasts_its_seconds_on_the_others() {
+    assert!(
+        std::path::Path::new(FAKETIME).exists(),
+        "{FAKETIME} is missing: install Debian's faketime (deploy/run-tests.sh does)"
+    );
+    let mut world = World::start().await;
+    world
+        .receiver
+        .respond("/busy", [Reply::status(429).header("retry-after", "3")]);
+    let (partner, registration) = world
+        .partner_with_callback(&world.receiver.url("/busy"), None)
+        .await;
+    let mut config = world.dispatcher_config();
+    config.delivery_workers = false;
+    let publisher = world.start_dispatcher(config).await;
+    let mut skewed = dispatcher_command(&world);
+    skewed.env("LD_PRELOAD", FAKETIME).env("FAKETIME", "+1h");
+    let mut skewed = skewed.spawn().unwrap();
+
+    publish_one(&publisher.client, &partner, r#"{"n":0}"#).await;
+    let throttled = world
+        .receiver
+        .wait_for_requests_to("/busy", 1, Duration::from_secs(10))
+        .await
+        .unwrap()[0]
+        .received_at;
+    let db = world.dispatch_db.client().await.unwrap();
+    crate::shared_limits::hold_shared(&db, &registration).await;
+    skewed.start_kill().unwrap();
+    skewed.wait().await.unwrap();
+
+    let _correct = dispatcher_command(&world).spawn().unwrap();
+    publish_one(&publisher.client, &partner, r#"{"n":1}"#).await;
+    world
+        .receiver
+        .wait_for_requests_to("/busy", 3, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let held = Duration::from_millis(2900);
+    crate::shared_limits::none_during_the_hold(&world, "/busy", throttled, held);
+}

@@ -1,0 +1,2 @@
+DROP TABLE endpoint_limits;
+DROP TABLE dispatcher_replicas;
