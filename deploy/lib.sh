@@ -120,3 +120,30 @@ project_venv() {
   fi
   echo "$venv"
 }
+
+# Prints the path of the project's node_modules folder (its parent is an npm
+# prefix), after making sure the given packages (name@version, pinned) are
+# installed in it. The npm registry is the only network it needs; Node.js
+# itself comes from the distribution when missing and we are root.
+project_node() {
+  local prefix="${PARTNER_CALLBACKS_CACHE:-$HOME/.cache/partner-callbacks}/node" missing=() package installed
+  if ! command -v npm >/dev/null; then
+    if can_apt_install; then
+      apt_install nodejs npm
+    else
+      echo "Node.js with npm is needed for the JavaScript tools" >&2
+      return 1
+    fi
+  fi
+  mkdir -p "$prefix"
+  [ -f "$prefix/package.json" ] || echo '{"private": true}' > "$prefix/package.json"
+  for package in "$@"; do
+    installed="$(node -p "require('$prefix/node_modules/${package%@*}/package.json').version" 2>/dev/null || true)"
+    [ "$installed" = "${package##*@}" ] || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing ${missing[*]} into $prefix" >&2
+    npm install --prefix "$prefix" --no-audit --no-fund --silent "${missing[@]}" >&2
+  fi
+  echo "$prefix/node_modules"
+}

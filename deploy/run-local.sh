@@ -10,7 +10,8 @@
 # 127.0.0.1:5432 when one answers, else a private cluster under .local/pg
 # made with initdb/pg_ctl (PostgreSQL is installed from the distribution's
 # packages when root and missing). Ctrl-C stops everything this script
-# started, and nothing else.
+# started, and nothing else. SKIP_BUILD=1 runs the binaries already in
+# $CARGO_TARGET_DIR/debug without building (for scripts that built them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -71,8 +72,10 @@ else
   start_private_postgres
 fi
 
-echo "==> building"
-cargo build --locked -p registry-service -p dispatcher-service -p gateway -p callbacksctl
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  echo "==> building"
+  cargo build --locked -p registry-service -p dispatcher-service -p gateway -p callbacksctl
+fi
 
 wait_for() { # name, pid, check command...
   local name=$1 pid=$2
