@@ -147,3 +147,18 @@ project_node() {
   fi
   echo "$prefix/node_modules"
 }
+
+# Prints the path of a Chromium for the browser tests: Debian's, installed
+# when missing and we are root.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null; then
+    if can_apt_install; then
+      echo "==> installing Debian's chromium for the browser tests" >&2
+      apt_install chromium
+    else
+      echo "Chromium is needed for the browser tests (Debian: apt-get install chromium)" >&2
+      return 1
+    fi
+  fi
+  command -v chromium
+}

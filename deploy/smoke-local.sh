@@ -7,8 +7,10 @@
 # gateway with the demo partner's key (deploy/schemathesis.sh), runs
 # `promtool check metrics` on every service's /metrics (deploy/promtool.sh,
 # with the rules and the dashboard), and stops the stack as Ctrl-C would
-# (SIGTERM here: a background job ignores SIGINT). Exits non-zero on any
-# difference.
+# (SIGTERM here: a background job ignores SIGINT). On the way: the receiver
+# examples (examples/run.sh), the Postman collection with newman
+# (deploy/newman.sh) and the portal in Chromium (deploy/browser.sh). Exits
+# non-zero on any difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
@@ -120,9 +122,27 @@ oversized="$(python3 -c 'import json, sys; print(json.dumps({"partnerId": sys.ar
 grep -q "ResourceExhausted" <<<"$oversized" || fail "the oversized publish is not RESOURCE_EXHAUSTED: ${oversized:0:500}"
 run_block 'Delete the callback' '204'
 
+# The receiver examples (examples/README.md), each against a real echo:
+# before schemathesis, which changes the partner's callbacks; run.sh
+# deletes the registrations (types 5, 6, 7) it made.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/partner-callbacks/target}" \
+  ./examples/run.sh "http://127.0.0.1:$GATEWAY_PORT" "$(banner PARTNER)" "$(banner KEY)" \
+  || fail "a receiver example did not verify, refuse or deduplicate as examples/README.md says"
+
 # The OpenAPI document against the running gateway, with the demo partner
 # (last: it changes and deletes the partner's callbacks).
 admin_key="$(sed -n 's/^ *admin key *//p' "$log" | head -1)"
+# The Postman collection (deploy/postman), generated from the OpenAPI
+# document, with newman: every route in an order that works, the echo
+# rule's 400s, 401s, and the operators' routes. It fails, too, when the
+# committed collection is not what the gateway's /openapi.json generates.
+# Before schemathesis: it registers, then deletes, the demo partner's type 7.
+./deploy/newman.sh "http://127.0.0.1:$GATEWAY_PORT" "$(banner PARTNER)" "$(banner KEY)" "$admin_key" \
+  || fail "newman: the Postman collection failed against the stack, or differs from a fresh generation (above)"
+# The partner portal in headless Chromium (deploy/browser.sh): two partners
+# of its own, a receiver of its own; screenshots in target/screenshots.
+./deploy/browser.sh "http://127.0.0.1:$GATEWAY_PORT" "$admin_key" \
+  || fail "the portal failed in the browser (the step is named above)"
 ./deploy/schemathesis.sh "http://127.0.0.1:$GATEWAY_PORT" "$(banner PARTNER)" "$(banner KEY)" "$admin_key" \
   || fail "schemathesis found the gateway and its OpenAPI document disagreeing"
 
@@ -141,4 +161,4 @@ for service in registry dispatcher; do
 done
 ./deploy/promtool.sh "${metrics_urls[@]}" \
   || fail "promtool found a problem in the rules, the dashboard or a service's /metrics (above)"
-echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, a payload breaking its type's schema is refused by name, a message over the cap is RESOURCE_EXHAUSTED, schemathesis finds nothing, and promtool finds nothing wrong in any /metrics"
+echo "smoke-local: run-local.sh came up, the first webhook arrived signed, the printed lines (curl, grpcurl) work as printed, the receiver examples (Python, Node.js, Rust) verify, refuse and deduplicate, the Postman collection runs green with newman, the portal works in Chromium, a payload breaking its type's schema is refused by name, a message over the cap is RESOURCE_EXHAUSTED, schemathesis finds nothing, and promtool finds nothing wrong in any /metrics"

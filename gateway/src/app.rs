@@ -15,6 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
 use crate::limits::{self, RequestGuard};
+use crate::portal::session::Sealer;
 use crate::problem::ApiError;
 use crate::request_id;
 use crate::routes;
@@ -56,19 +57,63 @@ pub(crate) async fn metrics_text() -> String {
     service_kit::metrics::handle().render()
 }
 
-/// The whole HTTP application for `state`.
-pub(crate) fn router(state: AppState, max_body_bytes: usize, guard: RequestGuard) -> Router {
+/// `/docs`: the API reference, rendered once from the OpenAPI document.
+async fn reference() -> axum::response::Html<&'static str> {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    axum::response::Html(PAGE.get_or_init(|| {
+        let document = serde_json::to_value(openapi_document()).unwrap_or_default();
+        crate::reference::page(&document).into_string()
+    }))
+}
+
+/// `/docs/postman.json`: the Postman collection generated from the OpenAPI
+/// document (`deploy/postman/`), and its environment for the local stack.
+async fn postman_collection() -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../deploy/postman/partner-callbacks.postman_collection.json"),
+    )
+}
+
+async fn postman_environment() -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../deploy/postman/local.postman_environment.json"),
+    )
+}
+
+/// The whole HTTP application for `state`: the REST API, the API
+/// reference, and the partner portal, which acts through the API.
+pub(crate) fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    guard: RequestGuard,
+    sealer: Sealer,
+) -> Router {
     let (router, _) = routes::api().split_for_parts();
-    router
+    let api = router
+        .route("/docs", axum::routing::get(reference))
+        .route("/docs/postman.json", axum::routing::get(postman_collection))
+        .route(
+            "/docs/postman-environment.json",
+            axum::routing::get(postman_environment),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()
         }))
-        .layer(middleware::from_fn_with_state(guard, limits::middleware))
+        .layer(middleware::from_fn_with_state(guard, limits::middleware));
+    let portal = crate::portal::router(api.clone(), state, sealer)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a portal handler panicked");
+            ApiError::internal().into_response()
+        }));
+    api.merge(portal)
         .layer(middleware::from_fn(crate::observe::middleware))
         // Outermost, so that every response (fallbacks and panics included)
         // carries X-Request-Id and every problem document names it.
@@ -89,7 +134,16 @@ impl Application {
             .with_context(|| format!("binding {}", config.listen))?;
         Ok(Self {
             listener,
-            router: router(state, config.max_body_bytes, config.request_guard()),
+            router: router(
+                state,
+                config.max_body_bytes,
+                config.request_guard(),
+                Sealer::new(
+                    config.portal_key.as_ref(),
+                    std::time::Duration::from_secs(config.portal_session_secs.max(60)),
+                )
+                .context("GATEWAY_PORTAL_KEY")?,
+            ),
             connections: config.connection_limits(),
         })
     }

@@ -81,31 +81,42 @@ impl FromRequestParts<AppState> for Partner {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let arrived = Instant::now();
         let token = bearer(parts)?;
-        if let Some(partner_id) = state.auth_cache.check(token, arrived).await {
-            state.limits.request(partner_id)?;
-            return Ok(Partner { partner_id });
-        }
-        let tag = state.auth_cache.applied();
-        let response = state
-            .registry()
-            .authenticate(crate::state::grpc_request(
-                callbacks_proto::registry::v1::AuthenticateRequest {
-                    token: token.to_owned(),
-                },
-            ))
-            .await
-            .map_err(ApiError::from)?
-            .into_inner();
-        let partner_id = Uuid::try_parse(&response.partner_id).map_err(|_| {
-            tracing::error!("the registry answered a malformed partner id");
-            ApiError::internal()
-        })?;
-        if let Ok(key_id) = Uuid::try_parse(&response.key_id) {
-            state.auth_cache.put(token, partner_id, key_id, tag);
-        }
+        let partner_id = partner_of(state, token, arrived).await?;
         state.limits.request(partner_id)?;
         Ok(Partner { partner_id })
     }
+}
+
+/// The partner whose API key `token` is, as of a request that arrived at
+/// `arrived`: from the cache when its answer is current, else from the
+/// registry (and then cached).
+pub(crate) async fn partner_of(
+    state: &AppState,
+    token: &str,
+    arrived: Instant,
+) -> Result<Uuid, ApiError> {
+    if let Some(partner_id) = state.auth_cache.check(token, arrived).await {
+        return Ok(partner_id);
+    }
+    let tag = state.auth_cache.applied();
+    let response = state
+        .registry()
+        .authenticate(crate::state::grpc_request(
+            callbacks_proto::registry::v1::AuthenticateRequest {
+                token: token.to_owned(),
+            },
+        ))
+        .await
+        .map_err(ApiError::from)?
+        .into_inner();
+    let partner_id = Uuid::try_parse(&response.partner_id).map_err(|_| {
+        tracing::error!("the registry answered a malformed partner id");
+        ApiError::internal()
+    })?;
+    if let Ok(key_id) = Uuid::try_parse(&response.key_id) {
+        state.auth_cache.put(token, partner_id, key_id, tag);
+    }
+    Ok(partner_id)
 }
 
 impl FromRequestParts<AppState> for Operator {

@@ -51,6 +51,17 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ADMIN_API_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub admin_api_key: Option<SecretString>,
 
+    /// The key (32 bytes, base64) that seals the partner portal's session
+    /// cookies. Every replica behind one load balancer needs the same one.
+    /// Unset: a random key per process, so sessions end at a restart and
+    /// hold on one replica only.
+    #[arg(long, env = "GATEWAY_PORTAL_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub portal_key: Option<SecretString>,
+
+    /// How long a portal session lasts after sign-in, in seconds.
+    #[arg(long, env = "GATEWAY_PORTAL_SESSION_SECS", default_value_t = 8 * 3600)]
+    pub portal_session_secs: u64,
+
     /// The longest a successful API-key check is kept, in seconds. A kept
     /// check is used only once the registry's changes up to the request's
     /// arrival are applied to it: a revoked key is refused at once.

@@ -201,6 +201,11 @@ impl ApiError {
         )
     }
 
+    /// What went wrong, in words (the problem document's `detail`).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -14,6 +14,7 @@ mod isolation;
 mod limits;
 mod openapi;
 mod pause;
+mod portal;
 mod recoveries;
 mod request_id;
 mod signing;

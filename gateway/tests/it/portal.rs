@@ -1,0 +1,334 @@
+//! Issue 24: the partner portal, driven over real HTTP as a browser would
+//! (form posts, the session cookie, redirects not followed), and the API
+//! reference page. Partner isolation holds here as in the API: partner B,
+//! signed in, sees and changes nothing of partner A's.
+
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::{ADMIN_KEY, Stack, URL};
+
+/// `fields` as a form body (`application/x-www-form-urlencoded`).
+fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    request
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+}
+
+/// A browser signed in as one partner: the gateway, and the cookie.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookie: String,
+}
+
+impl Browser {
+    /// Signs in with `key`; panics unless the gateway starts a session.
+    async fn sign_in(stack: &Stack, key: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = form(
+            http.post(format!("{}/portal/sign-in", stack.base)),
+            &[("key", key)],
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let set = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/portal"] {
+            assert!(set.contains(attribute), "{attribute} missing: {set}");
+        }
+        assert!(!set.contains(key), "the cookie shows the key: {set}");
+        let cookie = set.split(';').next().unwrap().to_owned();
+        Self {
+            base: stack.base.clone(),
+            http,
+            cookie,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// Posts a form; answers the status, where it redirects, and the page.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String, String) {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(header::COOKIE, &self.cookie);
+        let response = form(request, fields).send().await.unwrap();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (response.status(), location, response.text().await.unwrap())
+    }
+}
+
+async fn registration(stack: &Stack, key: &str, partner: &str) -> Value {
+    stack
+        .as_key(key, Method::GET, &format!("/{partner}/callbacks/5"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_manages_a_callback_and_its_secret_in_the_portal() {
+    let stack = Stack::start().await;
+    let (partner, key) = stack.partner("Acme").await;
+    let browser = Browser::sign_in(&stack, &key).await;
+
+    let (status, page) = browser.get("/portal/callbacks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("No callbacks yet"), "an empty state: {page}");
+
+    let (status, _, page) = browser
+        .post(
+            "/portal/callbacks",
+            &[("type", "5"), ("url", "https://10.0.0.1/x")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("callBackUrl") && page.contains("private address"),
+        "the refusal explained: {page}"
+    );
+
+    let (status, location, _) = browser
+        .post("/portal/callbacks", &[("type", "5"), ("url", URL)])
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/portal/callbacks/5?done=saved")
+    );
+    let (_, page) = browser.get("/portal/callbacks").await;
+    assert!(page.contains(URL) && page.contains("healthy"), "{page}");
+
+    let (status, _, _) = browser.post("/portal/callbacks/5/pause", &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        !registration(&stack, &key, &partner).await["pausedAt"].is_null(),
+        "paused"
+    );
+    let (_, page) = browser.get("/portal/callbacks/5?done=paused").await;
+    assert!(
+        page.contains("Resume deliveries") && page.contains("paused"),
+        "{page}"
+    );
+    browser.post("/portal/callbacks/5/resume", &[]).await;
+    assert!(
+        registration(&stack, &key, &partner).await["pausedAt"].is_null(),
+        "resumed"
+    );
+
+    let (_, page) = browser.get("/portal/callbacks/5/secret").await;
+    let secret = |page: &str| {
+        let start = page.find("whsec_").expect("a secret on the page");
+        page[start..].split('<').next().unwrap().to_owned()
+    };
+    let first = secret(&page);
+    let (status, _, page) = browser.post("/portal/callbacks/5/secret/rotate", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(secret(&page), first, "rotated");
+
+    let (status, location, _) = browser.post("/portal/callbacks/5/delete", &[]).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/portal/callbacks")
+    );
+    let (_, page) = browser.get("/portal/callbacks").await;
+    assert!(!page.contains(URL), "deleted: {page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_b_signed_in_sees_and_changes_nothing_of_partner_a() {
+    let stack = Stack::with_delivery().await;
+    let (a, a_key) = stack.partner("A").await;
+    let receiver = stack.delivery.as_ref().unwrap().receiver.url("/a-only");
+    let put = stack
+        .put_callback(&a_key, &a, 5, json!({"callBackUrl": receiver}))
+        .await;
+    assert!(put.status().is_success());
+    let alice = Browser::sign_in(&stack, &a_key).await;
+    let (status, location, _) = alice
+        .post(
+            "/portal/callbacks/5/echo",
+            &[("body", r#"{"processUniqueId":"a-1"}"#)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let delivery = location
+        .trim_start_matches("/portal/deliveries/")
+        .to_owned();
+    let (status, page) = alice.get(&location).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&delivery) && page.contains("test"), "{page}");
+
+    let (_, b_key) = stack.partner("B").await;
+    let bob = Browser::sign_in(&stack, &b_key).await;
+    for path in [
+        "/portal/callbacks".to_owned(),
+        "/portal/callbacks/5".to_owned(),
+        "/portal/callbacks/5/secret".to_owned(),
+        "/portal/deliveries".to_owned(),
+        format!("/portal/deliveries/{delivery}"),
+    ] {
+        let (status, page) = bob.get(&path).await;
+        assert!(
+            !page.contains("a-only") && !page.contains(&a),
+            "{path} shows A's data: {page}"
+        );
+        assert!(!page.contains("whsec_"), "{path} shows a secret");
+        if path.ends_with("/5") || path.contains("/secret") || path.contains(&delivery) {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+    let (status, _, _) = bob.post("/portal/callbacks/5/pause", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = bob
+        .post(&format!("/portal/deliveries/{delivery}/redeliver"), &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        registration(&stack, &a_key, &a).await["pausedAt"].is_null(),
+        "A's stays unpaused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_refuse_no_cookie_a_forged_one_a_revoked_key_and_other_sites() {
+    let stack = Stack::start().await;
+    let (partner, key) = stack.partner("Acme").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = |cookie: &'static str| {
+        http.get(format!("{}/portal/callbacks", stack.base))
+            .header(header::COOKIE, cookie)
+            .send()
+    };
+    for cookie in [
+        "",
+        "pc_portal=garbage",
+        "pc_portal=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let response = page(cookie).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{cookie}");
+        assert_eq!(response.headers()[header::LOCATION], "/portal/sign-in");
+    }
+    let sign_in = http.post(format!("{}/portal/sign-in", stack.base));
+    let refused = form(sign_in, &[("key", "pcb_not-a-key")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.text().await.unwrap().contains("not valid"));
+
+    let browser = Browser::sign_in(&stack, &key).await;
+    let cross_site = browser
+        .http
+        .post(format!("{}/portal/callbacks/5/pause", stack.base))
+        .header(header::COOKIE, &browser.cookie)
+        .header(header::ORIGIN, "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+
+    let keys: Value = stack
+        .as_key(
+            ADMIN_KEY,
+            Method::GET,
+            &format!("/v1/admin/partners/{partner}/keys"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = keys["results"][0]["keyId"].as_str().unwrap();
+    let revoked = stack
+        .as_key(
+            ADMIN_KEY,
+            Method::DELETE,
+            &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let (status, _) = browser.get("/portal/callbacks").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the session ends with its key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reference_shows_every_operation_of_the_document() {
+    let stack = Stack::start().await;
+    let document: Value = stack
+        .request(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let response = stack.request(Method::GET, "/docs").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(
+        !page.contains("<script src=\"http"),
+        "nothing from elsewhere"
+    );
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in ["get", "put", "post", "delete"] {
+            if item.get(method).is_some() {
+                operations += 1;
+                let shown = format!("{} {path}", method.to_uppercase());
+                assert!(page.contains(&shown), "{shown} is not on /docs");
+            }
+        }
+    }
+    assert!(operations > 25, "{operations} operations");
+    for schema in document["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+    {
+        assert!(
+            page.contains(&format!("id=\"schema-{schema}\"")),
+            "{schema} is not on /docs"
+        );
+    }
+}
