@@ -16,12 +16,7 @@ pub(crate) fn page(document: &Value) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "API reference · Partner Callbacks" }
-                link rel="stylesheet" href="/portal/static/portal.css";
-            }
+            (crate::portal::page::head("API reference", None))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header { span.brand { "Partner Callbacks API" } nav aria-label="Reference" { ul {

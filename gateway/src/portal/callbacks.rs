@@ -312,21 +312,21 @@ fn echo_section(id: i64, kind: &Value) -> Markup {
 async fn act(session: Session, id: i64, action: Result<Value, Refusal>, done: &str) -> Response {
     match action {
         Ok(_) => Redirect::to(&format!("/portal/callbacks/{id}?done={done}")).into_response(),
-        Err(refused) => {
-            let notice = Some(page::refusal(&refused));
-            let mut response = detail(
-                &session,
-                id,
-                Extras {
-                    notice,
-                    secret: None,
-                },
-            )
-            .await;
-            *response.status_mut() = refused.status;
-            response
-        }
+        Err(refused) => refused_on_detail(&session, id, &refused).await,
     }
+}
+
+/// Registration `id`'s page with `refused` explained at its top, answered
+/// with the refusal's status.
+async fn refused_on_detail(session: &Session, id: i64, refused: &Refusal) -> Response {
+    let notice = Some(page::refusal(refused));
+    let extras = Extras {
+        notice,
+        secret: None,
+    };
+    let mut response = detail(session, id, extras).await;
+    *response.status_mut() = refused.status;
+    response
 }
 
 async fn change_url(session: Session, Path(id): Path<i64>, Form(form): Fields) -> Response {
@@ -408,20 +408,7 @@ async fn echo(session: Session, Path(id): Path<i64>, Form(form): Fields) -> Resp
             text(&accepted, "deliveryId")
         ))
         .into_response(),
-        Err(refused) => {
-            let notice = Some(page::refusal(&refused));
-            let mut response = detail(
-                &session,
-                id,
-                Extras {
-                    notice,
-                    secret: None,
-                },
-            )
-            .await;
-            *response.status_mut() = refused.status;
-            response
-        }
+        Err(refused) => refused_on_detail(&session, id, &refused).await,
     }
 }
 

@@ -17,7 +17,7 @@ mod api;
 mod callbacks;
 mod deliveries;
 mod example;
-mod page;
+pub(crate) mod page;
 pub(crate) mod session;
 mod sign_in;
 

@@ -40,13 +40,7 @@ pub(super) fn frame_with(
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
-                title { (title) " · Partner Callbacks" }
-                link rel="stylesheet" href="/portal/static/portal.css";
-            }
+            (head(title, refresh))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header {
@@ -69,6 +63,20 @@ pub(super) fn frame_with(
                 main id="main" { (content) }
                 script src="/portal/static/portal.js" defer {}
             }
+        }
+    }
+}
+
+/// The `<head>` of every page, the API reference's included: the
+/// stylesheet served from the binary, nothing from elsewhere.
+pub(crate) fn head(title: &str, refresh: Option<u32>) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
+            title { (title) " · Partner Callbacks" }
+            link rel="stylesheet" href="/portal/static/portal.css";
         }
     }
 }

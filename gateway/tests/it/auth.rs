@@ -170,30 +170,7 @@ async fn a_revoked_key_stops_working() {
         StatusCode::OK
     );
 
-    let keys: Value = stack
-        .as_key(
-            ADMIN_KEY,
-            Method::GET,
-            &format!("/v1/admin/partners/{partner}/keys"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key_id = keys["results"][0]["keyId"].as_str().unwrap();
-    let revoked = stack
-        .as_key(
-            ADMIN_KEY,
-            Method::DELETE,
-            &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
-
+    stack.revoke_first_key(&partner).await;
     // The successful check above was cached; revocation clears it.
     let response = stack.as_key(&key, Method::GET, &path).send().await.unwrap();
     expect_problem(response, StatusCode::UNAUTHORIZED).await;

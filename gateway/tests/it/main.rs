@@ -193,6 +193,33 @@ impl Stack {
         )
     }
 
+    /// Revokes the partner's first API key through the operator API.
+    pub async fn revoke_first_key(&self, partner: &str) {
+        let keys: Value = self
+            .as_key(
+                ADMIN_KEY,
+                Method::GET,
+                &format!("/v1/admin/partners/{partner}/keys"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key_id = keys["results"][0]["keyId"].as_str().unwrap();
+        let revoked = self
+            .as_key(
+                ADMIN_KEY,
+                Method::DELETE,
+                &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), StatusCode::OK);
+    }
+
     /// `PUT /{partner}/callbacks/{type}` with `body`.
     pub async fn put_callback(&self, key: &str, partner: &str, kind: i32, body: Value) -> Response {
         self.as_key(key, Method::PUT, &format!("/{partner}/callbacks/{kind}"))

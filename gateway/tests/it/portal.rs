@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::{ADMIN_KEY, Stack, URL};
+use crate::{Stack, URL};
 
 /// `fields` as a form body (`application/x-www-form-urlencoded`).
 fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
@@ -255,29 +255,7 @@ async fn sessions_refuse_no_cookie_a_forged_one_a_revoked_key_and_other_sites() 
         .unwrap();
     assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
 
-    let keys: Value = stack
-        .as_key(
-            ADMIN_KEY,
-            Method::GET,
-            &format!("/v1/admin/partners/{partner}/keys"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key_id = keys["results"][0]["keyId"].as_str().unwrap();
-    let revoked = stack
-        .as_key(
-            ADMIN_KEY,
-            Method::DELETE,
-            &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    stack.revoke_first_key(&partner).await;
     let (status, _) = browser.get("/portal/callbacks").await;
     assert_eq!(
         status,
