@@ -53,6 +53,9 @@ async function until(what, check, seconds = 20) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
+// A datetime-local value (UTC) `offset` milliseconds from now.
+const minute = (offset) => new Date(Date.now() + offset).toISOString().slice(0, 16);
+
 let current = "start";
 function step(name) {
   current = name;
@@ -148,6 +151,11 @@ async function partnerA(browser, a, hooks) {
   step("browse deliveries and redeliver one");
   await page.getByRole("link", { name: "Deliveries", exact: true }).click();
   await page.getByLabel("Notification type").selectOption(TYPE);
+  // Published in the future: nothing yet.
+  await page.getByLabel("Published from (UTC)").fill(minute(3600 * 1000));
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.getByText("No deliveries here yet.").waitFor();
+  await page.getByLabel("Published from (UTC)").fill(minute(-3600 * 1000));
   await page.getByRole("button", { name: "Show" }).click();
   await page.getByRole("link", { name: delivery }).waitFor();
   await labelled(page);
@@ -159,7 +167,6 @@ async function partnerA(browser, a, hooks) {
 
   step("a recovery's dry run");
   await page.getByRole("link", { name: "Recover" }).click();
-  const minute = (offset) => new Date(Date.now() + offset).toISOString().slice(0, 16);
   await page.getByLabel("From (UTC)").fill(minute(-3600 * 1000));
   await page.getByLabel("Until (UTC)").fill(minute(60 * 1000));
   await page.getByRole("button", { name: "Dry run" }).click();

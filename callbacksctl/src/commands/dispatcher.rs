@@ -140,6 +140,7 @@ async fn list_deliveries(
             status: status_filter.map(Into::into),
             page_number: page,
             page_size,
+            ..Default::default()
         })
         .await
         .map_err(status)?

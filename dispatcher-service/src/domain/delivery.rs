@@ -39,6 +39,10 @@ pub struct ListFilter {
     pub partner_id: Uuid,
     pub notification_type: Option<i32>,
     pub status: Option<DeliveryStatus>,
+    /// Published at or after this.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Published before this.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What became of one event handed to storage to publish.

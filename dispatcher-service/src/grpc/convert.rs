@@ -77,3 +77,28 @@ impl From<Delivery> for pb::Delivery {
         }
     }
 }
+
+/// An optional time range from the wire: each end a valid timestamp if
+/// given, `until` after `since` when both are; each violation pushed to `v`.
+pub(crate) fn time_range(
+    v: &mut service_kit::validation::Violations,
+    since: Option<&Timestamp>,
+    until: Option<&Timestamp>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    use service_kit::validation::FieldViolation;
+    let mut moment = |field: &'static str, ts: Option<&Timestamp>| {
+        let ts = ts?;
+        let parsed = from_timestamp(ts);
+        if parsed.is_none() {
+            v.push(FieldViolation::new(field, "must be a valid timestamp"));
+        }
+        parsed
+    };
+    let (since, until) = (moment("since", since), moment("until", until));
+    if let (Some(since), Some(until)) = (since, until)
+        && until <= since
+    {
+        v.push(FieldViolation::new("until", "must be after since"));
+    }
+    (since, until)
+}

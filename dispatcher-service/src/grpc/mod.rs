@@ -163,11 +163,15 @@ fn list_request(request: pb::ListDeliveriesRequest) -> Result<(ListFilter, u32, 
             "must be between 1 and 100000",
         ));
     }
+    let (since, until) =
+        convert::time_range(&mut v, request.since.as_ref(), request.until.as_ref());
     v.finish()?;
     let filter = ListFilter {
         partner_id: partner.expect(CHECKED),
         notification_type: kind.map(|k| k.expect(CHECKED)),
         status,
+        since,
+        until,
     };
     Ok((filter, page_number, page_size))
 }

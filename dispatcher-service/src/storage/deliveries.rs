@@ -65,6 +65,12 @@ pub(crate) async fn list(
     if let Some(status) = filter.status {
         query = query.filter(deliveries::status.eq(status.as_str()));
     }
+    if let Some(since) = filter.since {
+        query = query.filter(events::created_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(events::created_at.lt(until));
+    }
     let rows = query.load(conn).await?;
     Ok(rows
         .into_iter()

@@ -334,6 +334,7 @@ async fn a_batch_is_delivered_and_redelivery_sends_again() {
             status: Some(dpb::DeliveryStatus::Delivered.into()),
             page_number: 1,
             page_size: 20,
+            ..Default::default()
         })
         .await
         .unwrap()

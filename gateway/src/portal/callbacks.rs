@@ -1,6 +1,5 @@
 //! A partner's registrations: the list, one registration with its secret,
-//! test notification and recent deliveries, the forms that change them,
-//! and the notification-type catalogue.
+//! test notification and recent deliveries, and the forms that change them.
 
 use std::collections::HashMap;
 
@@ -32,7 +31,7 @@ pub(super) fn routes() -> Router<Portal> {
 type Fields = Form<HashMap<String, String>>;
 
 /// The notification types, by id.
-async fn types(session: &Session) -> Result<Vec<Value>, Refusal> {
+pub(super) async fn types(session: &Session) -> Result<Vec<Value>, Refusal> {
     let list = session.api.get("/v1/callbacks/notification-types").await?;
     Ok(list["results"].as_array().cloned().unwrap_or_default())
 }
@@ -410,29 +409,4 @@ async fn echo(session: Session, Path(id): Path<i64>, Form(form): Fields) -> Resp
         .into_response(),
         Err(refused) => refused_on_detail(&session, id, &refused).await,
     }
-}
-
-pub(super) async fn catalogue(session: Session) -> Response {
-    let types = match types(&session).await {
-        Ok(types) => types,
-        Err(refused) => return page::refused_page(&refused),
-    };
-    let content = html! {
-        h1 { "Notification types" }
-        @for t in &types {
-            @let id = t["notificationTypeId"].as_i64().unwrap_or_default();
-            section {
-                h2 id={"type-" (id)} { (text(t, "name")) " (" (id) ")" }
-                p { (text(t, "description")) }
-                p { @if t["echoable"].as_bool().unwrap_or(false) { span.badge.ok { "test notifications allowed" } } @else { span.badge.muted { "no test notifications" } } }
-                @if t["payloadSchema"].is_null() {
-                    p.hint { "Any JSON object." }
-                } @else {
-                    details { summary { "Payload schema" } pre { (serde_json::to_string_pretty(&t["payloadSchema"]).unwrap_or_default()) } }
-                    p { "Example:" } pre { (serde_json::to_string_pretty(&super::example::of(&t["payloadSchema"])).unwrap_or_default()) }
-                }
-            }
-        }
-    };
-    page::frame("Notification types", Section::Catalogue, true, content).into_response()
 }

@@ -46,6 +46,66 @@ pub(super) fn table(deliveries: &[Value]) -> Markup {
 
 const STATUSES: [&str; 4] = ["pending", "delivered", "failed", "cancelled"];
 
+/// The filters of the deliveries page, as its form sent them.
+struct Filters {
+    kind: Option<i64>,
+    status: Option<String>,
+    /// `datetime-local` values (UTC), as typed.
+    since: String,
+    until: String,
+    page: u32,
+}
+
+impl Filters {
+    fn of(query: &HashMap<String, String>, types: &[i64]) -> Self {
+        let field = |name: &str| {
+            query
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        Self {
+            kind: query
+                .get("type")
+                .and_then(|t| t.parse().ok())
+                .or(types.first().copied()),
+            status: query
+                .get("status")
+                .filter(|s| STATUSES.contains(&s.as_str()))
+                .cloned(),
+            since: field("since"),
+            until: field("until"),
+            page: query
+                .get("page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1),
+        }
+    }
+
+    /// The query string of these filters on `page`, for the API (`api`:
+    /// times as RFC 3339) or for this page's own links.
+    fn query(&self, page: u32, api: bool) -> String {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(status) = &self.status {
+            pairs.append_pair("status", status);
+        }
+        for (name, value) in [("since", &self.since), ("until", &self.until)] {
+            if !value.is_empty() {
+                pairs.append_pair(name, &if api { utc(value) } else { value.clone() });
+            }
+        }
+        if api {
+            pairs.append_pair("pageSize", "25");
+            pairs.append_pair("pageNumber", &page.to_string());
+        } else {
+            pairs.append_pair("type", &self.kind.unwrap_or_default().to_string());
+            pairs.append_pair("page", &page.to_string());
+        }
+        pairs.finish()
+    }
+}
+
 async fn list(session: Session, Query(query): Query<HashMap<String, String>>) -> Response {
     let registrations = match session
         .api
@@ -59,62 +119,54 @@ async fn list(session: Session, Query(query): Query<HashMap<String, String>>) ->
         .iter()
         .filter_map(|r| r["notificationType"].as_i64())
         .collect();
-    let chosen = query
-        .get("type")
-        .and_then(|t| t.parse::<i64>().ok())
-        .or(types.first().copied());
-    let status = query
-        .get("status")
-        .filter(|s| STATUSES.contains(&s.as_str()));
-    let page_number = query
-        .get("page")
-        .and_then(|p| p.parse::<u32>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let found = match chosen {
+    let filters = Filters::of(&query, &types);
+    let found = match filters.kind {
         Some(id) => {
-            let mut uri = session.own(&format!(
-                "/callbacks/{id}/deliveries?pageSize=25&pageNumber={page_number}"
+            let uri = session.own(&format!(
+                "/callbacks/{id}/deliveries?{}",
+                filters.query(filters.page, true)
             ));
-            if let Some(status) = status {
-                uri.push_str(&format!("&status={status}"));
-            }
             Some(session.api.get(&uri).await)
         }
         None => None,
     };
     let content = html! {
         h1 { "Deliveries" }
-        form method="get" action="/portal/deliveries" {
-            label for="type" { "Notification type" }
-            select id="type" name="type" { @for id in &types { option value=(id) selected[Some(*id) == chosen] { (id) } } }
-            label for="status" { "Status" }
-            select id="status" name="status" {
-                option value="" { "any" }
-                @for s in STATUSES { option value=(s) selected[status.map(String::as_str) == Some(s)] { (s) } }
-            }
-            div { button type="submit" { "Show" } }
-        }
+        (filter_form(&types, &filters))
         @match found {
             None => p.empty { "No callbacks yet, so no deliveries. " a href="/portal/callbacks/new" { "Register a callback" } },
             Some(Err(refused)) => (page::refusal(&refused)),
             Some(Ok(page)) => {
                 (table(page["results"].as_array().map(Vec::as_slice).unwrap_or_default()))
-                (pager(&page, chosen.unwrap_or_default(), status.map(String::as_str)))
+                (pager(&page, &filters))
             }
         }
     };
     page::frame("Deliveries", Section::Deliveries, true, content).into_response()
 }
 
-fn pager(page: &Value, kind: i64, status: Option<&str>) -> Markup {
-    let number = page["pageNumber"].as_i64().unwrap_or(1);
-    let link = |n: i64| {
-        format!(
-            "/portal/deliveries?type={kind}&status={}&page={n}",
-            status.unwrap_or_default()
-        )
-    };
+fn filter_form(types: &[i64], filters: &Filters) -> Markup {
+    html! {
+        form method="get" action="/portal/deliveries" {
+            label for="type" { "Notification type" }
+            select id="type" name="type" { @for id in types { option value=(id) selected[Some(*id) == filters.kind] { (id) } } }
+            label for="status" { "Status" }
+            select id="status" name="status" {
+                option value="" { "any" }
+                @for s in STATUSES { option value=(s) selected[filters.status.as_deref() == Some(s)] { (s) } }
+            }
+            label for="since" { "Published from (UTC)" }
+            input id="since" name="since" type="datetime-local" value=(filters.since);
+            label for="until" { "Published before (UTC)" }
+            input id="until" name="until" type="datetime-local" value=(filters.until);
+            div { button type="submit" { "Show" } }
+        }
+    }
+}
+
+fn pager(page: &Value, filters: &Filters) -> Markup {
+    let number = u32::try_from(page["pageNumber"].as_u64().unwrap_or(1)).unwrap_or(1);
+    let link = |n: u32| format!("/portal/deliveries?{}", filters.query(n, false));
     html! {
         nav aria-label="Pages" {
             @if page["hasPreviousPage"].as_bool().unwrap_or(false) { a href=(link(number - 1)) { "Newer" } " " }

@@ -15,6 +15,7 @@
 
 mod api;
 mod callbacks;
+mod catalogue;
 mod deliveries;
 mod example;
 pub(crate) mod page;
@@ -100,7 +101,7 @@ pub(crate) fn router(api: Router, state: AppState, sealer: Sealer) -> Router {
         .route("/portal/sign-out", post(sign_in::sign_out))
         .merge(callbacks::routes())
         .merge(deliveries::routes())
-        .route("/portal/catalogue", get(callbacks::catalogue))
+        .route("/portal/catalogue", get(catalogue::catalogue))
         .layer(middleware::from_fn(same_origin))
         .with_state(portal)
 }

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -95,6 +97,8 @@ pub(crate) async fn redeliver(
         ("partnerUniqueID" = uuid::Uuid, Path, description = "The partner's unique id"),
         ("notificationType" = i32, Path, minimum = 1, maximum = 2147483647, description = "The notification type"),
         ("status" = Option<StatusFilter>, Query, description = "Only deliveries in this state"),
+        ("since" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Only deliveries of events published at or after this time (RFC 3339)"),
+        ("until" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Only deliveries of events published before this time (RFC 3339); after `since`"),
         ("pageNumber" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "1-based page number (default 1)"),
         ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
     ),
@@ -129,7 +133,8 @@ pub(crate) async fn list_deliveries(
 }
 
 /// The dispatcher's request for a page of deliveries, from the query's
-/// `status`, `pageNumber` and `pageSize` (each reported when invalid).
+/// `status`, `since`, `until`, `pageNumber` and `pageSize` (each reported
+/// when invalid).
 fn list_request(
     partner_id: String,
     notification_type: i32,
@@ -166,6 +171,7 @@ fn list_request(
     };
     let page_number = number("pageNumber");
     let page_size = number("pageSize");
+    let (since, until) = time_range(query, &mut invalid);
     if !invalid.is_empty() {
         return Err(ApiError::invalid(invalid));
     }
@@ -175,5 +181,38 @@ fn list_request(
         status: status.map(Into::into),
         page_number,
         page_size,
+        since: since.map(super::recoveries::timestamp),
+        until: until.map(super::recoveries::timestamp),
     })
+}
+
+/// The query's `since` and `until`, each an RFC 3339 time, `until` after
+/// `since`; what is wrong pushed to `invalid`.
+fn time_range(
+    query: &HashMap<String, String>,
+    invalid: &mut Vec<InvalidParam>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let mut moment = |name: &str| {
+        let raw = query.get(name)?;
+        match DateTime::parse_from_rfc3339(raw) {
+            Ok(at) => Some(at.with_timezone(&Utc)),
+            Err(_) => {
+                invalid.push(InvalidParam {
+                    name: name.into(),
+                    reason: "must be an RFC 3339 time, such as 2026-12-07T10:00:00Z".into(),
+                });
+                None
+            }
+        }
+    };
+    let (since, until) = (moment("since"), moment("until"));
+    if let (Some(since), Some(until)) = (since, until)
+        && until <= since
+    {
+        invalid.push(InvalidParam {
+            name: "until".into(),
+            reason: "must be after since".into(),
+        });
+    }
+    (since, until)
 }

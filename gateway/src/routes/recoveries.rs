@@ -101,6 +101,6 @@ pub(crate) async fn get_recovery(
     Ok(Json(recovery.into()))
 }
 
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+pub(crate) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     std::time::SystemTime::from(at).into()
 }

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use test_support::eventually;
 
-use crate::{Stack, expect_problem};
+use crate::{Stack, expect_invalid, expect_problem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_reaches_the_receiver_and_the_log_tells() {
@@ -189,4 +189,60 @@ async fn echo_reaches_the_receiver_and_the_log_tells() {
         StatusCode::BAD_REQUEST,
     )
     .await;
+}
+
+/// The delivery log filtered by when the events were published: `since`
+/// inclusive, `until` exclusive, bad times and an empty range refused by
+/// field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_filtered_by_publish_time() {
+    let stack = Stack::with_delivery().await;
+    let receiver = &stack.delivery.as_ref().unwrap().receiver;
+    let (partner, key) = stack.partner("Acme").await;
+    let created = stack
+        .put_callback(
+            &key,
+            &partner,
+            5,
+            json!({"callBackUrl": receiver.url("/t")}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let echo = stack
+        .as_key(
+            &key,
+            Method::POST,
+            &format!("/v1/callbacks/echo/{partner}/5"),
+        )
+        .header("content-type", "application/json")
+        .body(r#"{"processUniqueId":"p-1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo.status(), StatusCode::ACCEPTED);
+    let listed = |query: String| {
+        let request = stack.as_key(
+            &key,
+            Method::GET,
+            &format!("/{partner}/callbacks/5/deliveries?{query}"),
+        );
+        async move { request.send().await.unwrap() }
+    };
+    let count = |page: Value| page["results"].as_array().unwrap().len();
+    let hour = chrono::Duration::hours(1);
+    let (before, after) = (chrono::Utc::now() - hour, chrono::Utc::now() + hour);
+    let time = |t: chrono::DateTime<chrono::Utc>| {
+        url::form_urlencoded::byte_serialize(t.to_rfc3339().as_bytes()).collect::<String>()
+    };
+
+    let within = listed(format!("since={}&until={}", time(before), time(after))).await;
+    assert_eq!(count(within.json().await.unwrap()), 1);
+    let later = listed(format!("since={}", time(after))).await;
+    assert_eq!(count(later.json().await.unwrap()), 0);
+    let earlier = listed(format!("until={}", time(before))).await;
+    assert_eq!(count(earlier.json().await.unwrap()), 0);
+
+    expect_invalid(listed("since=yesterday".into()).await, "since", "RFC 3339").await;
+    let backwards = format!("since={}&until={}", time(after), time(before));
+    expect_invalid(listed(backwards).await, "until", "after since").await;
 }
