@@ -18,7 +18,10 @@ pub(super) fn routes() -> Router<Portal> {
     Router::new()
         .route("/portal/callbacks", get(list).post(create))
         .route("/portal/callbacks/new", get(new_form))
-        .route("/portal/callbacks/{type}", get(show).post(change_url))
+        .route(
+            "/portal/callbacks/{type}",
+            get(show).post(super::change::submit),
+        )
         .route("/portal/callbacks/{type}/pause", post(pause))
         .route("/portal/callbacks/{type}/resume", post(resume))
         .route("/portal/callbacks/{type}/delete", post(delete))
@@ -124,7 +127,7 @@ fn new_page(types: &[Value], refused: Option<&Refusal>, chosen: &str, url: &str)
     page::frame("Register a callback", Section::Callbacks, true, content)
 }
 
-fn url_field(url: &str) -> Markup {
+pub(super) fn url_field(url: &str) -> Markup {
     html! {
         label for="url" { "Callback URL" }
         p.hint id="url-hint" {
@@ -246,10 +249,7 @@ fn change_forms(id: i64, r: &Value) -> Markup {
     let paused = !r["pausedAt"].is_null();
     html! {
         h2 { "Change" }
-        form method="post" action={"/portal/callbacks/" (id)} {
-            (url_field(text(r, "callBackUrl")))
-            div { button type="submit" { "Save URL" } }
-        }
+        (super::change::form(id, r))
         @if paused {
             form.inline method="post" action={"/portal/callbacks/" (id) "/resume"} {
                 button type="submit" { "Resume deliveries" }
@@ -308,7 +308,12 @@ fn echo_section(id: i64, kind: &Value) -> Markup {
 
 /// Runs `action` on registration `id`; back to its page with `done`, or the
 /// page with the refusal explained.
-async fn act(session: Session, id: i64, action: Result<Value, Refusal>, done: &str) -> Response {
+pub(super) async fn act(
+    session: Session,
+    id: i64,
+    action: Result<Value, Refusal>,
+    done: &str,
+) -> Response {
     match action {
         Ok(_) => Redirect::to(&format!("/portal/callbacks/{id}?done={done}")).into_response(),
         Err(refused) => refused_on_detail(&session, id, &refused).await,
@@ -326,13 +331,6 @@ async fn refused_on_detail(session: &Session, id: i64, refused: &Refusal) -> Res
     let mut response = detail(session, id, extras).await;
     *response.status_mut() = refused.status;
     response
-}
-
-async fn change_url(session: Session, Path(id): Path<i64>, Form(form): Fields) -> Response {
-    let url = form.get("url").cloned().unwrap_or_default();
-    let uri = session.own(&format!("/callbacks/{id}"));
-    let result = session.api.put(&uri, json!({ "callBackUrl": url })).await;
-    act(session, id, result, "saved").await
 }
 
 async fn pause(session: Session, Path(id): Path<i64>) -> Response {

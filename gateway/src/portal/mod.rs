@@ -16,6 +16,7 @@
 mod api;
 mod callbacks;
 mod catalogue;
+mod change;
 mod deliveries;
 mod example;
 pub(crate) mod page;

@@ -310,3 +310,54 @@ async fn the_api_reference_shows_every_operation_of_the_document() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_callback_keeps_what_the_form_does_not_show() {
+    let stack = Stack::start().await;
+    let (partner, key) = stack.partner("Acme").await;
+    let created = stack
+        .put_callback(
+            &key,
+            &partner,
+            5,
+            json!({"callBackUrl": URL, "callBackUserName": "acme", "callBackPassword": "pw",
+                   "merchantId": "m-1", "retryPolicy": {"name": "short"}}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let browser = Browser::sign_in(&stack, &key).await;
+    let moved = "https://hooks.example.com/moved";
+
+    let (status, _, page) = browser
+        .post(
+            "/portal/callbacks/5",
+            &[("url", moved), ("user", "acme"), ("policy", "short")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Password needed"), "{page}");
+    assert_eq!(
+        registration(&stack, &key, &partner).await["callBackUrl"],
+        URL,
+        "unchanged"
+    );
+
+    let (status, _, _) = browser
+        .post(
+            "/portal/callbacks/5",
+            &[
+                ("url", moved),
+                ("user", "acme"),
+                ("password", "pw2"),
+                ("policy", "long"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let changed = registration(&stack, &key, &partner).await;
+    assert_eq!(changed["callBackUrl"], moved);
+    assert_eq!(changed["callBackUserName"], "acme");
+    assert_eq!(changed["hasPassword"], true);
+    assert_eq!(changed["merchantId"], "m-1", "kept");
+    assert_eq!(changed["retryPolicy"]["name"], "long");
+}
