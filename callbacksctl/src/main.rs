@@ -196,6 +196,17 @@ pub enum KeyCommand {
         partner: String,
         key: String,
     },
+    /// A portal link for the partner: it opens the partner portal (and
+    /// nothing else) until it expires; revoke it like a key.
+    PortalLink {
+        partner: String,
+        /// How long it works (60 s to a day).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+        /// The gateway's address, to print the whole link.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

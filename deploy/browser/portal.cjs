@@ -197,9 +197,16 @@ async function phone(browser, a) {
 }
 
 async function partnerB(browser, a, b, delivery) {
-  step("partner B sees nothing of A's");
+  step("partner B opens a portal link an operator minted, and sees nothing of A's");
+  const minted = await api("POST", `/v1/admin/partners/${b.id}/portal-links`, process.env.ADMIN_KEY, {
+    expiresInSeconds: 600,
+  });
+  assert.equal(minted.status, 201, JSON.stringify(minted.body));
   const context = await browser.newContext();
-  const page = await signIn(context, b.key);
+  const page = await context.newPage();
+  await page.goto(GATEWAY + minted.body.link);
+  await page.getByRole("button", { name: "Open the portal" }).click();
+  await page.waitForURL(/\/portal\/callbacks$/);
   await page.getByText("No callbacks yet").waitFor();
   for (const route of [`/portal/callbacks/${TYPE}`, `/portal/deliveries/${delivery}`, `/portal/callbacks/${TYPE}/secret`]) {
     const response = await page.goto(GATEWAY + route);

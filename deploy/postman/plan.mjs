@@ -559,6 +559,25 @@ ${set('newKeyToken', 'issued.token')}`,
         auth: bearer('{{newKeyToken}}'),
         problem: UNAUTHORIZED,
       },
+      {
+        op: 'POST /v1/admin/partners/{partnerUniqueID}/portal-links',
+        expect: [201],
+        path: { partnerUniqueID: '{{newPartnerId}}' },
+        body: json({ expiresInSeconds: 600 }),
+        test: `const minted = pm.response.json();
+pm.test('a link to the portal with a token of its own', function () {
+  pm.expect(minted.link).to.match(/^\\/portal\\/link\\?token=pcb_/);
+});
+${set('linkToken', "minted.link.split('token=')[1]")}`,
+      },
+      {
+        op: 'GET /{partnerUniqueID}/callbacks',
+        name: "401: a portal link's token on the REST API",
+        expect: [401],
+        path: { partnerUniqueID: '{{newPartnerId}}' },
+        auth: bearer('{{linkToken}}'),
+        problem: UNAUTHORIZED,
+      },
     ],
   },
 ];
@@ -576,7 +595,7 @@ const VARIABLES = [
   ['invalidKey', 'pcb_not-a-valid-key', 'A key the gateway does not know'],
   ...[
     'notEchoableType', 'registrationId', 'secret', 'deliveryId', 'eventId', 'statusBeforeRedelivery',
-    'recoverSince', 'recoverUntil', 'recoveryId', 'newTypeId', 'newPartnerId', 'newKeyId', 'newKeyToken',
+    'recoverSince', 'recoverUntil', 'recoveryId', 'newTypeId', 'newPartnerId', 'newKeyId', 'newKeyToken', 'linkToken',
   ].map((name) => [name, '', 'Set by the requests']),
 ];
 

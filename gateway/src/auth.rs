@@ -51,6 +51,20 @@ impl Partner {
     }
 }
 
+/// Marks a request the partner portal makes to the API in process. Only
+/// such a request may carry a portal link's key: a request from outside
+/// cannot set a request extension.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PortalCall;
+
+/// Whom a token authenticates: the partner, and whether the token is a
+/// portal link's (which opens the portal only).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authenticated {
+    pub partner_id: Uuid,
+    pub portal_only: bool,
+}
+
 /// An operator holding the admin key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Operator;
@@ -81,22 +95,33 @@ impl FromRequestParts<AppState> for Partner {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let arrived = Instant::now();
         let token = bearer(parts)?;
-        let partner_id = partner_of(state, token, arrived).await?;
-        state.limits.request(partner_id)?;
-        Ok(Partner { partner_id })
+        let who = partner_of(state, token, arrived).await?;
+        if who.portal_only && parts.extensions.get::<PortalCall>().is_none() {
+            return Err(ApiError::unauthorized(
+                "this token is a portal link's: it opens the partner portal only",
+            ));
+        }
+        state.limits.request(who.partner_id)?;
+        Ok(Partner {
+            partner_id: who.partner_id,
+        })
     }
 }
 
-/// The partner whose API key `token` is, as of a request that arrived at
+/// The partner whose key `token` is, as of a request that arrived at
 /// `arrived`: from the cache when its answer is current, else from the
-/// registry (and then cached).
+/// registry (and then cached, unless it is a portal link's: those expire
+/// by the clock, so the registry is asked each time).
 pub(crate) async fn partner_of(
     state: &AppState,
     token: &str,
     arrived: Instant,
-) -> Result<Uuid, ApiError> {
+) -> Result<Authenticated, ApiError> {
     if let Some(partner_id) = state.auth_cache.check(token, arrived).await {
-        return Ok(partner_id);
+        return Ok(Authenticated {
+            partner_id,
+            portal_only: false,
+        });
     }
     let tag = state.auth_cache.applied();
     let response = state
@@ -113,10 +138,15 @@ pub(crate) async fn partner_of(
         tracing::error!("the registry answered a malformed partner id");
         ApiError::internal()
     })?;
-    if let Ok(key_id) = Uuid::try_parse(&response.key_id) {
+    if let Ok(key_id) = Uuid::try_parse(&response.key_id)
+        && !response.portal_only
+    {
         state.auth_cache.put(token, partner_id, key_id, tag);
     }
-    Ok(partner_id)
+    Ok(Authenticated {
+        partner_id,
+        portal_only: response.portal_only,
+    })
 }
 
 impl FromRequestParts<AppState> for Operator {

@@ -187,6 +187,30 @@ async fn key_command(
                 .into_inner()
                 .keys,
         ),
+        KeyCommand::PortalLink {
+            partner,
+            expires,
+            gateway,
+        } => {
+            let issued = registry
+                .issue_portal_link(rpb::IssuePortalLinkRequest {
+                    partner_id: partner,
+                    expires_in_seconds: u32::try_from(expires.as_secs()).unwrap_or(u32::MAX),
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .api_key
+                .unwrap_or_default();
+            let key = issued.key.unwrap_or_default();
+            let mut table = Table::new(&["key", "link"]);
+            let gateway = gateway.trim_end_matches('/');
+            table.row(vec![
+                json!(key.key_id),
+                json!(format!("{gateway}/portal/link?token={}", issued.token)),
+            ]);
+            table.footer("Send the link to the partner; `key revoke` ends it before it expires.")
+        }
         KeyCommand::Revoke { partner, key } => keys(vec![
             registry
                 .revoke_api_key(rpb::RevokeApiKeyRequest {

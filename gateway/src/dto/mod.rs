@@ -216,6 +216,10 @@ pub(crate) struct ApiKey {
     pub token_prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// A portal link's key: it opens the partner portal only.
+    pub portal_only: bool,
+    /// When it stops working, if it does (portal links).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A new key. `token` is shown here once and stored nowhere.
@@ -379,6 +383,8 @@ impl From<pb::ApiKey> for ApiKey {
             token_prefix: k.token_prefix,
             created_at: time(k.created_at),
             revoked_at: maybe_time(k.revoked_at),
+            portal_only: k.portal_only,
+            expires_at: maybe_time(k.expires_at),
         }
     }
 }

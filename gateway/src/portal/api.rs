@@ -118,9 +118,10 @@ impl Api {
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        let request = request
+        let mut request = request
             .body(body.map_or_else(Body::empty, Body::from))
             .map_err(|_| Refusal::broken("the request could not be built"))?;
+        request.extensions_mut().insert(crate::auth::PortalCall);
         let response = self
             .router
             .clone()

@@ -1,5 +1,4 @@
-//! The partner portal at `/portal`: a partner, signed in with their API
-//! key, sees and manages their registrations, signing secrets, test
+//! The partner portal at `/portal`: a partner, signed in, sees and manages their registrations, signing secrets, test
 //! notifications, deliveries and recoveries, and reads the catalogue.
 //!
 //! Server-rendered HTML ([`maud`], escaped by default) with plain forms
@@ -9,7 +8,9 @@
 //! through the REST API in process ([`api`]) with the session's key, so
 //! partner isolation, validation and rates are the API's own.
 //!
-//! Sessions: [`session`]. Cross-site requests: the cookie is
+//! Signing in: with the partner's API key, or through a portal link an
+//! operator minted (a key of its own that opens the portal only, until it
+//! expires; [`sign_in`]). Sessions: [`session`]. Cross-site requests: the cookie is
 //! `SameSite=Strict`, and a form post whose `Origin` is not this host is
 //! refused ([`same_origin`]).
 
@@ -66,8 +67,8 @@ impl FromRequestParts<Portal> for Session {
             return Err(Redirect::to("/portal/sign-in").into_response());
         };
         match crate::auth::partner_of(&portal.state, key.expose_secret(), arrived).await {
-            Ok(partner) => Ok(Self {
-                partner,
+            Ok(who) => Ok(Self {
+                partner: who.partner_id,
                 api: Api::new(portal.api.clone(), key),
             }),
             Err(error) if error.status() == StatusCode::UNAUTHORIZED => Err((
@@ -100,6 +101,10 @@ pub(crate) fn router(api: Router, state: AppState, sealer: Sealer) -> Router {
         .route("/portal/static/portal.js", get(page::script))
         .route("/portal/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/portal/sign-out", post(sign_in::sign_out))
+        .route(
+            "/portal/link",
+            get(sign_in::link_form).post(sign_in::link_submit),
+        )
         .merge(callbacks::routes())
         .merge(deliveries::routes())
         .route("/portal/catalogue", get(catalogue::catalogue))

@@ -1,4 +1,5 @@
-//! Signing in with an API key, and out.
+//! Signing in with an API key or through a portal link an operator
+//! minted, and out.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -43,7 +44,6 @@ pub(super) async fn submit(
     State(portal): State<Portal>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let arrived = Instant::now();
     let key = form.get("key").map(|k| k.trim()).unwrap_or_default();
     if key.is_empty() {
         return (
@@ -52,8 +52,19 @@ pub(super) async fn submit(
         )
             .into_response();
     }
-    match crate::auth::partner_of(&portal.state, key, arrived).await {
-        Ok(_) => match portal.sealer.seal(key) {
+    start(&portal, key, || {
+        sign_in_page(Some(
+            "That key is not valid: check it, or ask your operator for a new one.",
+        ))
+    })
+    .await
+}
+
+/// Starts a session for `token` (an API key or a portal link's key), or
+/// answers 401 with `refused`.
+async fn start(portal: &Portal, token: &str, refused: impl FnOnce() -> Markup) -> Response {
+    match crate::auth::partner_of(&portal.state, token, Instant::now()).await {
+        Ok(_) => match portal.sealer.seal(token) {
             Some(cookie) => (
                 [(
                     header::SET_COOKIE,
@@ -64,15 +75,51 @@ pub(super) async fn submit(
                 .into_response(),
             None => page::unavailable("the session could not be sealed"),
         },
-        Err(error) if error.status() == StatusCode::UNAUTHORIZED => (
-            StatusCode::UNAUTHORIZED,
-            sign_in_page(Some(
-                "That key is not valid: check it, or ask your operator for a new one.",
-            )),
-        )
-            .into_response(),
+        Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+            (StatusCode::UNAUTHORIZED, refused()).into_response()
+        }
         Err(error) => page::unavailable(error.detail()),
     }
+}
+
+/// A portal link opened: a button to go on, so that a link scanner that
+/// fetches it starts nothing.
+pub(super) async fn link_form(Query(query): Query<HashMap<String, String>>) -> Markup {
+    let token = query.get("token").cloned().unwrap_or_default();
+    page::frame(
+        "Open the portal",
+        Section::None,
+        false,
+        html! {
+            h1 { "Open the partner portal" }
+            p { "Your operator sent you this link. It opens the portal for your account until it expires." }
+            form method="post" action="/portal/link" {
+                input type="hidden" name="token" value=(token);
+                button type="submit" { "Open the portal" }
+            }
+        },
+    )
+}
+
+pub(super) async fn link_submit(
+    State(portal): State<Portal>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
+    start(&portal, token, link_refused).await
+}
+
+fn link_refused() -> Markup {
+    page::frame(
+        "Link not valid",
+        Section::None,
+        false,
+        html! {
+            h1 { "This link does not open the portal" }
+            div.notice.bad role="alert" { "It has expired or was revoked. Ask your operator for a new one, or sign in with your API key." }
+            p { a href="/portal/sign-in" { "Sign in with an API key" } }
+        },
+    )
 }
 
 pub(super) async fn sign_out() -> Response {

@@ -9,6 +9,7 @@ pub(crate) mod echo;
 pub(crate) mod erasure;
 pub(crate) mod health;
 pub(crate) mod pause;
+pub(crate) mod portal_links;
 pub(crate) mod recoveries;
 pub(crate) mod secrets;
 pub(crate) mod types;
@@ -285,6 +286,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_partner))
         .routes(routes!(admin::issue_api_key, admin::list_api_keys))
         .routes(routes!(admin::revoke_api_key))
+        .routes(routes!(portal_links::mint_portal_link))
         .routes(routes!(types::list_for_partners))
         .routes(routes!(
             types::list_notification_types,

@@ -271,6 +271,9 @@ fn request_body(method: &Method, template: &str) -> Option<Value> {
         }
         ("POST", "/v1/admin/partners") => json!({"name": "Initech"}),
         ("POST", "/v1/admin/partners/{partnerUniqueID}/keys") => json!({"label": "matrix"}),
+        ("POST", "/v1/admin/partners/{partnerUniqueID}/portal-links") => {
+            json!({"expiresInSeconds": 600})
+        }
         ("POST", "/v1/admin/notification-types") => {
             json!({"notificationTypeId": 78, "name": "matrix.created", "echoable": true})
         }

@@ -54,6 +54,7 @@ async fn the_document_lists_every_route_served() {
             "/v1/admin/partners/{partnerUniqueID}/keys/{keyId}",
             "delete",
         ),
+        ("/v1/admin/partners/{partnerUniqueID}/portal-links", "post"),
         ("/v1/admin/notification-types", "get"),
         ("/v1/admin/notification-types", "post"),
         (

@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::{Stack, URL};
+use crate::{ADMIN_KEY, Stack, URL, expect_invalid, expect_problem};
 
 /// `fields` as a form body (`application/x-www-form-urlencoded`).
 fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
@@ -28,17 +28,23 @@ struct Browser {
 impl Browser {
     /// Signs in with `key`; panics unless the gateway starts a session.
     async fn sign_in(stack: &Stack, key: &str) -> Self {
+        Self::start(stack, "/portal/sign-in", ("key", key)).await
+    }
+
+    /// Opens a portal link's `token`; panics unless a session starts.
+    async fn open_link(stack: &Stack, token: &str) -> Self {
+        Self::start(stack, "/portal/link", ("token", token)).await
+    }
+
+    async fn start(stack: &Stack, path: &str, (field, key): (&str, &str)) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let response = form(
-            http.post(format!("{}/portal/sign-in", stack.base)),
-            &[("key", key)],
-        )
-        .send()
-        .await
-        .unwrap();
+        let response = form(http.post(format!("{}{path}", stack.base)), &[(field, key)])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         let set = response.headers()[header::SET_COOKIE].to_str().unwrap();
         for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/portal"] {
@@ -360,4 +366,114 @@ async fn changing_a_callback_keeps_what_the_form_does_not_show() {
     assert_eq!(changed["hasPassword"], true);
     assert_eq!(changed["merchantId"], "m-1", "kept");
     assert_eq!(changed["retryPolicy"]["name"], "long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_portal_link_opens_the_portal_only_until_it_ends() {
+    let stack = Stack::start().await;
+    let (partner, key) = stack.partner("Acme").await;
+    let put = stack
+        .put_callback(&key, &partner, 5, json!({"callBackUrl": URL}))
+        .await;
+    assert!(put.status().is_success());
+    let mint = |body: Value| {
+        stack
+            .as_key(
+                ADMIN_KEY,
+                Method::POST,
+                &format!("/v1/admin/partners/{partner}/portal-links"),
+            )
+            .json(&body)
+            .send()
+    };
+    expect_invalid(
+        mint(json!({"expiresInSeconds": 10})).await.unwrap(),
+        "expiresInSeconds",
+        "between",
+    )
+    .await;
+    let minted = mint(json!({"expiresInSeconds": 600})).await.unwrap();
+    assert_eq!(minted.status(), StatusCode::CREATED);
+    let minted: Value = minted.json().await.unwrap();
+    let link = minted["link"].as_str().unwrap();
+    let token = link
+        .strip_prefix("/portal/link?token=")
+        .expect("a portal link");
+    assert_ne!(token, key, "the link carries a key of its own");
+
+    // The REST API refuses the link's token; the portal takes it.
+    let rest = stack
+        .as_key(token, Method::GET, &format!("/{partner}/callbacks"))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(rest, StatusCode::UNAUTHORIZED).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("portal"),
+        "{problem}"
+    );
+    let landing = reqwest::get(format!("{}{link}", stack.base)).await.unwrap();
+    assert_eq!(landing.status(), StatusCode::OK);
+    assert!(landing.text().await.unwrap().contains("Open the portal"));
+    let browser = Browser::open_link(&stack, token).await;
+    let (status, page) = browser.get("/portal/callbacks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(URL), "the partner's callbacks: {page}");
+    let (status, _, _) = browser.post("/portal/callbacks/5/pause", &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "it acts as the partner");
+
+    // Revoked: the session ends at its next page.
+    let key_id = minted["keyId"].as_str().unwrap();
+    let revoked = stack
+        .as_key(
+            ADMIN_KEY,
+            Method::DELETE,
+            &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let (status, _) = browser.get("/portal/callbacks").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // Expired: refused, with the way out explained.
+    let expiring: Value = mint(json!({"expiresInSeconds": 60}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let db = stack.db.client().await.unwrap();
+    db.execute(
+        "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1::text::uuid",
+        &[&expiring["keyId"].as_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    let expired_token = expiring["link"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let refused = form(
+        http.post(format!("{}/portal/link", stack.base)),
+        &[("token", expired_token)],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("expired or was revoked")
+    );
 }

@@ -23,6 +23,10 @@ pub struct ApiKey {
     pub token_prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// A portal link's key: it opens the partner portal only.
+    pub portal_only: bool,
+    /// When it stops working, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,8 @@ impl From<ApiKey> for pb::ApiKey {
             token_prefix: k.token_prefix,
             created_at: Some(timestamp(k.created_at)),
             revoked_at: k.revoked_at.map(timestamp),
+            portal_only: k.portal_only,
+            expires_at: k.expires_at.map(timestamp),
         }
     }
 }

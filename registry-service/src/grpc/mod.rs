@@ -18,7 +18,7 @@ use crate::domain::text;
 use crate::domain::{ApiKeyId, NotificationTypeId, PartnerId, RegistryError, UrlPolicy};
 use crate::service::Registry;
 use convert::page_info;
-use service_kit::validation::{CHECKED, Violations};
+use service_kit::validation::{CHECKED, FieldViolation, Violations};
 
 #[derive(Debug, Clone)]
 pub(crate) struct RegistryGrpc {
@@ -151,6 +151,35 @@ impl RegistryService for RegistryGrpc {
         ok(pb::AuthenticateResponse {
             partner_id: key.partner_id.to_string(),
             key_id: key.id.to_string(),
+            portal_only: key.portal_only,
+        })
+    }
+
+    async fn issue_portal_link(
+        &self,
+        request: Request<pb::IssuePortalLinkRequest>,
+    ) -> GrpcResult<pb::IssueApiKeyResponse> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let id = violations.check(PartnerId::parse("partner_id", &request.partner_id));
+        let lasts = match request.expires_in_seconds {
+            0 => Some(std::time::Duration::from_secs(3600)),
+            secs @ 60..=86_400 => Some(std::time::Duration::from_secs(secs.into())),
+            _ => {
+                violations.push(FieldViolation::new(
+                    "expires_in_seconds",
+                    "must be between 60 and 86400 (a day), or 0 for an hour",
+                ));
+                None
+            }
+        };
+        violations.finish()?;
+        let key = self
+            .registry
+            .issue_portal_link(id.expect(CHECKED), lasts.expect(CHECKED))
+            .await?;
+        ok(pb::IssueApiKeyResponse {
+            api_key: Some(key.into()),
         })
     }
 

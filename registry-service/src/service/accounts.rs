@@ -15,8 +15,15 @@ impl Registry {
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let partner = partners::insert(conn, PartnerId::generate(), &name).await?;
-            let key = api_keys::insert(conn, partner.id, &key_label, new_key.hash, new_key.prefix)
-                .await?;
+            let key = api_keys::insert(
+                conn,
+                partner.id,
+                &key_label,
+                new_key.hash,
+                new_key.prefix,
+                api_keys::Reach::Api,
+            )
+            .await?;
             Ok((
                 partner,
                 IssuedKey {
@@ -63,8 +70,42 @@ impl Registry {
         let new_key = self.cipher.new_api_key().map_err(RegistryError::internal)?;
         let mut conn = self.pool.get().await?;
         partners::get_enabled(&mut conn, partner_id).await?;
-        let key =
-            api_keys::insert(&mut conn, partner_id, &label, new_key.hash, new_key.prefix).await?;
+        let key = api_keys::insert(
+            &mut conn,
+            partner_id,
+            &label,
+            new_key.hash,
+            new_key.prefix,
+            api_keys::Reach::Api,
+        )
+        .await?;
+        Ok(IssuedKey {
+            key,
+            token: new_key.token,
+        })
+    }
+
+    /// A portal link for the partner: a key that opens the portal only,
+    /// until `lasts` from now.
+    pub(crate) async fn issue_portal_link(
+        &self,
+        partner_id: PartnerId,
+        lasts: std::time::Duration,
+    ) -> Result<IssuedKey, RegistryError> {
+        let new_key = self.cipher.new_api_key().map_err(RegistryError::internal)?;
+        let until = chrono::Utc::now()
+            + chrono::Duration::from_std(lasts).map_err(RegistryError::internal)?;
+        let mut conn = self.pool.get().await?;
+        partners::get_enabled(&mut conn, partner_id).await?;
+        let key = api_keys::insert(
+            &mut conn,
+            partner_id,
+            "portal link",
+            new_key.hash,
+            new_key.prefix,
+            api_keys::Reach::PortalUntil(until),
+        )
+        .await?;
         Ok(IssuedKey {
             key,
             token: new_key.token,

@@ -1,7 +1,7 @@
 //! Queries on `api_keys`. Keys are found by the hash of their token; the
 //! token itself is never stored.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -9,13 +9,26 @@ use super::models::ApiKeyRow;
 use super::schema::{api_keys, partners};
 use crate::domain::{ApiKey, ApiKeyId, PartnerId, RegistryError};
 
+/// What a new key may open: everything its partner may (an API key), or
+/// the portal only until a time (a portal link).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reach {
+    Api,
+    PortalUntil(DateTime<Utc>),
+}
+
 pub(crate) async fn insert(
     conn: &mut AsyncPgConnection,
     partner_id: PartnerId,
     label: &str,
     token_hash: Vec<u8>,
     token_prefix: String,
+    reach: Reach,
 ) -> Result<ApiKey, RegistryError> {
+    let expires_at = match reach {
+        Reach::Api => None,
+        Reach::PortalUntil(at) => Some(at),
+    };
     let row = ApiKeyRow {
         id: ApiKeyId::generate().as_uuid(),
         partner_id: partner_id.as_uuid(),
@@ -24,6 +37,8 @@ pub(crate) async fn insert(
         token_prefix,
         created_at: Utc::now(),
         revoked_at: None,
+        portal_only: expires_at.is_some(),
+        expires_at,
     };
     let row = diesel::insert_into(api_keys::table)
         .values(&row)
@@ -89,6 +104,11 @@ pub(crate) async fn find_live_by_hash(
         .inner_join(partners::table)
         .filter(api_keys::token_hash.eq(token_hash))
         .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(diesel::dsl::now)),
+        )
         .filter(partners::disabled_at.is_null())
         .select(ApiKeyRow::as_select())
         .first(conn)

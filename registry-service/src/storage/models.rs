@@ -42,6 +42,8 @@ pub struct ApiKeyRow {
     pub token_prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub portal_only: bool,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<ApiKeyRow> for ApiKey {
@@ -53,6 +55,8 @@ impl From<ApiKeyRow> for ApiKey {
             token_prefix: row.token_prefix,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
+            portal_only: row.portal_only,
+            expires_at: row.expires_at,
         }
     }
 }

@@ -10,6 +10,8 @@ diesel::table! {
         token_prefix -> Text,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        portal_only -> Bool,
+        expires_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -203,3 +203,52 @@ async fn bad_tokens_and_foreign_keys() {
         "at most 100",
     );
 }
+
+/// Portal links: a key of their own that authenticates as portal-only
+/// until it expires; a lifetime out of bounds is refused by field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_links_authenticate_as_portal_only_until_they_expire() {
+    let mut r = TestRegistry::start().await;
+    let (partner, api_token) = r.partner("Acme").await;
+    let issue = |expires_in_seconds: u32| pb::IssuePortalLinkRequest {
+        partner_id: partner.clone(),
+        expires_in_seconds,
+    };
+    for bad in [1, 59, 86_401] {
+        let refused = r.client.issue_portal_link(issue(bad)).await;
+        expect_violation(refused, "expires_in_seconds", "between 60 and 86400");
+    }
+    let link = r
+        .client
+        .issue_portal_link(issue(0))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    let key = link.key.unwrap();
+    assert!(key.portal_only);
+    let lasts = key.expires_at.unwrap().seconds - key.created_at.unwrap().seconds;
+    assert!(
+        (3590..=3610).contains(&lasts),
+        "an hour by default: {lasts}"
+    );
+    let who = authenticate(&mut r, &link.token).await.unwrap();
+    assert_eq!(
+        (who.partner_id.as_str(), who.portal_only),
+        (partner.as_str(), true)
+    );
+    assert!(!authenticate(&mut r, &api_token).await.unwrap().portal_only);
+
+    let db = r.db.client().await.unwrap();
+    db.execute(
+        "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1::text::uuid",
+        &[&key.key_id],
+    )
+    .await
+    .unwrap();
+    expect_code(
+        authenticate(&mut r, &link.token).await,
+        Code::Unauthenticated,
+    );
+}
