@@ -196,29 +196,7 @@ async fn a_key_revoked_through_one_replica_is_refused_by_another_at_once() {
     assert_eq!(get(&key).await.unwrap().status(), StatusCode::OK);
     assert_eq!(get(&key).await.unwrap().status(), StatusCode::OK);
 
-    let keys: Value = stack
-        .as_key(
-            ADMIN_KEY,
-            Method::GET,
-            &format!("/v1/admin/partners/{partner}/keys"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key_id = keys["results"][0]["keyId"].as_str().unwrap();
-    let revoked = stack
-        .as_key(
-            ADMIN_KEY,
-            Method::DELETE,
-            &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    stack.revoke_first_key(&partner).await;
     expect_problem(get(&key).await.unwrap(), StatusCode::UNAUTHORIZED).await;
 
     // The same for a partner disabled: its other key is refused at once.

@@ -207,7 +207,12 @@ impl Stack {
             .json()
             .await
             .unwrap();
-        let key_id = keys["results"][0]["keyId"].as_str().unwrap();
+        self.revoke_key(partner, keys["results"][0]["keyId"].as_str().unwrap())
+            .await;
+    }
+
+    /// Revokes one of the partner's keys through the operator API.
+    pub async fn revoke_key(&self, partner: &str, key_id: &str) {
         let revoked = self
             .as_key(
                 ADMIN_KEY,

@@ -423,17 +423,9 @@ async fn an_operators_portal_link_opens_the_portal_only_until_it_ends() {
     assert_eq!(status, StatusCode::SEE_OTHER, "it acts as the partner");
 
     // Revoked: the session ends at its next page.
-    let key_id = minted["keyId"].as_str().unwrap();
-    let revoked = stack
-        .as_key(
-            ADMIN_KEY,
-            Method::DELETE,
-            &format!("/v1/admin/partners/{partner}/keys/{key_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    stack
+        .revoke_key(&partner, minted["keyId"].as_str().unwrap())
+        .await;
     let (status, _) = browser.get("/portal/callbacks").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
