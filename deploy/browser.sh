@@ -4,8 +4,8 @@
 # register a callback, a refused URL explained, an echo that reaches a
 # local receiver with its attempt shown, pause and resume, a secret
 # rotated, deliveries browsed and one redelivered, partner B seeing
-# nothing of A's, the API reference, keyboard sign-in and a phone-sized
-# screen. Screenshots of the main pages go to $SCREENSHOTS (default
+# nothing of A's, the API reference, keyboard sign-in, a phone-sized
+# screen, and axe-core's WCAG 2 A/AA rules on the main pages. Screenshots of the main pages go to $SCREENSHOTS (default
 # target/screenshots). Exits non-zero on any failure.
 #
 #   deploy/browser.sh <gateway URL> <admin key>
@@ -15,7 +15,7 @@ source deploy/lib.sh
 
 gateway="$1" admin_key="$2"
 chromium="$(ensure_chromium)"
-modules="$(project_node playwright-core@1.65.2)"
+modules="$(project_node playwright-core@1.65.2 axe-core@4.14.1)"
 export SCREENSHOTS="${SCREENSHOTS:-$PWD/target/screenshots}"
 mkdir -p "$SCREENSHOTS"
 NODE_PATH="$modules" CHROMIUM="$chromium" GATEWAY="$gateway" ADMIN_KEY="$admin_key" \

@@ -66,7 +66,21 @@ async function shot(page, name, fullPage = true) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
-// Every form control on the page has a label a screen reader announces.
+// axe-core's WCAG 2 A and AA rules on the page: no serious or critical
+// violation (contrast, names, roles, landmarks), and every form control
+// has a label a screen reader announces.
+async function accessible(page) {
+  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+  const violations = await page.evaluate(async () => {
+    const results = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
+    return results.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  assert.deepEqual(violations, [], `accessibility violations on ${page.url()}`);
+  await labelled(page);
+}
+
 async function labelled(page) {
   const unlabelled = await page.evaluate(() =>
     [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
@@ -98,6 +112,7 @@ async function partnerA(browser, a, hooks) {
   step("sign in (keyboard)");
   const page = await signIn(context, a.key);
   await page.getByText("No callbacks yet").waitFor();
+  await accessible(page);
   await shot(page, "callbacks-empty");
 
   step("a refused URL, explained");
@@ -106,7 +121,7 @@ async function partnerA(browser, a, hooks) {
   await page.getByLabel("Callback URL").fill("https://10.0.0.1/hook");
   await page.getByRole("button", { name: "Register" }).click();
   await page.getByRole("alert").getByText("private address").waitFor();
-  await labelled(page);
+  await accessible(page);
   await shot(page, "register-refused");
 
   step("register a callback");
@@ -114,7 +129,7 @@ async function partnerA(browser, a, hooks) {
   await page.getByRole("button", { name: "Register" }).click();
   await page.waitForURL(new RegExp(`/portal/callbacks/${TYPE}\\?done=saved$`));
   await page.getByText("Saved: the next event goes to this URL.").waitFor();
-  await labelled(page);
+  await accessible(page);
   await shot(page, "callback");
 
   step("fire an echo; it arrives and its attempt shows");
@@ -127,6 +142,7 @@ async function partnerA(browser, a, hooks) {
     await page.reload();
     return (await page.locator("td", { hasText: /^204$/ }).count()) > 0;
   });
+  await accessible(page);
   await shot(page, "delivery");
 
   step("pause and resume");
@@ -158,7 +174,7 @@ async function partnerA(browser, a, hooks) {
   await page.getByLabel("Published from (UTC)").fill(minute(-3600 * 1000));
   await page.getByRole("button", { name: "Show" }).click();
   await page.getByRole("link", { name: delivery }).waitFor();
-  await labelled(page);
+  await accessible(page);
   await shot(page, "deliveries");
   await page.getByRole("link", { name: delivery }).click();
   await page.getByRole("button", { name: "Redeliver" }).click();
@@ -171,12 +187,13 @@ async function partnerA(browser, a, hooks) {
   await page.getByLabel("Until (UTC)").fill(minute(60 * 1000));
   await page.getByRole("button", { name: "Dry run" }).click();
   await page.getByText("would be sent again").waitFor();
-  await labelled(page);
+  await accessible(page);
   await shot(page, "recover");
 
   step("the catalogue and the API reference");
   await page.getByRole("link", { name: "Notification types" }).click();
   await page.getByText("Payload schema").first().waitFor();
+  await accessible(page);
   await shot(page, "catalogue");
   await page.goto(`${GATEWAY}/docs`);
   await page.getByText("PUT /{partnerUniqueID}/callbacks/{notificationType}").first().waitFor();

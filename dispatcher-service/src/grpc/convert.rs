@@ -79,7 +79,8 @@ impl From<Delivery> for pb::Delivery {
 }
 
 /// An optional time range from the wire: each end a valid timestamp if
-/// given, `until` after `since` when both are; each violation pushed to `v`.
+/// given (a range that ends before it starts is empty, not an error); each
+/// violation pushed to `v`.
 pub(crate) fn time_range(
     v: &mut service_kit::validation::Violations,
     since: Option<&Timestamp>,
@@ -94,11 +95,5 @@ pub(crate) fn time_range(
         }
         parsed
     };
-    let (since, until) = (moment("since", since), moment("until", until));
-    if let (Some(since), Some(until)) = (since, until)
-        && until <= since
-    {
-        v.push(FieldViolation::new("until", "must be after since"));
-    }
-    (since, until)
+    (moment("since", since), moment("until", until))
 }

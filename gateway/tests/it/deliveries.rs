@@ -192,8 +192,8 @@ async fn echo_reaches_the_receiver_and_the_log_tells() {
 }
 
 /// The delivery log filtered by when the events were published: `since`
-/// inclusive, `until` exclusive, bad times and an empty range refused by
-/// field.
+/// inclusive, `until` exclusive; a bad time refused by field, a range that
+/// ends before it starts empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_are_filtered_by_publish_time() {
     let stack = Stack::with_delivery().await;
@@ -244,5 +244,5 @@ async fn deliveries_are_filtered_by_publish_time() {
 
     expect_invalid(listed("since=yesterday".into()).await, "since", "RFC 3339").await;
     let backwards = format!("since={}&until={}", time(after), time(before));
-    expect_invalid(listed(backwards).await, "until", "after since").await;
+    assert_eq!(count(listed(backwards).await.json().await.unwrap()), 0);
 }
