@@ -316,14 +316,17 @@ impl Endpoints {
             } => {
                 metrics::counter!("callbacks_endpoint_holds_total", "reason" => reason.label())
                     .increment(1);
-                Change::Held(Held {
-                    registration_id: registration,
-                    partner_id: answered.partner_id,
-                    notification_type: answered.notification_type,
-                    reason: reason.label(),
-                    hold,
-                    allowance: i32::try_from(allowance).unwrap_or(i32::MAX),
-                })
+                Change::Held(
+                    Held {
+                        registration_id: registration,
+                        partner_id: answered.partner_id,
+                        notification_type: answered.notification_type,
+                        reason: reason.label(),
+                        hold,
+                        allowance: i32::try_from(allowance).unwrap_or(i32::MAX),
+                    },
+                    Instant::now(),
+                )
             }
             Shift::Eased { allowance } => Change::Eased {
                 registration_id: registration,

@@ -45,7 +45,8 @@ pub(super) const CHANGES_BOUND: usize = 4096;
 /// A change of one endpoint's limit decided here, to be written.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Change {
-    Held(Held),
+    /// Held as of the moment given: what is written is what is left then.
+    Held(Held, std::time::Instant),
     Eased {
         registration_id: Uuid,
         allowance: i32,
@@ -127,7 +128,13 @@ async fn round(
     let full = i32::try_from(worker.settings.per_endpoint).unwrap_or(i32::MAX);
     for change in pending.iter() {
         match change {
-            Change::Held(held) => endpoint_limits::hold(&mut conn, held).await?,
+            Change::Held(held, at) => {
+                let left = Held {
+                    hold: held.hold.saturating_sub(at.elapsed()),
+                    ..held.clone()
+                };
+                endpoint_limits::hold(&mut conn, &left).await?;
+            }
             Change::Eased {
                 registration_id,
                 allowance,

@@ -51,6 +51,14 @@ async fn retry_after_holds_the_whole_endpoint_without_spending_attempts() {
         .await;
         assert_eq!(delivered.attempt_count, 1, "waiting spent no attempt");
     }
+    // The 429's own retry, due when the hold ends like the others.
+    delivery_with_status(
+        client,
+        &first,
+        dpb::DeliveryStatus::Delivered,
+        Duration::from_secs(15),
+    )
+    .await;
     let requests = world.receiver.requests_to("/busy");
     assert_eq!(requests.len(), 5, "the 429, its retry, and one each");
     for request in &requests[1..] {
